@@ -1,0 +1,450 @@
+"""The actor: one customer's profile and journey runs, as a pure state machine.
+
+Theory of operation. ``Actor.handle(message, now)`` is the only way in. It updates the profile,
+then walks every journey the message concerns, in journey priority order (highest first):
+
+    Event            goals reached -> Converted; exit events -> Exited (+ Cancel);
+                     a wait_for satisfied -> on_event; entry events -> Entered, then walk
+    TimerFired       stale version: nothing. Otherwise the step the run waits on decides:
+                     wait -> next; wait_for -> on_timeout; a deferred send -> try it again
+    DeliveryReceipt  engagement counters and timeline; ``message_<status>`` may satisfy the
+                     journey's wait_for
+    Identified       traits and reachability
+
+A walk runs instant steps (send, branch, split, update, escalate) until the run stops on a step
+that waits (wait, wait_for, or a send deferred by policy), or ends. So an active run always has
+exactly one live timer, whose version is ``run.version``; older timers are ignored when they fire.
+Scenario validation forbids wait-free cycles, so a walk always stops.
+"""
+
+from __future__ import annotations
+
+from actors.durations import next_local_time
+from actors.errors import EngineInternalError
+from actors.journey import (
+    BranchStep,
+    EndStep,
+    EscalateStep,
+    Journey,
+    Program,
+    SendStep,
+    SplitStep,
+    UpdateStep,
+    WaitForStep,
+    WaitStep,
+    all_hold,
+    days_between,
+    properties_match,
+    stable_fraction,
+)
+from actors.messages import (
+    Advanced,
+    Cancel,
+    Converted,
+    DeliveryReceipt,
+    Effect,
+    Entered,
+    Escalated,
+    Event,
+    Exited,
+    Identified,
+    Message,
+    Properties,
+    Scalar,
+    Schedule,
+    Send,
+    Suppressed,
+    TimerFired,
+)
+from actors.policy import decide, on_block, rank_channels
+from actors.profile import CLICKED, DELIVERED, OPENED, SENDS, Profile
+
+_RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
+_ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
+
+
+class JourneyRun:
+    """A customer's state in one journey (kept after exit, for re-entry and goal windows).
+
+    Attributes:
+        entry: how many times the customer entered (1 for the first entry).
+        entered_at: when the latest entry happened.
+        holdout: whether the latest entry was held out (no sends).
+        converted: whether the goal was reached for the latest entry.
+        step: the step the run waits on, or None when the run is not active.
+        version: the version of the run's live timer.
+        context: the properties of the event that triggered the latest entry.
+        sends: sends made in the latest entry (part of each send's idempotency key).
+    """
+
+    __slots__ = ("entry", "entered_at", "holdout", "converted", "step", "version", "context", "sends")
+
+    def __init__(self) -> None:
+        self.entry = 0
+        self.entered_at = 0.0
+        self.holdout = False
+        self.converted = False
+        self.step: str | None = None
+        self.version = 0
+        self.context: Properties = {}
+        self.sends = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JourneyRun) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Actor:
+    """One customer: the unified profile plus a run per journey.
+
+    Args:
+        program: the compiled scenario, shared by all actors.
+        profile: the customer's profile.
+    """
+
+    __slots__ = ("program", "profile", "runs", "in_app")
+
+    def __init__(self, program: Program, profile: Profile) -> None:
+        self.program = program
+        self.profile = profile
+        self.runs: dict[str, JourneyRun] | None = None
+        self.in_app: list[Send] | None = None  # shown at the customer's next session
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Actor):
+            return NotImplemented
+        return (
+            self.profile == other.profile
+            and (self.runs or {}) == (other.runs or {})
+            and (self.in_app or []) == (other.in_app or [])
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def customer_id(self) -> str:
+        """The customer's identity."""
+        return self.profile.customer_id
+
+    # -- the one way in --------------------------------------------------------------------------
+
+    def handle(self, message: Message, now: float) -> list[Effect]:
+        """Apply one message at time ``now`` and return the effects, in order.
+
+        Raises:
+            EngineInternalError: the message is of no known kind.
+        """
+        effects: list[Effect] = []
+        if isinstance(message, Event):
+            self._on_event(message.name, message.properties, now, effects)
+        elif isinstance(message, TimerFired):
+            self._on_timer(message, now, effects)
+        elif isinstance(message, DeliveryReceipt):
+            self._on_receipt(message, now, effects)
+        elif isinstance(message, Identified):
+            self._on_identified(message)
+        else:
+            raise EngineInternalError(f"actor {self.customer_id!r}: unknown message {message!r}")
+        return effects
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def _on_event(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
+        program, profile = self.program, self.profile
+        if name == "purchase":
+            profile.purchases += 1
+            profile.revenue += _number(props.get("value"))
+            profile.last_purchase_at = now
+        if name in program.cooldown_events:
+            for cooldown in program.policy.cooldowns:
+                if cooldown.event == name and properties_match(cooldown.where, props):
+                    profile.start_cooldown(cooldown.rule, now)
+        profile.note(now, "event", "", name)
+        if name == "session_start" and self.in_app:
+            effects.extend(self.in_app)
+            self.in_app = None
+        runs = self.runs
+        if runs is not None:
+            for journey in program.by_goal.get(name, ()):
+                self._check_goal(journey, props, now, effects)
+            for journey in program.by_exit.get(name, ()):
+                run = runs.get(journey.id)
+                if run is not None and run.step is not None:
+                    self._stop(journey, run, name, effects)
+            if name in program.wait_events:
+                for journey in program.journeys:
+                    run = runs.get(journey.id)
+                    if run is not None and run.step is not None:
+                        self._resume_on_event(journey, run, name, props, now, effects)
+        for journey in program.by_entry.get(name, ()):
+            if properties_match(journey.entry_where, props):
+                self._enter(journey, props, now, effects)
+
+    def _on_timer(self, timer: TimerFired, now: float, effects: list[Effect]) -> None:
+        run = self.runs.get(timer.journey) if self.runs else None
+        if run is None or run.step is None or timer.version != run.version:
+            return  # cancelled lazily: a newer timer, or the run is over
+        journey = self.program.by_id[timer.journey]
+        step = journey.steps[run.step]
+        if isinstance(step, WaitStep):
+            self._walk(journey, run, step.next, now, effects)
+        elif isinstance(step, WaitForStep):
+            self._walk(journey, run, step.on_timeout, now, effects)
+        else:  # a send deferred by policy: try it again, without announcing the step anew
+            self._walk(journey, run, run.step, now, effects, announce=False)
+
+    def _on_receipt(self, receipt: DeliveryReceipt, now: float, effects: list[Effect]) -> None:
+        profile = self.profile
+        counter = _RECEIPT_COUNTER.get(receipt.status)
+        if counter is not None:
+            profile.count(receipt.channel, counter, now)
+        elif receipt.status == "bounced":
+            profile.set_reachable(receipt.channel, False)
+        elif receipt.status == "unsubscribed":
+            profile.withdraw_consent(receipt.channel)
+        profile.note(now, receipt.status, receipt.channel, receipt.message)
+        run = self.runs.get(receipt.journey) if self.runs else None
+        if run is not None and run.step is not None and run.entry == receipt.entry:
+            journey = self.program.by_id[receipt.journey]
+            props: Properties = {"channel": receipt.channel, "message": receipt.message}
+            self._resume_on_event(journey, run, "message_" + receipt.status, props, now, effects)
+
+    def _on_identified(self, message: Identified) -> None:
+        if message.traits:
+            self.profile.update_traits(message.traits)
+        for channel, reachable in sorted(message.reachable.items()):
+            self.profile.set_reachable(channel, reachable)
+            if reachable:
+                self.profile.consent |= self.profile.reach
+
+    # -- journey transitions ---------------------------------------------------------------------
+
+    def _enter(self, journey: Journey, props: Properties, now: float, effects: list[Effect]) -> None:
+        if self.runs is None:
+            self.runs = {}
+        run = self.runs.get(journey.id)
+        if run is None:
+            run = self.runs[journey.id] = JourneyRun()
+        elif run.step is not None:
+            return  # already in it
+        elif journey.reentry is None or now - run.entered_at < journey.reentry:
+            return  # re-entry not allowed (yet)
+        run.entry += 1
+        run.entered_at = now
+        run.converted = False
+        run.context = props
+        run.sends = 0
+        run.holdout = stable_fraction(journey.id, self.customer_id) < journey.holdout
+        effects.append(Entered(journey.id, run.entry, run.holdout))
+        if run.holdout:
+            effects.append(Exited(journey.id, "holdout"))
+            return
+        self._walk(journey, run, journey.start, now, effects)
+
+    def _check_goal(
+        self, journey: Journey, props: Properties, now: float, effects: list[Effect]
+    ) -> None:
+        run = self.runs.get(journey.id) if self.runs else None
+        if run is None or run.entry == 0 or run.converted:
+            return
+        after = now - run.entered_at
+        if after <= journey.goal_within:
+            run.converted = True
+            value = _number(props.get("value"))
+            effects.append(Converted(journey.id, run.entry, run.holdout, value, after))
+
+    def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
+        effects.append(Cancel(journey.id, run.version))
+        effects.append(Exited(journey.id, reason))
+        run.step = None
+
+    def _resume_on_event(
+        self,
+        journey: Journey,
+        run: JourneyRun,
+        name: str,
+        props: Properties,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        step = journey.steps[run.step] if run.step is not None else None
+        if isinstance(step, WaitForStep) and step.event == name:
+            if properties_match(step.where, props):
+                effects.append(Cancel(journey.id, run.version))
+                self._walk(journey, run, step.on_event, now, effects)
+
+    def _walk(
+        self,
+        journey: Journey,
+        run: JourneyRun,
+        step_id: str,
+        now: float,
+        effects: list[Effect],
+        announce: bool = True,
+    ) -> None:
+        """Run instant steps from ``step_id`` until the run waits or ends."""
+        steps = journey.steps
+        while True:
+            step = steps[step_id]
+            run.step = step_id
+            if announce:
+                effects.append(Advanced(journey.id, step_id))
+            announce = True
+            if isinstance(step, WaitStep):
+                if step.seconds is not None:
+                    at = now + step.seconds
+                else:
+                    at = next_local_time(now, self.profile.tz_offset, step.until or 0.0)
+                self._schedule(journey, run, at, effects)
+                return
+            if isinstance(step, WaitForStep):
+                self._schedule(journey, run, now + step.timeout, effects)
+                return
+            if isinstance(step, SendStep):
+                retry_at = self._send(journey, run, step, now, effects)
+                if retry_at is not None:
+                    self._schedule(journey, run, retry_at, effects)
+                    return
+                step_id = step.next
+            elif isinstance(step, BranchStep):
+                step_id = self._choose_branch(step, run, now)
+            elif isinstance(step, SplitStep):
+                step_id = _choose_arm(step, journey.id, self.customer_id)
+            elif isinstance(step, UpdateStep):
+                self.profile.update_traits(step.values)
+                step_id = step.next
+            elif isinstance(step, EscalateStep):
+                self.profile.note(now, "escalated", "agent", step.queue)
+                timeline = tuple(self.profile.timeline or ())
+                effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
+                step_id = step.next
+            elif isinstance(step, EndStep):
+                run.step = None
+                effects.append(Exited(journey.id, "end"))
+                return
+
+    def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
+        run.version += 1
+        effects.append(Schedule(at, journey.id, run.version, journey.priority))
+
+    # -- sends -----------------------------------------------------------------------------------
+
+    def _send(
+        self, journey: Journey, run: JourneyRun, step: SendStep, now: float, effects: list[Effect]
+    ) -> float | None:
+        """Send on the first channel the policy allows; return a retry time if deferred."""
+        policy, profile = self.program.policy, self.profile
+        channels = rank_channels(policy, profile, step.channels) if step.best else step.channels
+        blocked: tuple[str, str, float | None] | None = None
+        for channel in channels:
+            verdict = decide(policy, profile, step, channel, now)
+            if verdict.allowed:
+                self._emit_send(journey, run, step, channel, now, effects)
+                return None
+            rule = verdict.rule or ""
+            reachable = rule not in ("unreachable", "no_consent")
+            if blocked is None or (reachable and blocked[1] in ("unreachable", "no_consent")):
+                blocked = (channel, rule, verdict.retry_at)
+        assert blocked is not None  # a send step has at least one channel (compiler)
+        channel, rule, retry_at = blocked
+        if retry_at is None or on_block(policy, rule) != "defer":
+            retry_at = None
+        effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
+        return retry_at
+
+    def _emit_send(
+        self,
+        journey: Journey,
+        run: JourneyRun,
+        step: SendStep,
+        channel: str,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        profile = self.profile
+        run.sends += 1
+        key = f"{self.customer_id}:{journey.id}:{run.entry}:{step.id}:{run.sends}"
+        send = Send(
+            self.customer_id, journey.id, run.entry, step.id, channel, step.message, key,
+            step.transactional,
+        )
+        if not step.transactional:
+            profile.record_send(now, channel, step.message, self.program.policy.send_horizon)
+        profile.count(channel, SENDS)
+        profile.note(now, "sent", channel, step.message)
+        if channel == "in_app":
+            if self.in_app is None:
+                self.in_app = []
+            self.in_app.append(send)
+        else:
+            effects.append(send)
+
+    # -- conditions ------------------------------------------------------------------------------
+
+    def _choose_branch(self, step: BranchStep, run: JourneyRun, now: float) -> str:
+        profile = self.profile
+        lookup: dict[str, object] = {
+            "event": run.context,
+            "traits": profile.traits or {},
+            "profile": lambda path: self._profile_field(path, now),
+            "engagement": self._engagement_field,
+        }
+        for conditions, target in step.rules:
+            if all_hold(conditions, lookup):
+                return target
+        return step.otherwise
+
+    def _profile_field(self, path: tuple[str, ...], now: float) -> Scalar:
+        profile, name = self.profile, path[0]
+        if name == "purchases":
+            return profile.purchases
+        if name == "revenue":
+            return profile.revenue
+        if name == "days_since_purchase":
+            return days_between(profile.last_purchase_at, now)
+        return None
+
+    def _engagement_field(self, path: tuple[str, ...]) -> Scalar:
+        stats = self.profile.channel_stats(path[0])
+        if path[1] == "click_rate":
+            return stats[CLICKED] / stats[DELIVERED] if stats[DELIVERED] else 0.0
+        return stats[_ENGAGEMENT_FIELDS[path[1]]]
+
+    # -- checking --------------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise ``EngineInternalError`` if the state is not one the core can produce."""
+        timeline = self.profile.timeline or []
+        sends = self.profile.sends or []
+        problems = []
+        if any(a[0] > b[0] for a, b in zip(timeline, timeline[1:], strict=False)):
+            problems.append("timeline out of order")
+        if any(a[0] > b[0] for a, b in zip(sends, sends[1:], strict=False)):
+            problems.append("send history out of order")
+        for journey_id, run in (self.runs or {}).items():
+            journey = self.program.by_id.get(journey_id)
+            if journey is None:
+                problems.append(f"run of unknown journey {journey_id!r}")
+            elif run.step is not None:
+                step = journey.steps.get(run.step)
+                if not isinstance(step, (WaitStep, WaitForStep, SendStep)):
+                    problems.append(f"{journey_id}: active run stopped on {run.step!r}")
+                if run.holdout:
+                    problems.append(f"{journey_id}: a holdout run is active")
+        if problems:
+            raise EngineInternalError(f"actor {self.customer_id!r}: " + "; ".join(problems))
+
+
+def _choose_arm(step: SplitStep, journey_id: str, customer_id: str) -> str:
+    draw = stable_fraction(journey_id, step.id, customer_id)
+    for threshold, target in step.arms:
+        if draw < threshold:
+            return target
+    return step.arms[-1][1]
+
+
+def _number(value: Scalar) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0

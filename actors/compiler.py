@@ -1,0 +1,485 @@
+"""From a parsed scenario document to a ``Program``, or a ``ScenarioError`` a person can act on.
+
+Two passes. The shape pass converts each part with msgspec into typed specs (unknown fields and
+wrong types are caught here, with the path of the field). The meaning pass checks what types cannot:
+durations, step references, channel names, conditions, and that every cycle in a journey passes
+through a step that waits. Every error names the source, journey, step and field, and says what
+would be valid. The ``population`` and ``world`` tables belong to the simulator and are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from actors.durations import parse_duration, parse_time_of_day
+from actors.errors import ScenarioError
+from actors.journey import (
+    INSTANT_STEPS,
+    OPERATORS,
+    BranchStep,
+    Cap,
+    Condition,
+    Cooldown,
+    EndStep,
+    EscalateStep,
+    Journey,
+    Policy,
+    Program,
+    SendStep,
+    SplitStep,
+    Step,
+    UpdateStep,
+    WaitForStep,
+    WaitStep,
+    build_program,
+    successors,
+)
+from actors.messages import CHANNELS, Scalar
+
+STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
+SOURCES = {
+    "event": None,
+    "traits": None,
+    "profile": ("purchases", "revenue", "days_since_purchase"),
+    "engagement": ("sends", "delivered", "opened", "clicked", "click_rate"),
+}
+RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
+
+
+# -- the shape of the file -----------------------------------------------------------------------
+
+
+class _Spec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class ConditionSpec(_Spec):
+    field: str
+    op: str = "=="
+    value: Scalar | list[Scalar] = None
+
+
+class EntrySpec(_Spec):
+    event: str
+    where: list[ConditionSpec] = []
+
+
+class ExitSpec(_Spec):
+    events: list[str] = []
+
+
+class GoalSpec(_Spec):
+    event: str = "purchase"
+    within: str = "7d"
+
+
+class WaitUntilSpec(_Spec):
+    until: str
+
+
+class WaitForSpec(_Spec):
+    event: str
+    timeout: str
+    where: list[ConditionSpec] = []
+
+
+class SendSpec(_Spec):
+    message: str
+    channel: str
+    candidates: list[str] = []
+    transactional: bool = False
+
+
+class BranchRuleSpec(_Spec, rename={"if_": "if"}):
+    if_: list[ConditionSpec]
+    next: str
+
+
+class SplitArmSpec(_Spec):
+    weight: float
+    next: str
+
+
+class EscalateSpec(_Spec):
+    queue: str = "support"
+
+
+class StepSpec(_Spec, rename={"else_": "else"}):
+    wait: str | WaitUntilSpec | None = None
+    wait_for: WaitForSpec | None = None
+    send: SendSpec | None = None
+    branch: list[BranchRuleSpec] | None = None
+    split: list[SplitArmSpec] | None = None
+    update: dict[str, Scalar] | None = None
+    escalate: EscalateSpec | None = None
+    end: bool | None = None
+    next: str | None = None
+    on_event: str | None = None
+    on_timeout: str | None = None
+    else_: str | None = None
+
+
+class JourneySpec(_Spec):
+    id: str
+    entry: EntrySpec
+    start: str
+    steps: dict[str, dict[str, Any]]
+    exit: ExitSpec = msgspec.field(default_factory=ExitSpec)
+    reentry: str | None = None
+    holdout: float = 0.0
+    priority: int = 0
+    goal: GoalSpec = msgspec.field(default_factory=GoalSpec)
+    description: str = ""
+
+
+class CapSpec(_Spec):
+    max: int
+    per: str
+    channel: str | None = None
+
+
+class QuietHoursSpec(_Spec):
+    start: str
+    end: str
+
+
+class CooldownSpec(_Spec):
+    event: str
+    duration: str = msgspec.field(name="for")
+    where: list[ConditionSpec] = []
+    name: str | None = None
+
+
+class PolicySpec(_Spec):
+    caps: list[CapSpec] = []
+    quiet_hours: QuietHoursSpec | None = None
+    after_conversion: str | None = None
+    cooldowns: list[CooldownSpec] = []
+    same_message_window: str | None = None
+    on_block: dict[str, str] = {}
+    channel_priors: dict[str, float] = {}
+    prior_weight: float = 20.0
+
+
+_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+def _convert(raw: object, spec: type[Any], prefix: str = "") -> Any:
+    """msgspec conversion with the failing field pulled out of the message."""
+    try:
+        return msgspec.convert(raw, spec)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        path = match.group(1).lstrip(".") if match else ""
+        message = _PATH.sub("", text).replace("Object contains unknown field", "unknown field")
+        field = ".".join(p for p in (prefix, path) if p) or None
+        raise ScenarioError(message, field=field) from None
+
+
+# -- the meaning ---------------------------------------------------------------------------------
+
+
+def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
+    """Validate a parsed scenario document and compile it.
+
+    Args:
+        document: the scenario as parsed from TOML.
+        source: the file name, for error messages.
+
+    Returns:
+        The immutable ``Program`` the actors walk.
+
+    Raises:
+        ScenarioError: the first problem found, with its location and what would be valid.
+    """
+    try:
+        return _compile(document, source)
+    except ScenarioError as exc:
+        raise exc.located(source=source) from None
+
+
+def _compile(document: dict[str, Any], source: str) -> Program:
+    if not isinstance(document, dict):
+        raise ScenarioError("a scenario is a TOML table")
+    known = {"name", "description", "policy", "journeys", "population", "world", "agents"}
+    for key in document:
+        if key not in known:
+            raise ScenarioError(f"unknown top-level table; expected one of {sorted(known)}", field=key)
+    raw_journeys = document.get("journeys")
+    if not isinstance(raw_journeys, list) or not raw_journeys:
+        raise ScenarioError("a scenario needs at least one [[journeys]] table", field="journeys")
+    policy = _compile_policy(document.get("policy", {}))
+    journeys: list[Journey] = []
+    for index, raw in enumerate(raw_journeys):
+        name = raw.get("id") if isinstance(raw, dict) else None
+        label = name if isinstance(name, str) else f"#{index + 1}"
+        try:
+            journey = _compile_journey(raw)
+        except ScenarioError as exc:
+            raise exc.located(journey=label) from None
+        if any(j.id == journey.id for j in journeys):
+            raise ScenarioError("journey ids must be unique", journey=journey.id, field="id")
+        journeys.append(journey)
+    name = document.get("name", source)
+    return build_program(str(name), journeys, policy)
+
+
+def _compile_policy(raw: object) -> Policy:
+    try:
+        spec: PolicySpec = _convert(raw, PolicySpec)
+        caps = []
+        for i, cap in enumerate(spec.caps):
+            where = f"caps[{i}]"
+            if cap.max < 1:
+                raise ScenarioError("a cap allows at least 1 send", field=f"{where}.max")
+            if cap.channel is not None:
+                _check_channel(cap.channel, f"{where}.channel")
+            caps.append(Cap(cap.max, _duration(cap.per, f"{where}.per"), cap.channel))
+        cooldowns = []
+        if spec.after_conversion is not None:
+            seconds = _duration(spec.after_conversion, "after_conversion")
+            cooldowns.append(Cooldown("after_conversion", "purchase", seconds))
+        for i, cd in enumerate(spec.cooldowns):
+            where = f"cooldowns[{i}]"
+            rule = cd.name or f"cooldown_{cd.event}"
+            conditions = _conditions(cd.where, f"{where}.where", event_only=True)
+            cooldowns.append(Cooldown(rule, cd.event, _duration(cd.duration, f"{where}.for"), conditions))
+        rules = set(RULES) | {c.rule for c in cooldowns}
+        for rule, action in spec.on_block.items():
+            if rule not in rules:
+                raise ScenarioError(f"unknown rule; expected one of {sorted(rules)}", field=f"on_block.{rule}")
+            if action not in ("defer", "skip"):
+                raise ScenarioError(f"{action!r}: expected 'defer' or 'skip'", field=f"on_block.{rule}")
+        for channel, prior in spec.channel_priors.items():
+            _check_channel(channel, f"channel_priors.{channel}")
+            if not 0.0 <= prior <= 1.0:
+                raise ScenarioError("a prior rate is in [0, 1]", field=f"channel_priors.{channel}")
+        quiet = spec.quiet_hours
+        return Policy(
+            caps=tuple(caps),
+            quiet_start=_time_of_day(quiet.start, "quiet_hours.start") if quiet else None,
+            quiet_end=_time_of_day(quiet.end, "quiet_hours.end") if quiet else None,
+            cooldowns=tuple(cooldowns),
+            same_message_window=(
+                _duration(spec.same_message_window, "same_message_window")
+                if spec.same_message_window is not None
+                else None
+            ),
+            on_block=dict(spec.on_block),
+            channel_priors=dict(spec.channel_priors),
+            prior_weight=spec.prior_weight,
+        )
+    except ScenarioError as exc:
+        raise exc.with_prefix("policy") from None
+
+
+def _compile_journey(raw: object) -> Journey:
+    spec: JourneySpec = _convert(raw, JourneySpec)
+    if not 0.0 <= spec.holdout < 1.0:
+        raise ScenarioError(f"{spec.holdout} is not a fraction in [0, 1)", field="holdout")
+    steps: dict[str, Step] = {}
+    for step_id, raw_step in spec.steps.items():
+        try:
+            steps[step_id] = _compile_step(step_id, raw_step)
+        except ScenarioError as exc:
+            raise exc.located(step=step_id) from None
+    if spec.start not in steps:
+        raise ScenarioError(f"unknown step {spec.start!r}; steps are {sorted(steps)}", field="start")
+    for step in steps.values():
+        for field, target in _references(step):
+            if target not in steps:
+                raise ScenarioError(
+                    f"unknown step {target!r}; steps are {sorted(steps)}", step=step.id, field=field
+                )
+    _check_no_wait_free_cycle(steps)
+    return Journey(
+        id=spec.id,
+        entry_event=spec.entry.event,
+        entry_where=_conditions(spec.entry.where, "entry.where", event_only=True),
+        start=spec.start,
+        steps=steps,
+        exit_events=tuple(spec.exit.events),
+        reentry=_duration(spec.reentry, "reentry") if spec.reentry is not None else None,
+        holdout=spec.holdout,
+        priority=spec.priority,
+        goal_event=spec.goal.event,
+        goal_within=_duration(spec.goal.within, "goal.within"),
+    )
+
+
+def _compile_step(step_id: str, raw: object) -> Step:
+    spec: StepSpec = _convert(raw, StepSpec)
+    kinds = [k for k in STEP_KINDS if getattr(spec, k) is not None]
+    if len(kinds) != 1:
+        found = f"found {kinds}" if kinds else "found none"
+        raise ScenarioError(f"a step has exactly one kind of {list(STEP_KINDS)}; {found}")
+    kind = kinds[0]
+    if kind == "wait":
+        if isinstance(spec.wait, str):
+            return WaitStep(step_id, _need(spec.next, "next"), seconds=_duration(spec.wait, "wait"))
+        assert isinstance(spec.wait, WaitUntilSpec)
+        until = _time_of_day(spec.wait.until, "wait.until")
+        return WaitStep(step_id, _need(spec.next, "next"), until=until)
+    if kind == "wait_for":
+        wf = spec.wait_for
+        assert wf is not None
+        return WaitForStep(
+            step_id,
+            wf.event,
+            _duration(wf.timeout, "wait_for.timeout"),
+            _need(spec.on_event, "on_event"),
+            _need(spec.on_timeout, "on_timeout"),
+            _conditions(wf.where, "wait_for.where", event_only=True),
+        )
+    if kind == "send":
+        return _compile_send(step_id, spec)
+    if kind == "branch":
+        assert spec.branch is not None
+        rules = tuple(
+            (_conditions(rule.if_, f"branch[{i}].if"), rule.next) for i, rule in enumerate(spec.branch)
+        )
+        return BranchStep(step_id, rules, _need(spec.else_, "else"))
+    if kind == "split":
+        assert spec.split is not None
+        return _compile_split(step_id, spec.split)
+    if kind == "update":
+        assert spec.update is not None
+        return UpdateStep(step_id, dict(spec.update), _need(spec.next, "next"))
+    if kind == "escalate":
+        assert spec.escalate is not None
+        return EscalateStep(step_id, spec.escalate.queue, _need(spec.next, "next"))
+    return EndStep(step_id)
+
+
+def _compile_send(step_id: str, spec: StepSpec) -> SendStep:
+    send = spec.send
+    assert send is not None
+    if send.channel == "best":
+        if not send.candidates:
+            raise ScenarioError(
+                'channel "best" chooses among candidates: give candidates = ["push", "email"]',
+                field="send.candidates",
+            )
+        for i, channel in enumerate(send.candidates):
+            _check_channel(channel, f"send.candidates[{i}]")
+        channels, best = tuple(send.candidates), True
+    else:
+        _check_channel(send.channel, "send.channel", allow_best=True)
+        channels, best = (send.channel,), False
+    return SendStep(step_id, send.message, channels, best, _need(spec.next, "next"), send.transactional)
+
+
+def _compile_split(step_id: str, arms: list[SplitArmSpec]) -> SplitStep:
+    if not arms or any(arm.weight <= 0 for arm in arms):
+        raise ScenarioError("a split has arms with positive weights", field="split")
+    total = sum(arm.weight for arm in arms)
+    cumulative, acc = [], 0.0
+    for arm in arms:
+        acc += arm.weight
+        cumulative.append((acc / total, arm.next))
+    return SplitStep(step_id, tuple(cumulative))
+
+
+def _conditions(specs: list[ConditionSpec], field: str, event_only: bool = False) -> tuple[Condition, ...]:
+    out = []
+    for i, spec in enumerate(specs):
+        where = f"{field}[{i}]"
+        source, _, rest = spec.field.partition(".")
+        if event_only and source != "event":
+            source, rest = "event", spec.field  # entry filters speak of the event alone
+        if source not in SOURCES or not rest:
+            raise ScenarioError(
+                f"{spec.field!r}: expected <source>.<name> with source one of {sorted(SOURCES)}"
+                ' (e.g. "event.value", "engagement.email.clicked", "profile.purchases")',
+                field=f"{where}.field",
+            )
+        path = tuple(rest.split("."))
+        allowed = SOURCES[source]
+        name = path[-1] if source == "engagement" else path[0]
+        if source == "engagement" and (len(path) != 2 or path[0] not in CHANNELS):
+            raise ScenarioError(
+                f"{spec.field!r}: expected engagement.<channel>.<counter>, channels {list(CHANNELS)}",
+                field=f"{where}.field",
+            )
+        if allowed is not None and name not in allowed:
+            raise ScenarioError(f"{spec.field!r}: expected one of {list(allowed)}", field=f"{where}.field")
+        if spec.op not in OPERATORS:
+            raise ScenarioError(f"{spec.op!r}: expected one of {list(OPERATORS)}", field=f"{where}.op")
+        value: Scalar | tuple[Scalar, ...]
+        if spec.op in ("in", "not_in"):
+            if not isinstance(spec.value, list):
+                raise ScenarioError(f"{spec.op!r} needs a list value", field=f"{where}.value")
+            value = tuple(spec.value)
+        elif isinstance(spec.value, list):
+            raise ScenarioError(f"{spec.op!r} needs a single value", field=f"{where}.value")
+        else:
+            value = spec.value
+        out.append(Condition(source, path, spec.op, value))
+    return tuple(out)
+
+
+def _references(step: Step) -> list[tuple[str, str]]:
+    if isinstance(step, WaitForStep):
+        return [("on_event", step.on_event), ("on_timeout", step.on_timeout)]
+    if isinstance(step, BranchStep):
+        return [(f"branch[{i}].next", t) for i, (_, t) in enumerate(step.rules)] + [("else", step.otherwise)]
+    if isinstance(step, SplitStep):
+        return [(f"split[{i}].next", t) for i, (_, t) in enumerate(step.arms)]
+    return [("next", t) for t in successors(step)]
+
+
+def _check_no_wait_free_cycle(steps: dict[str, Step]) -> None:
+    """Every cycle must pass through a wait or wait_for step, or a walk would never stop."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(step_id: str, path: list[str]) -> None:
+        state[step_id] = 1
+        path.append(step_id)
+        step = steps[step_id]
+        if isinstance(step, INSTANT_STEPS):
+            for target in successors(step):
+                if state.get(target) == 1:
+                    cycle = path[path.index(target):] + [target]
+                    raise ScenarioError(
+                        f"wait-free cycle {' -> '.join(cycle)}: put a wait or wait_for step on it",
+                        step=target,
+                        field="next",
+                    )
+                if state.get(target) is None:
+                    visit(target, path)
+        path.pop()
+        state[step_id] = 2
+
+    for step_id in steps:
+        if step_id not in state:
+            visit(step_id, [])
+
+
+def _check_channel(channel: str, field: str, allow_best: bool = False) -> None:
+    if channel not in CHANNELS:
+        extra = ' or "best" with candidates' if allow_best else ""
+        raise ScenarioError(f"unknown channel {channel!r}; expected one of {list(CHANNELS)}{extra}", field=field)
+
+
+def _duration(text: object, field: str) -> float:
+    try:
+        return parse_duration(text)
+    except ScenarioError as exc:
+        raise exc.located(field=field) from None
+
+
+def _time_of_day(text: object, field: str) -> float:
+    try:
+        return parse_time_of_day(text)
+    except ScenarioError as exc:
+        raise exc.located(field=field) from None
+
+
+def _need(target: str | None, field: str) -> str:
+    if target is None:
+        raise ScenarioError(f"this step needs {field!r} (the id of the step that follows)", field=field)
+    return target

@@ -1,0 +1,74 @@
+"""Durations and times of day as scenario files write them.
+
+A duration is one or more ``<integer><unit>`` parts with units ``w d h m s`` (``"90m"``, ``"1d12h"``);
+a time of day is ``"HH:MM"`` in the customer's local time. Both become seconds (floats), the one unit
+of time inside the core.
+"""
+
+from __future__ import annotations
+
+import re
+
+from actors.errors import ScenarioError
+
+UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(?:\d+[wdhms])+$")
+_PART = re.compile(r"(\d+)([wdhms])")
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+DURATION_HINT = 'a duration like "30m", "24h", "7d" or "1d12h" (units w, d, h, m, s; no spaces or signs)'
+TIME_OF_DAY_HINT = 'a local time of day like "09:00" or "21:30" (24-hour HH:MM)'
+
+
+def parse_duration(text: object, *, allow_zero: bool = False) -> float:
+    """Parse a duration into seconds.
+
+    Args:
+        text: the value found in the file.
+        allow_zero: whether ``"0s"`` is acceptable.
+
+    Returns:
+        The duration in seconds.
+
+    Raises:
+        ScenarioError: the value is not a duration; the message says what would be valid.
+    """
+    if not isinstance(text, str) or not _DURATION.match(text):
+        raise ScenarioError(f"{text!r} is not a duration: expected {DURATION_HINT}")
+    seconds = float(sum(int(n) * UNIT_SECONDS[u] for n, u in _PART.findall(text)))
+    if seconds == 0 and not allow_zero:
+        raise ScenarioError(f"{text!r} is zero: expected a positive {DURATION_HINT}")
+    return seconds
+
+
+def parse_time_of_day(text: object) -> float:
+    """Parse ``"HH:MM"`` into seconds after local midnight.
+
+    Raises:
+        ScenarioError: the value is not a time of day.
+    """
+    match = _TIME_OF_DAY.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ScenarioError(f"{text!r} is not a time of day: expected {TIME_OF_DAY_HINT}")
+    return float(int(match.group(1)) * 3600 + int(match.group(2)) * 60)
+
+
+def next_local_time(now: float, tz_offset: float, time_of_day: float) -> float:
+    """The first instant at or after ``now`` when the local clock reads ``time_of_day``.
+
+    Args:
+        now: the current time, seconds since the epoch (UTC).
+        tz_offset: the customer's offset from UTC, in seconds.
+        time_of_day: seconds after local midnight.
+    """
+    local = now + tz_offset
+    midnight = local - (local % 86400.0)
+    target = midnight + time_of_day
+    if target < local:
+        target += 86400.0
+    return target - tz_offset
+
+
+def local_time_of_day(now: float, tz_offset: float) -> float:
+    """Seconds after local midnight at ``now`` for a customer at ``tz_offset``."""
+    return (now + tz_offset) % 86400.0

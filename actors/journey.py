@@ -1,0 +1,304 @@
+"""The compiled form of a scenario: an immutable journey graph and the policy set.
+
+A scenario file is validated and compiled (``actors.compiler``) into a ``Program``: journeys whose
+steps are frozen records naming their successors by id, structured conditions (never strings to
+eval), and the policies that guard every send. The actor core walks this graph; nothing here
+changes after compilation, so one ``Program`` is shared by every actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Union
+
+import msgspec
+
+from actors.messages import Properties, Scalar
+
+
+class _Frozen(msgspec.Struct, frozen=True, gc=False):
+    """Base of the compiled graph's records."""
+
+
+# -- conditions ----------------------------------------------------------------------------------
+
+
+class Condition(_Frozen):
+    """``<source>.<path> <op> <value>``, e.g. ``event.value > 20`` or ``engagement.email.clicks >= 1``.
+
+    Sources: ``event`` (the triggering event's properties), ``traits``, ``profile`` (``purchases``,
+    ``revenue``, ``days_since_purchase``) and ``engagement`` (``<channel>.<sends|delivered|opened|
+    clicked|click_rate>``).
+    """
+
+    source: str
+    path: tuple[str, ...]
+    op: str
+    value: Scalar | tuple[Scalar, ...]
+
+
+def _compare(left: Scalar, op: str, right: Scalar | tuple[Scalar, ...]) -> bool:
+    if op == "exists":
+        return (left is not None) == bool(right)
+    if op == "in":
+        return isinstance(right, tuple) and left in right
+    if op == "not_in":
+        return isinstance(right, tuple) and left not in right
+    if op == "==":
+        return left == right
+    if op == "!=":
+        return left != right
+    if left is None or isinstance(right, tuple) or right is None:
+        return False
+    try:
+        if op == ">":
+            return left > right  # type: ignore[operator]
+        if op == ">=":
+            return left >= right  # type: ignore[operator]
+        if op == "<":
+            return left < right  # type: ignore[operator]
+        if op == "<=":
+            return left <= right  # type: ignore[operator]
+    except TypeError:  # a string compared with a number is simply false
+        return False
+    return False
+
+
+OPERATORS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "exists")
+
+
+def all_hold(conditions: tuple[Condition, ...], lookup: dict[str, object]) -> bool:
+    """Whether every condition holds; ``lookup`` maps a source to its resolver.
+
+    A resolver is a mapping (``event``, ``traits``) or a callable taking the path tuple.
+    """
+    for cond in conditions:
+        resolver = lookup[cond.source]
+        if callable(resolver):
+            left: Scalar = resolver(cond.path)
+        elif isinstance(resolver, dict):
+            left = resolver.get(cond.path[0]) if resolver else None
+        else:
+            left = None
+        if not _compare(left, cond.op, cond.value):
+            return False
+    return True
+
+
+def properties_match(conditions: tuple[Condition, ...], properties: Properties) -> bool:
+    """Whether event properties satisfy ``event.*`` conditions (entry and wait_for filters)."""
+    for cond in conditions:
+        if not _compare(properties.get(cond.path[0]), cond.op, cond.value):
+            return False
+    return True
+
+
+# -- steps ---------------------------------------------------------------------------------------
+
+
+class WaitStep(_Frozen):
+    """Wait ``seconds``, or until the local time of day ``until`` (seconds after midnight)."""
+
+    id: str
+    next: str
+    seconds: float | None = None
+    until: float | None = None
+
+
+class WaitForStep(_Frozen):
+    """Wait for an event (optionally filtered) or a timeout, whichever comes first."""
+
+    id: str
+    event: str
+    timeout: float
+    on_event: str
+    on_timeout: str
+    where: tuple[Condition, ...] = ()
+
+
+class SendStep(_Frozen):
+    """Send ``message`` on a fixed channel, or on the best of ``channels`` when ``best``."""
+
+    id: str
+    message: str
+    channels: tuple[str, ...]
+    best: bool
+    next: str
+    transactional: bool = False
+
+
+class BranchStep(_Frozen):
+    """Go to the first rule's target whose conditions all hold, else ``otherwise``."""
+
+    id: str
+    rules: tuple[tuple[tuple[Condition, ...], str], ...]
+    otherwise: str
+
+
+class SplitStep(_Frozen):
+    """A/B split by a stable hash of (journey, step, customer): cumulative thresholds in [0, 1]."""
+
+    id: str
+    arms: tuple[tuple[float, str], ...]
+
+
+class UpdateStep(_Frozen):
+    """Set profile traits."""
+
+    id: str
+    values: dict[str, Scalar]
+    next: str
+
+
+class EscalateStep(_Frozen):
+    """Hand the customer to an agent queue with the timeline attached."""
+
+    id: str
+    queue: str
+    next: str
+
+
+class EndStep(_Frozen):
+    """The journey ends here."""
+
+    id: str
+
+
+Step = Union[WaitStep, WaitForStep, SendStep, BranchStep, SplitStep, UpdateStep, EscalateStep, EndStep]
+INSTANT_STEPS = (SendStep, BranchStep, SplitStep, UpdateStep, EscalateStep)
+
+
+def successors(step: Step) -> tuple[str, ...]:
+    """Ids of the steps that may follow ``step``."""
+    if isinstance(step, (WaitStep, SendStep, UpdateStep, EscalateStep)):
+        return (step.next,)
+    if isinstance(step, WaitForStep):
+        return (step.on_event, step.on_timeout)
+    if isinstance(step, BranchStep):
+        return tuple(target for _, target in step.rules) + (step.otherwise,)
+    if isinstance(step, SplitStep):
+        return tuple(target for _, target in step.arms)
+    return ()
+
+
+# -- journeys and policies -----------------------------------------------------------------------
+
+
+class Journey(_Frozen):
+    """One compiled journey."""
+
+    id: str
+    entry_event: str
+    start: str
+    steps: dict[str, Step]
+    entry_where: tuple[Condition, ...] = ()
+    exit_events: tuple[str, ...] = ()
+    reentry: float | None = None  # None: a customer enters once
+    holdout: float = 0.0
+    priority: int = 0
+    goal_event: str = "purchase"
+    goal_within: float = 7 * 86400.0
+
+
+class Cap(_Frozen):
+    """At most ``max`` marketing sends per rolling ``per`` seconds (on one channel, or all)."""
+
+    max: int
+    per: float
+    channel: str | None = None
+
+    @property
+    def rule(self) -> str:
+        """The reason code reported when this cap blocks a send."""
+        return "frequency_cap" if self.channel is None else "channel_cap"
+
+
+class Cooldown(_Frozen):
+    """No marketing send within ``seconds`` after an event (``purchase``: after conversion)."""
+
+    rule: str
+    event: str
+    seconds: float
+    where: tuple[Condition, ...] = ()
+
+
+class Policy(_Frozen):
+    """The rules that guard every send; ``on_block`` says per rule: ``defer`` or ``skip``."""
+
+    caps: tuple[Cap, ...] = ()
+    quiet_start: float | None = None
+    quiet_end: float | None = None
+    cooldowns: tuple[Cooldown, ...] = ()
+    same_message_window: float | None = None
+    on_block: dict[str, str] = msgspec.field(default_factory=dict)
+    channel_priors: dict[str, float] = msgspec.field(default_factory=dict)
+    prior_weight: float = 20.0
+
+    @property
+    def send_horizon(self) -> float:
+        """How long a send must be remembered for the rolling windows to be exact."""
+        windows = [cap.per for cap in self.caps]
+        if self.same_message_window is not None:
+            windows.append(self.same_message_window)
+        return max(windows, default=0.0)
+
+
+class Program(_Frozen):
+    """A compiled scenario: journeys (highest priority first) and the policy, with indexes."""
+
+    name: str
+    journeys: tuple[Journey, ...]
+    policy: Policy
+    by_id: dict[str, Journey]
+    by_entry: dict[str, tuple[Journey, ...]]
+    by_exit: dict[str, tuple[Journey, ...]]
+    by_goal: dict[str, tuple[Journey, ...]]
+    cooldown_events: frozenset[str] = frozenset()
+    wait_events: frozenset[str] = frozenset()
+
+
+def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program:
+    """Index journeys by the events that concern them; ties in priority keep file order."""
+    ordered = tuple(sorted(journeys, key=lambda j: -j.priority))
+
+    def index(events_of: object) -> dict[str, tuple[Journey, ...]]:
+        table: dict[str, list[Journey]] = {}
+        for journey in ordered:
+            for event in events_of(journey):  # type: ignore[operator]
+                table.setdefault(event, []).append(journey)
+        return {event: tuple(js) for event, js in table.items()}
+
+    return Program(
+        name=name,
+        journeys=ordered,
+        policy=policy,
+        by_id={j.id: j for j in ordered},
+        by_entry=index(lambda j: (j.entry_event,)),
+        by_exit=index(lambda j: j.exit_events),
+        by_goal=index(lambda j: (j.goal_event,)),
+        cooldown_events=frozenset(c.event for c in policy.cooldowns),
+        wait_events=frozenset(
+            step.event
+            for j in ordered
+            for step in j.steps.values()
+            if isinstance(step, WaitForStep)
+        ),
+    )
+
+
+# -- determinism ---------------------------------------------------------------------------------
+
+
+def stable_fraction(*parts: str) -> float:
+    """A number in [0, 1) fixed by ``parts``: the same on every run, machine and runtime.
+
+    Holdout membership and A/B arms use it, so they depend on the customer id alone.
+    """
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 18446744073709551616.0
+
+
+def days_between(earlier: float | None, later: float) -> float:
+    """Whole and fractional days from ``earlier`` to ``later`` (infinity when never)."""
+    return math.inf if earlier is None else (later - earlier) / 86400.0

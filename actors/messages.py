@@ -1,0 +1,151 @@
+"""Messages into an actor and effects out of it: frozen, slotted, comparable records.
+
+Messages in are past-tense facts (an ``Event`` happened, a ``TimerFired``, a ``DeliveryReceipt``
+arrived); effects out are what the actor asks its runtime to do (``Send``, ``Schedule``, ``Cancel``)
+or what it reports for the journey trace (``Entered``, ``Advanced``, ``Suppressed``, ``Exited``,
+``Converted``, ``Escalated``). Tests assert on lists of them.
+
+Times are floats: seconds since the epoch, UTC. Timers carry a version stamp instead of being
+removed when cancelled: the actor ignores a ``TimerFired`` whose version is not the current one, so
+a runtime may cancel lazily (``Cancel`` is advice it may use to free memory).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+Scalar = Union[str, int, float, bool, None]
+Properties = dict[str, Scalar]
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "agent")
+RECEIPT_STATUSES: tuple[str, ...] = ("delivered", "opened", "clicked", "bounced", "unsubscribed")
+
+
+class _Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """Base of every message and effect: immutable, slotted, compared by value."""
+
+
+# -- messages in ---------------------------------------------------------------------------------
+
+
+class Event(_Record):
+    """Something the customer did (``cart_add``, ``purchase``, ``session_start``, ...)."""
+
+    name: str
+    properties: Properties = msgspec.field(default_factory=dict)
+
+
+class Identified(_Record):
+    """New facts about who the customer is: traits, and channels gained or lost."""
+
+    traits: Properties = msgspec.field(default_factory=dict)
+    reachable: dict[str, bool] = msgspec.field(default_factory=dict)
+
+
+class TimerFired(_Record):
+    """A timer the actor asked for came due."""
+
+    journey: str
+    version: int
+
+
+class DeliveryReceipt(_Record):
+    """A provider reported on a send: delivered, opened, clicked, bounced or unsubscribed."""
+
+    journey: str
+    entry: int
+    channel: str
+    message: str
+    status: str
+
+
+Message = Union[Event, Identified, TimerFired, DeliveryReceipt]
+
+
+# -- effects out ---------------------------------------------------------------------------------
+
+
+class Send(_Record):
+    """Hand a message to a channel. ``key`` is the idempotency key of this very send."""
+
+    customer: str
+    journey: str
+    entry: int
+    step: str
+    channel: str
+    message: str
+    key: str
+    transactional: bool = False
+
+
+class Schedule(_Record):
+    """Deliver ``TimerFired(journey, version)`` at ``at``; ties go to the higher ``priority``."""
+
+    at: float
+    journey: str
+    version: int
+    priority: int = 0
+
+
+class Cancel(_Record):
+    """The timer with this version will be ignored if it fires; a runtime may drop it."""
+
+    journey: str
+    version: int
+
+
+class Entered(_Record):
+    """The customer entered a journey; ``holdout`` members get no sends."""
+
+    journey: str
+    entry: int
+    holdout: bool
+
+
+class Advanced(_Record):
+    """The journey moved to ``step``."""
+
+    journey: str
+    step: str
+
+
+class Suppressed(_Record):
+    """A policy blocked a send; ``deferred_until`` is set when it will be tried again."""
+
+    journey: str
+    step: str
+    channel: str
+    message: str
+    rule: str
+    deferred_until: float | None = None
+
+
+class Exited(_Record):
+    """The journey ended for this customer (``end``, an exit event, or ``holdout``)."""
+
+    journey: str
+    reason: str
+
+
+class Converted(_Record):
+    """The customer reached a journey's goal within its window after entering."""
+
+    journey: str
+    entry: int
+    holdout: bool
+    value: float
+    after: float
+
+
+class Escalated(_Record):
+    """Hand the customer to an agent queue, with the recent timeline for context."""
+
+    customer: str
+    journey: str
+    queue: str
+    timeline: tuple[tuple[float, str, str, str], ...]
+
+
+Effect = Union[Send, Schedule, Cancel, Entered, Advanced, Suppressed, Exited, Converted, Escalated]
