@@ -1,0 +1,114 @@
+"""Agent queues for escalations, modelled as SimPy Resources (one per queue).
+
+An escalated customer waits for a free agent (or abandons after an exponential patience), is
+handled for an exponential handle time, and the world is told when the case is resolved: the
+actor receives the queue's ``resolve_event`` (or ``chat_abandoned``). KPIs follow REFERENCE.md
+section 5: first response time, average speed of answer, service level, abandonment, handle and
+resolution time, occupancy, backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from actors.durations import parse_duration
+from actors.messages import Event, Message
+from scenarios.config import AgentQueueSpec
+from scenarios.draws import Draws
+
+
+class _Queue:
+    __slots__ = ("name", "spec", "resource", "handle_mean", "patience_mean", "target", "waits",
+                 "handles", "resolutions", "abandoned", "cases", "busy")
+
+    def __init__(self, env: simpy.Environment, name: str, spec: AgentQueueSpec) -> None:
+        self.name = name
+        self.spec = spec
+        self.resource = simpy.Resource(env, capacity=spec.agents)
+        self.handle_mean = parse_duration(spec.handle_time)
+        self.patience_mean = parse_duration(spec.patience)
+        self.target = parse_duration(spec.service_level)
+        self.waits: list[float] = []
+        self.handles: list[float] = []
+        self.resolutions: list[float] = []
+        self.abandoned = 0
+        self.cases = 0
+        self.busy = 0.0
+
+
+class AgentDesk:
+    """Every agent queue of a simulation.
+
+    Args:
+        env: the SimPy environment (the simulation clock).
+        specs: the scenario's ``[agents]`` tables; a queue named only by a journey gets defaults.
+        draws: the random stream for patience and handle times.
+        post: hands a message to a customer's actor at a time.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        specs: dict[str, AgentQueueSpec],
+        draws: Draws,
+        post: Callable[[float, int, Message], None],
+    ) -> None:
+        self.env = env
+        self.draws = draws
+        self.post = post
+        self.queues = {name: _Queue(env, name, spec) for name, spec in sorted(specs.items())}
+
+    def escalate(self, customer: int, queue: str, at: float) -> None:
+        """A customer joins ``queue`` at ``at`` (not before the SimPy clock's now)."""
+        if queue not in self.queues:
+            self.queues[queue] = _Queue(self.env, queue, AgentQueueSpec())
+        self.env.process(self._case(customer, self.queues[queue], at))
+
+    def _case(self, customer: int, queue: _Queue, at: float) -> Generator[Any, Any, None]:
+        env = self.env
+        if at > env.now:
+            yield env.timeout(at - env.now)
+        queue.cases += 1
+        arrived = env.now
+        patience = self.draws.exponential(queue.patience_mean)
+        with queue.resource.request() as request:
+            outcome = yield request | env.timeout(patience)
+            if request not in outcome:
+                queue.abandoned += 1
+                self.post(env.now, customer, Event("chat_abandoned", {"queue": queue.name}))
+                return
+            queue.waits.append(env.now - arrived)
+            handle = self.draws.exponential(queue.handle_mean)
+            yield env.timeout(handle)
+            queue.handles.append(handle)
+            queue.busy += handle
+        queue.resolutions.append(env.now - arrived)
+        self.post(env.now, customer, Event(queue.spec.resolve_event, {"queue": queue.name}))
+
+    def statistics(self, horizon: float) -> dict[str, dict[str, float]]:
+        """KPIs per queue over a run of ``horizon`` seconds."""
+        out = {}
+        for name, q in self.queues.items():
+            waits = np.asarray(q.waits)
+            answered = len(q.waits)
+            out[name] = {
+                "agents": q.spec.agents,
+                "cases": q.cases,
+                "answered": answered,
+                "abandoned": q.abandoned,
+                "abandonment_rate": q.abandoned / q.cases if q.cases else 0.0,
+                "first_response_mean_s": float(waits.mean()) if answered else 0.0,
+                "first_response_p90_s": float(np.percentile(waits, 90)) if answered else 0.0,
+                "service_level": float((waits <= q.target).sum() / q.cases) if q.cases else 1.0,
+                "service_level_target_s": q.target,
+                "handle_time_mean_s": float(np.mean(q.handles)) if q.handles else 0.0,
+                "resolution_mean_s": float(np.mean(q.resolutions)) if q.resolutions else 0.0,
+                "resolution_p90_s": float(np.percentile(q.resolutions, 90)) if q.resolutions else 0.0,
+                "occupancy": q.busy / (q.spec.agents * horizon) if horizon > 0 else 0.0,
+                "backlog_at_end": len(q.resource.queue) + q.resource.count,
+            }
+        return out

@@ -1,0 +1,155 @@
+"""The simulation runtime: SimPy owns the clock, one central scheduler drives every actor.
+
+A run draws a population, lets the synthetic world (scenarios/) browse, buy and respond to
+messages, and folds every effect into run metrics. There is one SimPy process for the whole
+population (the clock loop below) plus one per escalated case waiting for an agent; journey timers
+and world events all live in one ``TimerQueue``.
+
+The clock loop: before each item it lets SimPy run anything due first (agent queues), so the two
+stay in exact time order; otherwise it hands items to actors back to back, each at its exact
+time, and advances SimPy's clock whenever the next item is a ``tick`` or more ahead. Actors are
+created on their first message, seeded with the customer's time zone and reachability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from actors.actor import Actor
+from actors.messages import DeliveryReceipt, Escalated, Message, Schedule, Send, TimerFired
+from actors.profile import Profile
+from engine.agents import AgentDesk
+from engine.scenario_files import Scenario
+from engine.scheduler import TimerQueue
+from reports.metrics import RunMetrics
+from scenarios.behaviour import World
+from scenarios.draws import Draws
+from scenarios.population import Population, customer_id, generate_population
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class RunStatistics:
+    """What a run did, in counts (wall time is measured by the caller, not here)."""
+
+    messages_handled: int  # events, timers and receipts handed to actors
+    world_wakes: int  # sessions, returns and broadcasts the world handled
+    actors: int  # customers who got an actor
+    pending_at_end: int  # items still scheduled past the horizon
+
+
+class Simulation:
+    """One simulated run of a scenario.
+
+    Args:
+        scenario: the loaded scenario.
+        customers: population size.
+        days: simulated days.
+        seed: the run's seed; population, world and agents get independent child streams.
+        tick: the most SimPy's clock may lag behind the item being handled, in seconds.
+    """
+
+    def __init__(
+        self, scenario: Scenario, customers: int, days: float, seed: int, tick: float = 60.0
+    ) -> None:
+        self.scenario = scenario
+        self.horizon = days * DAY
+        self.tick = tick
+        pop_seed, world_seed, agent_seed = np.random.SeedSequence(seed).spawn(3)
+        config = scenario.simulation
+        self.population: Population = generate_population(
+            config.population, customers, np.random.default_rng(pop_seed)
+        )
+        self.env = simpy.Environment()
+        self.queue = TimerQueue()
+        self.actors: list[Actor | None] = [None] * customers
+        self.metrics = RunMetrics(scenario.program, customers)
+        self.world = World(
+            self.population, config, Draws(np.random.default_rng(world_seed)), self.post, self.wake
+        )
+        self.agents = AgentDesk(
+            self.env, config.agents, Draws(np.random.default_rng(agent_seed)), self.post
+        )
+        self.handled = 0
+        self.wakes = 0
+
+    # -- what the world and the agents call --------------------------------------------------------
+
+    def post(self, at: float, customer: int, message: Message) -> None:
+        """Hand ``message`` to the customer's actor at ``at``."""
+        self.queue.push(at, customer, message)
+
+    def wake(self, at: float, customer: int, what: tuple[object, ...]) -> None:
+        """Call the world back at ``at``."""
+        self.queue.push(at, customer, what)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, on_progress: Callable[[float], None] | None = None) -> RunStatistics:
+        """Run to the horizon; ``on_progress(simulated_seconds)`` is called every simulated hour."""
+        self.world.start(self.horizon)
+        self.env.process(self._clock(on_progress))
+        self.env.run(until=self.horizon)
+        if on_progress is not None:
+            on_progress(self.horizon)
+        return RunStatistics(
+            self.handled, self.wakes, sum(a is not None for a in self.actors), len(self.queue)
+        )
+
+    def _clock(self, on_progress: Callable[[float], None] | None) -> Generator[Any, Any, None]:
+        # One loop for the whole population, on purpose: it is the hot path, and a call per item
+        # into smaller functions would cost a fifth of the run.
+        env, queue, actors, world, metrics = self.env, self.queue, self.actors, self.world, self.metrics
+        program, population, agents = self.scenario.program, self.population, self.agents
+        horizon, tick, push = self.horizon, self.tick, queue.push
+        next_report = 3600.0
+        while True:
+            at = queue.peek_time()
+            simpy_at = env.peek()
+            if simpy_at <= at and simpy_at <= horizon:
+                yield env.timeout(simpy_at - env.now)  # agent queues first, in time order
+                continue
+            if at > horizon:
+                return
+            if at - env.now >= tick:
+                yield env.timeout(at - env.now)
+            if at >= next_report and on_progress is not None:
+                on_progress(at)
+                next_report = at - at % 3600.0 + 3600.0
+            _, _, _, customer, payload = queue.pop()
+            if type(payload) is tuple:
+                self.wakes += 1
+                world.on_wake(customer, payload, at)
+                continue
+            actor = actors[customer]
+            if actor is None:
+                profile = Profile(
+                    customer_id(customer),
+                    tz_offset=population.tz_offset[customer],
+                    reach=population.reach[customer],
+                )
+                actor = actors[customer] = Actor(program, profile)
+            self.handled += 1
+            effects = actor.handle(payload, at)
+            if type(payload) is DeliveryReceipt:
+                metrics.observe_receipt(payload)
+            if not effects:
+                continue
+            for effect in effects:
+                kind = type(effect)
+                if kind is Schedule:
+                    push(effect.at, customer, TimerFired(effect.journey, effect.version), effect.priority)
+                elif kind is Send:
+                    if effect.channel == "agent":
+                        agents.escalate(customer, "agent", at)
+                    else:
+                        world.on_send(customer, effect, at)
+                elif kind is Escalated:
+                    agents.escalate(customer, effect.queue, at)
+            metrics.observe(customer, effects)

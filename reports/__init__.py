@@ -1,0 +1,1 @@
+"""Metrics from journey traces, incrementality statistics and the summary table."""
