@@ -57,7 +57,7 @@ from actors.messages import (
     TimerFired,
 )
 from actors.policy import decide, on_block, rank_channels
-from actors.profile import CLICKED, DELIVERED, OPENED, SENDS, Profile
+from actors.profile import BROWSING_EVENTS, CLICKED, DELIVERED, OPENED, SENDS, Profile
 
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 _ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
@@ -162,10 +162,13 @@ class Actor:
             for cooldown in program.policy.cooldowns:
                 if cooldown.event == name and properties_match(cooldown.where, props):
                     profile.start_cooldown(cooldown.rule, now)
-        profile.note(now, "event", "", name)
+        if name not in BROWSING_EVENTS:
+            profile.note(now, "event", "", name)
         if name == "session_start" and self.in_app:
             effects.extend(self.in_app)
             self.in_app = None
+        if name not in program.journey_events:
+            return
         runs = self.runs
         if runs is not None:
             for journey in program.by_goal.get(name, ()):

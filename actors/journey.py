@@ -256,6 +256,7 @@ class Program(_Frozen):
     by_goal: dict[str, tuple[Journey, ...]]
     cooldown_events: frozenset[str] = frozenset()
     wait_events: frozenset[str] = frozenset()
+    journey_events: frozenset[str] = frozenset()  # every event some journey reacts to
 
 
 def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program:
@@ -269,6 +270,9 @@ def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program
                 table.setdefault(event, []).append(journey)
         return {event: tuple(js) for event, js in table.items()}
 
+    wait_events = frozenset(
+        step.event for j in ordered for step in j.steps.values() if isinstance(step, WaitForStep)
+    )
     return Program(
         name=name,
         journeys=ordered,
@@ -278,11 +282,12 @@ def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program
         by_exit=index(lambda j: j.exit_events),
         by_goal=index(lambda j: (j.goal_event,)),
         cooldown_events=frozenset(c.event for c in policy.cooldowns),
-        wait_events=frozenset(
-            step.event
-            for j in ordered
-            for step in j.steps.values()
-            if isinstance(step, WaitForStep)
+        wait_events=wait_events,
+        journey_events=frozenset(
+            {j.entry_event for j in ordered}
+            | {e for j in ordered for e in j.exit_events}
+            | {j.goal_event for j in ordered}
+            | wait_events
         ),
     )
 

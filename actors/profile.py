@@ -20,6 +20,9 @@ SENDS, DELIVERED, OPENED, CLICKED, LAST_ENGAGED = range(5)
 
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
 
+BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
+"""Events too frequent and too thin to be worth a place on the timeline."""
+
 
 class Profile:
     """Who the customer is and how they have engaged, channel by channel.

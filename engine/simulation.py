@@ -13,6 +13,7 @@ created on their first message, seeded with the customer's time zone and reachab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -107,35 +108,39 @@ class Simulation:
         # into smaller functions would cost a fifth of the run.
         env, queue, actors, world, metrics = self.env, self.queue, self.actors, self.world, self.metrics
         program, population, agents = self.scenario.program, self.population, self.agents
-        horizon, tick, push = self.horizon, self.tick, queue.push
-        next_report = 3600.0
+        horizon, tick, push, peek_time, pop = self.horizon, self.tick, queue.push, queue.peek_time, queue.pop
+        tz_offsets, reaches = population.tz_offset, population.reach
+        on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
+        next_report = 3600.0 if on_progress is not None else math.inf
+        handled, wakes = self.handled, self.wakes
         while True:
-            at = queue.peek_time()
+            at = peek_time()
             simpy_at = env.peek()
             if simpy_at <= at and simpy_at <= horizon:
+                self.handled, self.wakes = handled, wakes
                 yield env.timeout(simpy_at - env.now)  # agent queues first, in time order
                 continue
             if at > horizon:
+                self.handled, self.wakes = handled, wakes
                 return
             if at - env.now >= tick:
+                self.handled, self.wakes = handled, wakes
                 yield env.timeout(at - env.now)
-            if at >= next_report and on_progress is not None:
-                on_progress(at)
+            if at >= next_report:
+                on_progress(at)  # type: ignore[misc]
                 next_report = at - at % 3600.0 + 3600.0
-            _, _, _, customer, payload = queue.pop()
+            _, _, _, customer, payload = pop()
             if type(payload) is tuple:
-                self.wakes += 1
-                world.on_wake(customer, payload, at)
+                wakes += 1
+                on_wake(customer, payload, at)
                 continue
             actor = actors[customer]
             if actor is None:
                 profile = Profile(
-                    customer_id(customer),
-                    tz_offset=population.tz_offset[customer],
-                    reach=population.reach[customer],
+                    customer_id(customer), tz_offset=tz_offsets[customer], reach=reaches[customer]
                 )
                 actor = actors[customer] = Actor(program, profile)
-            self.handled += 1
+            handled += 1
             effects = actor.handle(payload, at)
             if type(payload) is DeliveryReceipt:
                 metrics.observe_receipt(payload)
@@ -149,7 +154,7 @@ class Simulation:
                     if effect.channel == "agent":
                         agents.escalate(customer, "agent", at)
                     else:
-                        world.on_send(customer, effect, at)
+                        on_send(customer, effect, at)
                 elif kind is Escalated:
                     agents.escalate(customer, effect.queue, at)
-            metrics.observe(customer, effects)
+            observe(customer, effects)

@@ -1,0 +1,55 @@
+"""The summary table printed after a run (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def print_summary(console: Console, metrics: dict[str, Any]) -> None:
+    """Print per-journey results, messages, suppressions, opt-outs and agent KPIs."""
+    table = Table(title=f"{metrics['scenario']}: {metrics['customers']:,} customers, {metrics['days']:g} days")
+    for column in ("journey", "entrants", "holdout", "conv. treated", "conv. holdout",
+                   "lift (95% CI)", "revenue", "messages"):
+        table.add_column(column, justify="left" if column == "journey" else "right")
+    for jid, j in metrics["journeys"].items():
+        lift = j["lift"]
+        lift_text = (
+            "-" if lift["lift"] is None else
+            f"{100 * lift['lift']:+.2f} pp [{100 * lift['lift_ci95_low']:+.2f}, {100 * lift['lift_ci95_high']:+.2f}]"
+        )
+        table.add_row(
+            jid,
+            f"{j['entrants']:,}",
+            f"{j['holdout']['entrants']:,}",
+            _pct(j["treated"]["rate"]),
+            _pct(j["holdout"]["rate"]),
+            lift_text,
+            f"{j['treated']['revenue'] + j['holdout']['revenue']:,.0f}",
+            f"{sum(j['messages_by_channel'].values()):,}",
+        )
+    console.print(table)
+    messages = metrics["messages"]
+    console.print(
+        f"messages: {messages['total']:,} ({_pairs(messages['by_channel'])}); "
+        f"per customer mean {messages['per_customer']['mean']:.2f}, max {messages['per_customer']['max']}"
+    )
+    console.print(f"suppressed: {metrics['suppressed']['total']:,} ({_pairs(metrics['suppressed']['by_rule'])})")
+    console.print(f"opt-outs: {metrics['opt_outs']['total']:,} ({_pairs(metrics['opt_outs']['by_channel'])})")
+    for name, q in metrics.get("agents", {}).items():
+        console.print(
+            f"agents [{name}]: {q['cases']:,} cases, first response mean {q['first_response_mean_s']:.0f} s, "
+            f"service level {_pct(q['service_level'])} within {q['service_level_target_s']:.0f} s, "
+            f"resolution mean {q['resolution_mean_s'] / 60:.1f} min, abandoned {q['abandoned']:,}, "
+            f"occupancy {_pct(q['occupancy'])}"
+        )
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
