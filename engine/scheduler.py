@@ -28,7 +28,7 @@ class TimerQueue:
         width: bucket width in seconds.
     """
 
-    __slots__ = ("_width", "_buckets", "_keys", "_current", "_current_key", "_seq", "_size")
+    __slots__ = ("_width", "_buckets", "_keys", "_current", "_current_key", "_seq")
 
     def __init__(self, width: float = 60.0) -> None:
         self._width = width
@@ -37,16 +37,14 @@ class TimerQueue:
         self._current: list[Item] = []  # heap: the bucket being drained (and anything earlier)
         self._current_key = -(1 << 62)
         self._seq = 0
-        self._size = 0
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._current) + sum(len(bucket) for bucket in self._buckets.values())
 
     def push(self, at: float, customer: int, payload: Any, priority: int = 0) -> None:
         """Schedule ``payload`` for ``customer`` at ``at``."""
-        self._seq += 1
-        self._size += 1
-        item = (at, -priority, self._seq, customer, payload)
+        seq = self._seq = self._seq + 1
+        item = (at, -priority, seq, customer, payload)
         key = int(at // self._width)
         if key <= self._current_key:
             heapq.heappush(self._current, item)
@@ -77,5 +75,8 @@ class TimerQueue:
         """
         if self.peek_time() == math.inf:
             raise IndexError("pop from an empty TimerQueue")
-        self._size -= 1
+        return heapq.heappop(self._current)
+
+    def pop_peeked(self) -> Item:
+        """``pop`` for the hot loop: only valid right after ``peek_time`` returned a finite time."""
         return heapq.heappop(self._current)

@@ -22,7 +22,7 @@ import numpy as np
 import simpy
 
 from actors.actor import Actor
-from actors.messages import DeliveryReceipt, Escalated, Message, Schedule, Send, TimerFired
+from actors.messages import DeliveryReceipt, Escalated, Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.agents import AgentDesk
 from engine.scenario_files import Scenario
@@ -71,24 +71,16 @@ class Simulation:
         self.queue = TimerQueue()
         self.actors: list[Actor | None] = [None] * customers
         self.metrics = RunMetrics(scenario.program, customers)
+        # the world and the agents post messages and wake-ups straight into the one queue
         self.world = World(
-            self.population, config, Draws(np.random.default_rng(world_seed)), self.post, self.wake
+            self.population, config, Draws(np.random.default_rng(world_seed)), self.queue.push,
+            self.queue.push,
         )
         self.agents = AgentDesk(
-            self.env, config.agents, Draws(np.random.default_rng(agent_seed)), self.post
+            self.env, config.agents, Draws(np.random.default_rng(agent_seed)), self.queue.push
         )
         self.handled = 0
         self.wakes = 0
-
-    # -- what the world and the agents call --------------------------------------------------------
-
-    def post(self, at: float, customer: int, message: Message) -> None:
-        """Hand ``message`` to the customer's actor at ``at``."""
-        self.queue.push(at, customer, message)
-
-    def wake(self, at: float, customer: int, what: tuple[object, ...]) -> None:
-        """Call the world back at ``at``."""
-        self.queue.push(at, customer, what)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -108,7 +100,8 @@ class Simulation:
         # into smaller functions would cost a fifth of the run.
         env, queue, actors, world, metrics = self.env, self.queue, self.actors, self.world, self.metrics
         program, population, agents = self.scenario.program, self.population, self.agents
-        horizon, tick, push, peek_time, pop = self.horizon, self.tick, queue.push, queue.peek_time, queue.pop
+        horizon, tick = self.horizon, self.tick
+        push, peek_time, pop = queue.push, queue.peek_time, queue.pop_peeked
         tz_offsets, reaches = population.tz_offset, population.reach
         on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
         next_report = 3600.0 if on_progress is not None else math.inf
