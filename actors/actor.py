@@ -57,7 +57,15 @@ from actors.messages import (
     TimerFired,
 )
 from actors.policy import decide, on_block, rank_channels
-from actors.profile import BROWSING_EVENTS, CLICKED, DELIVERED, OPENED, SENDS, Profile
+from actors.profile import (
+    BROWSING_EVENTS,
+    CHANNEL_BIT,
+    CLICKED,
+    DELIVERED,
+    OPENED,
+    SENDS,
+    Profile,
+)
 
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 _ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
@@ -165,7 +173,8 @@ class Actor:
         if name not in BROWSING_EVENTS:
             profile.note(now, "event", "", name)
         if name == "session_start" and self.in_app:
-            effects.extend(self.in_app)
+            if profile.can_reach("in_app") and profile.has_consent("in_app"):  # may be withdrawn
+                effects.extend(send for send in self.in_app if self._still_relevant(send))
             self.in_app = None
         if name not in program.journey_events:
             return
@@ -216,12 +225,16 @@ class Actor:
             self._resume_on_event(journey, run, "message_" + receipt.status, props, now, effects)
 
     def _on_identified(self, message: Identified) -> None:
+        profile = self.profile
         if message.traits:
-            self.profile.update_traits(message.traits)
+            profile.update_traits(message.traits)
         for channel, reachable in sorted(message.reachable.items()):
-            self.profile.set_reachable(channel, reachable)
-            if reachable:
-                self.profile.consent |= self.profile.reach
+            profile.set_reachable(channel, reachable)
+        for channel, granted in sorted(message.consent.items()):
+            if granted:
+                profile.consent |= CHANNEL_BIT[channel]
+            else:
+                profile.withdraw_consent(channel)
 
     # -- journey transitions ---------------------------------------------------------------------
 
@@ -384,6 +397,12 @@ class Actor:
             self.in_app.append(send)
         else:
             effects.append(send)
+
+    def _still_relevant(self, send: Send) -> bool:
+        """An in-app message waiting for a session is dropped once its journey entry converted
+        or was superseded by a new entry."""
+        run = self.runs.get(send.journey) if self.runs else None
+        return run is not None and run.entry == send.entry and not run.converted
 
     # -- conditions ------------------------------------------------------------------------------
 

@@ -165,6 +165,7 @@ class PolicySpec(_Spec):
 
 
 _PATH = re.compile(r" - at `\$(.*)`$")
+_UNKNOWN = re.compile(r"^unknown field `(.*)`$")
 
 
 def _convert(raw: object, spec: type[Any], prefix: str = "") -> Any:
@@ -176,8 +177,33 @@ def _convert(raw: object, spec: type[Any], prefix: str = "") -> Any:
         match = _PATH.search(text)
         path = match.group(1).lstrip(".") if match else ""
         message = _PATH.sub("", text).replace("Object contains unknown field", "unknown field")
+        unknown = _UNKNOWN.match(message)
+        if unknown:  # name the stray field itself, and say which ones the table accepts
+            message = f"{message}; expected one of {_accepted_fields(spec, path)}"
+            path = ".".join(p for p in (path, unknown.group(1)) if p)
         field = ".".join(p for p in (prefix, path) if p) or None
         raise ScenarioError(message, field=field) from None
+
+
+def _accepted_fields(spec: type[Any], path: str) -> list[str]:
+    """The field names the table at ``path`` (``""``, ``send``, ``branch[0].if[0]``) accepts."""
+    info: Any = msgspec.inspect.type_info(spec)
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        index = part.startswith("[")
+        info = _member(info, msgspec.inspect.ListType if index else msgspec.inspect.StructType)
+        if info is not None:
+            fields = [] if index else [f.type for f in info.fields if f.encode_name == part]
+            info = info.item_type if index else (fields[0] if fields else None)
+        if info is None:
+            return []
+    struct = _member(info, msgspec.inspect.StructType)
+    return [] if struct is None else [f.encode_name for f in struct.fields]
+
+
+def _member(info: Any, kind: type[Any]) -> Any:
+    """``info`` itself, or its union member, when it is of ``kind``; else None."""
+    options = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    return next((t for t in options if isinstance(t, kind)), None)
 
 
 # -- the meaning ---------------------------------------------------------------------------------
@@ -251,7 +277,8 @@ def _compile_policy(raw: object) -> Policy:
         rules = set(RULES) | {c.rule for c in cooldowns}
         for rule, action in spec.on_block.items():
             if rule not in rules:
-                raise ScenarioError(f"unknown rule; expected one of {sorted(rules)}", field=f"on_block.{rule}")
+                expected = f"unknown rule; expected one of {sorted(rules)}"
+                raise ScenarioError(expected, field=f"on_block.{rule}")
             if action not in ("defer", "skip"):
                 raise ScenarioError(f"{action!r}: expected 'defer' or 'skip'", field=f"on_block.{rule}")
         for channel, prior in spec.channel_priors.items():
@@ -316,7 +343,10 @@ def _compile_step(step_id: str, raw: object) -> Step:
     kinds = [k for k in STEP_KINDS if getattr(spec, k) is not None]
     if len(kinds) != 1:
         found = f"found {kinds}" if kinds else "found none"
-        raise ScenarioError(f"a step has exactly one kind of {list(STEP_KINDS)}; {found}")
+        raise ScenarioError(
+            f"a step has exactly one kind of {list(STEP_KINDS)}; {found}",
+            field=kinds[1] if len(kinds) > 1 else None,
+        )
     kind = kinds[0]
     if kind == "wait":
         if isinstance(spec.wait, str):
@@ -462,7 +492,8 @@ def _check_no_wait_free_cycle(steps: dict[str, Step]) -> None:
 def _check_channel(channel: str, field: str, allow_best: bool = False) -> None:
     if channel not in CHANNELS:
         extra = ' or "best" with candidates' if allow_best else ""
-        raise ScenarioError(f"unknown channel {channel!r}; expected one of {list(CHANNELS)}{extra}", field=field)
+        expected = f"unknown channel {channel!r}; expected one of {list(CHANNELS)}{extra}"
+        raise ScenarioError(expected, field=field)
 
 
 def _duration(text: object, field: str) -> float:

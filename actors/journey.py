@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Union
 
 import msgspec
 
@@ -24,7 +23,7 @@ class _Frozen(msgspec.Struct, frozen=True, gc=False):
 # -- conditions ----------------------------------------------------------------------------------
 
 
-class Condition(_Frozen):
+class Condition(_Frozen, frozen=True):
     """``<source>.<path> <op> <value>``, e.g. ``event.value > 20`` or ``engagement.email.clicks >= 1``.
 
     Sources: ``event`` (the triggering event's properties), ``traits``, ``profile`` (``purchases``,
@@ -97,7 +96,7 @@ def properties_match(conditions: tuple[Condition, ...], properties: Properties) 
 # -- steps ---------------------------------------------------------------------------------------
 
 
-class WaitStep(_Frozen):
+class WaitStep(_Frozen, frozen=True):
     """Wait ``seconds``, or until the local time of day ``until`` (seconds after midnight)."""
 
     id: str
@@ -106,7 +105,7 @@ class WaitStep(_Frozen):
     until: float | None = None
 
 
-class WaitForStep(_Frozen):
+class WaitForStep(_Frozen, frozen=True):
     """Wait for an event (optionally filtered) or a timeout, whichever comes first."""
 
     id: str
@@ -117,7 +116,7 @@ class WaitForStep(_Frozen):
     where: tuple[Condition, ...] = ()
 
 
-class SendStep(_Frozen):
+class SendStep(_Frozen, frozen=True):
     """Send ``message`` on a fixed channel, or on the best of ``channels`` when ``best``."""
 
     id: str
@@ -128,7 +127,7 @@ class SendStep(_Frozen):
     transactional: bool = False
 
 
-class BranchStep(_Frozen):
+class BranchStep(_Frozen, frozen=True):
     """Go to the first rule's target whose conditions all hold, else ``otherwise``."""
 
     id: str
@@ -136,14 +135,14 @@ class BranchStep(_Frozen):
     otherwise: str
 
 
-class SplitStep(_Frozen):
+class SplitStep(_Frozen, frozen=True):
     """A/B split by a stable hash of (journey, step, customer): cumulative thresholds in [0, 1]."""
 
     id: str
     arms: tuple[tuple[float, str], ...]
 
 
-class UpdateStep(_Frozen):
+class UpdateStep(_Frozen, frozen=True):
     """Set profile traits."""
 
     id: str
@@ -151,7 +150,7 @@ class UpdateStep(_Frozen):
     next: str
 
 
-class EscalateStep(_Frozen):
+class EscalateStep(_Frozen, frozen=True):
     """Hand the customer to an agent queue with the timeline attached."""
 
     id: str
@@ -159,13 +158,13 @@ class EscalateStep(_Frozen):
     next: str
 
 
-class EndStep(_Frozen):
+class EndStep(_Frozen, frozen=True):
     """The journey ends here."""
 
     id: str
 
 
-Step = Union[WaitStep, WaitForStep, SendStep, BranchStep, SplitStep, UpdateStep, EscalateStep, EndStep]
+Step = WaitStep | WaitForStep | SendStep | BranchStep | SplitStep | UpdateStep | EscalateStep | EndStep
 INSTANT_STEPS = (SendStep, BranchStep, SplitStep, UpdateStep, EscalateStep)
 
 
@@ -185,7 +184,7 @@ def successors(step: Step) -> tuple[str, ...]:
 # -- journeys and policies -----------------------------------------------------------------------
 
 
-class Journey(_Frozen):
+class Journey(_Frozen, frozen=True):
     """One compiled journey."""
 
     id: str
@@ -201,7 +200,7 @@ class Journey(_Frozen):
     goal_within: float = 7 * 86400.0
 
 
-class Cap(_Frozen):
+class Cap(_Frozen, frozen=True):
     """At most ``max`` marketing sends per rolling ``per`` seconds (on one channel, or all)."""
 
     max: int
@@ -214,7 +213,7 @@ class Cap(_Frozen):
         return "frequency_cap" if self.channel is None else "channel_cap"
 
 
-class Cooldown(_Frozen):
+class Cooldown(_Frozen, frozen=True):
     """No marketing send within ``seconds`` after an event (``purchase``: after conversion)."""
 
     rule: str
@@ -223,7 +222,7 @@ class Cooldown(_Frozen):
     where: tuple[Condition, ...] = ()
 
 
-class Policy(_Frozen):
+class Policy(_Frozen, frozen=True):
     """The rules that guard every send; ``on_block`` says per rule: ``defer`` or ``skip``."""
 
     caps: tuple[Cap, ...] = ()
@@ -244,7 +243,7 @@ class Policy(_Frozen):
         return max(windows, default=0.0)
 
 
-class Program(_Frozen):
+class Program(_Frozen, frozen=True):
     """A compiled scenario: journeys (highest priority first) and the policy, with indexes."""
 
     name: str

@@ -12,11 +12,9 @@ a runtime may cancel lazily (``Cancel`` is advice it may use to free memory).
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 Properties = dict[str, Scalar]
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "agent")
@@ -30,28 +28,34 @@ class _Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
 # -- messages in ---------------------------------------------------------------------------------
 
 
-class Event(_Record):
+class Event(_Record, frozen=True):
     """Something the customer did (``cart_add``, ``purchase``, ``session_start``, ...)."""
 
     name: str
     properties: Properties = msgspec.field(default_factory=dict)
 
 
-class Identified(_Record):
-    """New facts about who the customer is: traits, and channels gained or lost."""
+class Identified(_Record, frozen=True):
+    """New facts about who the customer is.
+
+    ``reachable`` says which channels gained or lost an address (or push token); ``consent`` is an
+    explicit marketing opt-in (True) or opt-out (False). A repeated address never re-subscribes
+    someone who unsubscribed: only an explicit consent does.
+    """
 
     traits: Properties = msgspec.field(default_factory=dict)
     reachable: dict[str, bool] = msgspec.field(default_factory=dict)
+    consent: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
-class TimerFired(_Record):
+class TimerFired(_Record, frozen=True):
     """A timer the actor asked for came due."""
 
     journey: str
     version: int
 
 
-class DeliveryReceipt(_Record):
+class DeliveryReceipt(_Record, frozen=True):
     """A provider reported on a send: delivered, opened, clicked, bounced or unsubscribed."""
 
     journey: str
@@ -61,13 +65,13 @@ class DeliveryReceipt(_Record):
     status: str
 
 
-Message = Union[Event, Identified, TimerFired, DeliveryReceipt]
+Message = Event | Identified | TimerFired | DeliveryReceipt
 
 
 # -- effects out ---------------------------------------------------------------------------------
 
 
-class Send(_Record):
+class Send(_Record, frozen=True):
     """Hand a message to a channel. ``key`` is the idempotency key of this very send."""
 
     customer: str
@@ -80,7 +84,7 @@ class Send(_Record):
     transactional: bool = False
 
 
-class Schedule(_Record):
+class Schedule(_Record, frozen=True):
     """Deliver ``TimerFired(journey, version)`` at ``at``; ties go to the higher ``priority``."""
 
     at: float
@@ -89,14 +93,14 @@ class Schedule(_Record):
     priority: int = 0
 
 
-class Cancel(_Record):
+class Cancel(_Record, frozen=True):
     """The timer with this version will be ignored if it fires; a runtime may drop it."""
 
     journey: str
     version: int
 
 
-class Entered(_Record):
+class Entered(_Record, frozen=True):
     """The customer entered a journey; ``holdout`` members get no sends."""
 
     journey: str
@@ -104,14 +108,14 @@ class Entered(_Record):
     holdout: bool
 
 
-class Advanced(_Record):
+class Advanced(_Record, frozen=True):
     """The journey moved to ``step``."""
 
     journey: str
     step: str
 
 
-class Suppressed(_Record):
+class Suppressed(_Record, frozen=True):
     """A policy blocked a send; ``deferred_until`` is set when it will be tried again."""
 
     journey: str
@@ -122,14 +126,14 @@ class Suppressed(_Record):
     deferred_until: float | None = None
 
 
-class Exited(_Record):
+class Exited(_Record, frozen=True):
     """The journey ended for this customer (``end``, an exit event, or ``holdout``)."""
 
     journey: str
     reason: str
 
 
-class Converted(_Record):
+class Converted(_Record, frozen=True):
     """The customer reached a journey's goal within its window after entering."""
 
     journey: str
@@ -139,7 +143,7 @@ class Converted(_Record):
     after: float
 
 
-class Escalated(_Record):
+class Escalated(_Record, frozen=True):
     """Hand the customer to an agent queue, with the recent timeline for context."""
 
     customer: str
@@ -148,4 +152,4 @@ class Escalated(_Record):
     timeline: tuple[tuple[float, str, str, str], ...]
 
 
-Effect = Union[Send, Schedule, Cancel, Entered, Advanced, Suppressed, Exited, Converted, Escalated]
+Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated

@@ -86,6 +86,8 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
             if message == step.message:
                 return Verdict("same_message", at + window)
     for cap in policy.caps:
+        if cap.channel is not None and cap.channel != channel:
+            continue  # a channel cap binds its own channel only
         retry = _cap_full_until(sends, cap.max, cap.per, cap.channel, now)
         if retry is not None:
             return Verdict(cap.rule, retry)

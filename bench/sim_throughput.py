@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -44,7 +45,7 @@ def main(
     days: float = 30.0,
     seed: int = 1,
     repeat: int = 3,
-    json_out: Path | None = typer.Option(None, help="Also write the results here as JSON."),
+    json_out: Annotated[Path | None, typer.Option(help="Also write the results here as JSON.")] = None,
 ) -> None:
     """Measure simulated events per second and memory per customer of `touchpoint run`."""
     runs = [_run_once(scenario, customers, days, seed) for _ in range(repeat)]

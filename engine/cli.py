@@ -78,7 +78,8 @@ def run(
         disable=quiet,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"{loaded.name}: {customers:,} customers", total=days * DAY, day=0.0, of=days)
+        label = f"{loaded.name}: {customers:,} customers"
+        task = progress.add_task(label, total=days * DAY, day=0.0, of=days)
         stats = simulation.run(lambda at: progress.update(task, completed=at, day=at / DAY))
     wall = time.perf_counter() - started
     metrics = _metrics(loaded.name, customers, days, seed, simulation)

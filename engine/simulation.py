@@ -7,7 +7,9 @@ and world events all live in one ``TimerQueue``.
 
 The clock loop: before each item it lets SimPy run anything due first (agent queues), so the two
 stay in exact time order; otherwise it hands items to actors back to back, each at its exact
-time, and advances SimPy's clock whenever the next item is a ``tick`` or more ahead. Actors are
+time, and advances SimPy's clock whenever the next item is a ``tick`` or more ahead. A world
+wake-up may return messages the customer sends at that very instant (a session's first events):
+they go to the actor at once, in order, without a round trip through the queue. Actors are
 created on their first message, seeded with the customer's time zone and reachability.
 """
 
@@ -125,29 +127,34 @@ class Simulation:
             _, _, _, customer, payload = pop()
             if type(payload) is tuple:
                 wakes += 1
-                on_wake(customer, payload, at)
-                continue
+                messages = on_wake(customer, payload, at)  # what the customer does right now
+                if not messages:
+                    continue
+            else:
+                messages = (payload,)
             actor = actors[customer]
             if actor is None:
                 profile = Profile(
                     customer_id(customer), tz_offset=tz_offsets[customer], reach=reaches[customer]
                 )
                 actor = actors[customer] = Actor(program, profile)
-            handled += 1
-            effects = actor.handle(payload, at)
-            if type(payload) is DeliveryReceipt:
-                metrics.observe_receipt(payload)
-            if not effects:
-                continue
-            for effect in effects:
-                kind = type(effect)
-                if kind is Schedule:
-                    push(effect.at, customer, TimerFired(effect.journey, effect.version), effect.priority)
-                elif kind is Send:
-                    if effect.channel == "agent":
-                        agents.escalate(customer, "agent", at)
-                    else:
-                        on_send(customer, effect, at)
-                elif kind is Escalated:
-                    agents.escalate(customer, effect.queue, at)
-            observe(customer, effects)
+            for message in messages:
+                handled += 1
+                effects = actor.handle(message, at)
+                if type(message) is DeliveryReceipt:
+                    metrics.observe_receipt(message)
+                if not effects:
+                    continue
+                for effect in effects:
+                    kind = type(effect)
+                    if kind is Schedule:
+                        push(effect.at, customer, TimerFired(effect.journey, effect.version),
+                             effect.priority)
+                    elif kind is Send:
+                        if effect.channel == "agent":
+                            agents.escalate(customer, "agent", at)
+                        else:
+                            on_send(customer, effect, at)
+                    elif kind is Escalated:
+                        agents.escalate(customer, effect.queue, at)
+                observe(customer, effects)

@@ -102,7 +102,7 @@ class RunMetrics:
             by_channel.update(tally.sends)
             suppressed.update(tally.suppressed)
             deferred.update(tally.deferred)
-        counts = np.frombuffer(self.per_customer, dtype=np.int64 if self.per_customer.itemsize == 8 else np.int32)
+        counts = np.asarray(self.per_customer, dtype=np.int64)
         reached = counts[counts > 0]
         return {
             "journeys": journeys,

@@ -14,16 +14,18 @@ def _pct(value: float | None) -> str:
 
 def print_summary(console: Console, metrics: dict[str, Any]) -> None:
     """Print per-journey results, messages, suppressions, opt-outs and agent KPIs."""
-    table = Table(title=f"{metrics['scenario']}: {metrics['customers']:,} customers, {metrics['days']:g} days")
-    for column in ("journey", "entrants", "holdout", "conv. treated", "conv. holdout",
-                   "lift (95% CI)", "revenue", "messages"):
+    title = f"{metrics['scenario']}: {metrics['customers']:,} customers, {metrics['days']:g} days"
+    table = Table(title=title)
+    columns = ("journey", "entrants", "holdout", "conv. treated", "conv. holdout", "lift (95% CI)",
+               "revenue", "messages")
+    for column in columns:
         table.add_column(column, justify="left" if column == "journey" else "right")
     for jid, j in metrics["journeys"].items():
         lift = j["lift"]
-        lift_text = (
-            "-" if lift["lift"] is None else
-            f"{100 * lift['lift']:+.2f} pp [{100 * lift['lift_ci95_low']:+.2f}, {100 * lift['lift_ci95_high']:+.2f}]"
-        )
+        lift_text = "-"
+        if lift["lift"] is not None:
+            low, high = 100 * lift["lift_ci95_low"], 100 * lift["lift_ci95_high"]
+            lift_text = f"{100 * lift['lift']:+.2f} pp [{low:+.2f}, {high:+.2f}]"
         table.add_row(
             jid,
             f"{j['entrants']:,}",
@@ -40,11 +42,13 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
         f"messages: {messages['total']:,} ({_pairs(messages['by_channel'])}); "
         f"per customer mean {messages['per_customer']['mean']:.2f}, max {messages['per_customer']['max']}"
     )
-    console.print(f"suppressed: {metrics['suppressed']['total']:,} ({_pairs(metrics['suppressed']['by_rule'])})")
-    console.print(f"opt-outs: {metrics['opt_outs']['total']:,} ({_pairs(metrics['opt_outs']['by_channel'])})")
+    suppressed, opt_outs = metrics["suppressed"], metrics["opt_outs"]
+    console.print(f"suppressed: {suppressed['total']:,} ({_pairs(suppressed['by_rule'])})")
+    console.print(f"opt-outs: {opt_outs['total']:,} ({_pairs(opt_outs['by_channel'])})")
     for name, q in metrics.get("agents", {}).items():
         console.print(
-            f"agents [{name}]: {q['cases']:,} cases, first response mean {q['first_response_mean_s']:.0f} s, "
+            f"agents [{name}]: {q['cases']:,} cases, "
+            f"first response mean {q['first_response_mean_s']:.0f} s, "
             f"service level {_pct(q['service_level'])} within {q['service_level_target_s']:.0f} s, "
             f"resolution mean {q['resolution_mean_s'] / 60:.1f} min, abandoned {q['abandoned']:,}, "
             f"occupancy {_pct(q['occupancy'])}"

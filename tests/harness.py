@@ -65,18 +65,29 @@ class ManualClock:
 
     Args:
         actor: the actor to drive.
-        start: the clock's starting time.
+        start: the clock's starting time (default: the time of the first message).
         fire_cancelled: deliver cancelled timers too, and require that they yield no effects.
     """
 
-    def __init__(self, actor: Actor, start: float = T0, *, fire_cancelled: bool = False) -> None:
+    def __init__(
+        self, actor: Actor, start: float | None = None, *, fire_cancelled: bool = False
+    ) -> None:
         self.actor = actor
-        self.now = start
+        self.now = float("-inf") if start is None else start
         self.fire_cancelled = fire_cancelled
         self.pending: list[tuple[float, int, int, str, int]] = []
         self.cancelled: set[tuple[str, int]] = set()
         self.trace: list[tuple[float, Effect]] = []
+        self.log: list[tuple[float, Message, list[Effect]]] = []  # every delivery, in order
         self._seq = 0
+
+    def fork(self, actor: Actor) -> ManualClock:
+        """A clock in the same state (time, pending and cancelled timers) driving ``actor``."""
+        twin = ManualClock(actor, self.now, fire_cancelled=self.fire_cancelled)
+        twin.pending = list(self.pending)
+        twin.cancelled = set(self.cancelled)
+        twin._seq = self._seq
+        return twin
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -144,6 +155,7 @@ class ManualClock:
         self.now = at
         effects = self.actor.handle(message, at)
         self.actor.check_invariants()
+        self.log.append((at, message, effects))
         for effect in effects:
             self.trace.append((at, effect))
             if isinstance(effect, Schedule):

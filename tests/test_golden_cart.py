@@ -9,6 +9,7 @@ from actors.messages import (
     Advanced,
     Cancel,
     Converted,
+    DeliveryReceipt,
     Entered,
     Event,
     Exited,
@@ -75,8 +76,6 @@ def test_without_purchase_the_journey_ends_with_the_sms(cart_program):
 
 
 def test_a_click_on_the_push_ends_the_journey_early(cart_program):
-    from actors.messages import DeliveryReceipt
-
     clock = ManualClock(make_actor(cart_program, MEMBER, tz_offset=TZ))
     clock.handle(Event("cart_add", {"value": 50}), T0)
     clock.advance_to(T0 + HOUR)
