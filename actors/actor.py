@@ -334,7 +334,7 @@ class Actor:
                 step_id = step.next
             elif isinstance(step, EscalateStep):
                 self.profile.note(now, "escalated", "agent", step.queue)
-                timeline = tuple(self.profile.timeline or ())
+                timeline = self.profile.timeline()
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
             elif isinstance(step, EndStep):
@@ -439,7 +439,7 @@ class Actor:
 
     def check_invariants(self) -> None:
         """Raise ``EngineInternalError`` if the state is not one the core can produce."""
-        timeline = self.profile.timeline or []
+        timeline = self.profile.timeline()
         sends = self.profile.sends or []
         problems = []
         if any(a[0] > b[0] for a, b in zip(timeline, timeline[1:], strict=False)):

@@ -3,7 +3,9 @@
 The layout is positional (array-like records), which is both smaller and faster than maps:
 
     [version, customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,
-     last_purchase_at, sends, timeline, cooldowns, runs, in_app]
+     last_purchase_at, sends, timeline_at, timeline_what, cooldowns, runs, in_app]
+
+    engagement: {channel: [sends, delivered, opened, clicked, last_engaged_at]}
 
     runs:   {journey_id: [entry, entered_at, holdout, converted, step, version, context, sends]}
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
@@ -14,6 +16,8 @@ The compiled ``Program`` is not part of a snapshot: it comes from the scenario o
 
 from __future__ import annotations
 
+import sys
+from array import array
 from typing import Any
 
 import msgpack
@@ -24,7 +28,7 @@ from actors.journey import Program
 from actors.messages import Send
 from actors.profile import Profile
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def to_record(actor: Actor) -> list[Any]:
@@ -37,9 +41,12 @@ def to_record(actor: Actor) -> list[Any]:
             for jid, r in actor.runs.items()
         }
     in_app = None if actor.in_app is None else [_send_fields(s) for s in actor.in_app]
+    engagement = None if p.engagement is None else {ch: list(v) for ch, v in p.engagement.items()}
+    timeline_at = None if p.timeline_at is None else list(p.timeline_at)
     return [
-        FORMAT_VERSION, p.customer_id, p.tz_offset, p.reach, p.consent, p.traits, p.engagement,
-        p.purchases, p.revenue, p.last_purchase_at, p.sends, p.timeline, p.last_event_at, runs, in_app,
+        FORMAT_VERSION, p.customer_id, p.tz_offset, p.reach, p.consent, p.traits, engagement,
+        p.purchases, p.revenue, p.last_purchase_at, p.sends, timeline_at, p.timeline_what,
+        p.last_event_at, runs, in_app,
     ]
 
 
@@ -52,15 +59,18 @@ def from_record(record: list[Any], program: Program) -> Actor:
     if record[0] != FORMAT_VERSION:
         raise EngineInternalError(f"snapshot format {record[0]!r}; this engine reads {FORMAT_VERSION}")
     (_, cid, tz, reach, consent, traits, engagement, purchases, revenue, last_purchase,
-     sends, timeline, cooldowns, runs, in_app) = record
+     sends, timeline_at, timeline_what, cooldowns, runs, in_app) = record
     profile = Profile(cid, tz_offset=tz, reach=reach, consent=consent)
     profile.traits = traits
-    profile.engagement = engagement
+    if engagement is not None:
+        profile.engagement = {ch: array("d", v) for ch, v in engagement.items()}
     profile.purchases = purchases
     profile.revenue = revenue
     profile.last_purchase_at = last_purchase
     profile.sends = None if sends is None else [tuple(s) for s in sends]
-    profile.timeline = None if timeline is None else [tuple(t) for t in timeline]
+    if timeline_at is not None:
+        profile.timeline_at = array("d", timeline_at)
+        profile.timeline_what = [sys.intern(what) for what in timeline_what]
     profile.last_event_at = cooldowns
     actor = Actor(program, profile)
     if runs is not None:

@@ -7,6 +7,10 @@ across channels so that a hand-off to an agent carries the context.
 
 from __future__ import annotations
 
+import sys
+from array import array
+from collections.abc import Sequence
+
 from actors.messages import CHANNELS, Properties, Scalar
 
 TIMELINE_LIMIT = 12
@@ -19,6 +23,10 @@ ALWAYS_REACHABLE = CHANNEL_BIT["webhook"] | CHANNEL_BIT["agent"] | CHANNEL_BIT["
 SENDS, DELIVERED, OPENED, CLICKED, LAST_ENGAGED = range(5)
 
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
+_SEP = "\x1f"  # joins kind, channel and detail into one interned label
+
+Stats = Sequence[float]
+_NO_STATS: Stats = (0.0, 0.0, 0.0, 0.0, -1.0)
 
 BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
 """Events too frequent and too thin to be worth a place on the timeline."""
@@ -33,10 +41,12 @@ class Profile:
         reach: bit set of channels with an address or opt-in (see ``CHANNEL_BIT``).
         consent: bit set of channels the customer has not unsubscribed from.
         traits: free-form attributes (set by identify and by journey ``update`` steps).
-        engagement: per channel ``[sends, delivered, opened, clicked, last_engaged_at]``.
+        engagement: per channel ``array('d', [sends, delivered, opened, clicked, last_engaged_at])``.
         purchases, revenue, last_purchase_at: the purchase history.
         sends: recent marketing sends ``(at, channel, message)``, for rolling-window policies.
-        timeline: the most recent interactions ``(at, kind, channel, detail)``, newest last.
+        timeline_at, timeline_what: the most recent interactions, newest last: their times, and
+            ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
+            flat columns cost 16 bytes an entry where a list of tuples costs about 100.
         last_event_at: when each cool-down rule was last started by a matching event.
     """
 
@@ -51,7 +61,8 @@ class Profile:
         "revenue",
         "last_purchase_at",
         "sends",
-        "timeline",
+        "timeline_at",
+        "timeline_what",
         "last_event_at",
     )
 
@@ -68,12 +79,13 @@ class Profile:
         self.reach = reach | ALWAYS_REACHABLE
         self.consent = consent
         self.traits: Properties | None = None
-        self.engagement: dict[str, list[float]] | None = None
+        self.engagement: dict[str, array[float]] | None = None
         self.purchases = 0
         self.revenue = 0.0
         self.last_purchase_at: float | None = None
         self.sends: list[tuple[float, str, str]] | None = None
-        self.timeline: list[TimelineEntry] | None = None
+        self.timeline_at: array[float] | None = None
+        self.timeline_what: list[str] | None = None
         self.last_event_at: dict[str, float] | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -93,11 +105,20 @@ class Profile:
         """Whether the customer has not unsubscribed from the channel."""
         return bool(self.consent & CHANNEL_BIT[channel])
 
-    def channel_stats(self, channel: str) -> list[float]:
+    def channel_stats(self, channel: str) -> Stats:
         """The engagement counters of a channel (zeros when it was never used)."""
         if self.engagement is None or channel not in self.engagement:
-            return [0.0, 0.0, 0.0, 0.0, -1.0]
+            return _NO_STATS
         return self.engagement[channel]
+
+    def timeline(self) -> tuple[TimelineEntry, ...]:
+        """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
+        if self.timeline_at is None or self.timeline_what is None:
+            return ()
+        return tuple(
+            (at, *what.split(_SEP, 2))  # type: ignore[misc]
+            for at, what in zip(self.timeline_at, self.timeline_what, strict=True)
+        )
 
     def trait(self, name: str) -> Scalar:
         """A trait's value, or None."""
@@ -107,11 +128,14 @@ class Profile:
 
     def note(self, at: float, kind: str, channel: str, detail: str) -> None:
         """Append an interaction to the bounded timeline."""
-        if self.timeline is None:
-            self.timeline = []
-        self.timeline.append((at, kind, channel, detail))
-        if len(self.timeline) > TIMELINE_LIMIT:
-            del self.timeline[0]
+        if self.timeline_at is None or self.timeline_what is None:
+            self.timeline_at, self.timeline_what = array("d"), []
+        self.timeline_at.append(at)
+        # interning shares one label among every customer with the same interaction
+        self.timeline_what.append(sys.intern(kind + _SEP + channel + _SEP + detail))
+        if len(self.timeline_what) > TIMELINE_LIMIT:
+            del self.timeline_at[0]
+            del self.timeline_what[0]
 
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
@@ -119,7 +143,7 @@ class Profile:
             self.engagement = {}
         stats = self.engagement.get(channel)
         if stats is None:
-            stats = self.engagement[channel] = [0.0, 0.0, 0.0, 0.0, -1.0]
+            stats = self.engagement[channel] = array("d", _NO_STATS)
         stats[counter] += 1
         if at is not None and counter in (OPENED, CLICKED):
             stats[LAST_ENGAGED] = at
