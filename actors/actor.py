@@ -67,6 +67,7 @@ from actors.profile import (
     Profile,
 )
 
+_NO_CONTEXT: Properties = {}  # shared by runs whose journey never reads its trigger; never mutated
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 _ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 
@@ -118,7 +119,7 @@ class Actor:
     def __init__(self, program: Program, profile: Profile) -> None:
         self.program = program
         self.profile = profile
-        self.runs: dict[str, JourneyRun] | None = None
+        self.runs: list[JourneyRun | None] | None = None  # by ``Journey.index``
         self.in_app: list[Send] | None = None  # shown at the customer's next session
 
     def __eq__(self, other: object) -> bool:
@@ -126,11 +127,18 @@ class Actor:
             return NotImplemented
         return (
             self.profile == other.profile
-            and (self.runs or {}) == (other.runs or {})
+            and self.runs_by_id() == other.runs_by_id()
             and (self.in_app or []) == (other.in_app or [])
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    def runs_by_id(self) -> dict[str, JourneyRun]:
+        """The customer's journey runs by journey id (journeys never entered are left out)."""
+        if self.runs is None:
+            return {}
+        pairs = zip(self.program.journeys, self.runs, strict=True)
+        return {journey.id: run for journey, run in pairs if run is not None}
 
     @property
     def customer_id(self) -> str:
@@ -167,9 +175,9 @@ class Actor:
             profile.revenue += _number(props.get("value"))
             profile.last_purchase_at = now
         if name in program.cooldown_events:
-            for cooldown in program.policy.cooldowns:
+            for index, cooldown in enumerate(program.policy.cooldowns):
                 if cooldown.event == name and properties_match(cooldown.where, props):
-                    profile.start_cooldown(cooldown.rule, now)
+                    profile.start_cooldown(index, now)
         if name not in BROWSING_EVENTS:
             profile.note(now, "event", "", name)
         if name == "session_start" and self.in_app:
@@ -183,12 +191,12 @@ class Actor:
             for journey in program.by_goal.get(name, ()):
                 self._check_goal(journey, props, now, effects)
             for journey in program.by_exit.get(name, ()):
-                run = runs.get(journey.id)
+                run = runs[journey.index]
                 if run is not None and run.step is not None:
                     self._stop(journey, run, name, effects)
             if name in program.wait_events:
                 for journey in program.journeys:
-                    run = runs.get(journey.id)
+                    run = runs[journey.index]
                     if run is not None and run.step is not None:
                         self._resume_on_event(journey, run, name, props, now, effects)
         for journey in program.by_entry.get(name, ()):
@@ -196,10 +204,10 @@ class Actor:
                 self._enter(journey, props, now, effects)
 
     def _on_timer(self, timer: TimerFired, now: float, effects: list[Effect]) -> None:
-        run = self.runs.get(timer.journey) if self.runs else None
-        if run is None or run.step is None or timer.version != run.version:
+        journey = self.program.by_id.get(timer.journey)
+        run = self.runs[journey.index] if self.runs and journey is not None else None
+        if journey is None or run is None or run.step is None or timer.version != run.version:
             return  # cancelled lazily: a newer timer, or the run is over
-        journey = self.program.by_id[timer.journey]
         step = journey.steps[run.step]
         if isinstance(step, WaitStep):
             self._walk(journey, run, step.next, now, effects)
@@ -218,9 +226,9 @@ class Actor:
         elif receipt.status == "unsubscribed":
             profile.withdraw_consent(receipt.channel)
         profile.note(now, receipt.status, receipt.channel, receipt.message)
-        run = self.runs.get(receipt.journey) if self.runs else None
-        if run is not None and run.step is not None and run.entry == receipt.entry:
-            journey = self.program.by_id[receipt.journey]
+        journey = self.program.by_id.get(receipt.journey)
+        run = self.runs[journey.index] if self.runs and journey is not None else None
+        if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
             self._resume_on_event(journey, run, "message_" + receipt.status, props, now, effects)
 
@@ -240,10 +248,10 @@ class Actor:
 
     def _enter(self, journey: Journey, props: Properties, now: float, effects: list[Effect]) -> None:
         if self.runs is None:
-            self.runs = {}
-        run = self.runs.get(journey.id)
+            self.runs = [None] * len(self.program.journeys)
+        run = self.runs[journey.index]
         if run is None:
-            run = self.runs[journey.id] = JourneyRun()
+            run = self.runs[journey.index] = JourneyRun()
         elif run.step is not None:
             return  # already in it
         elif journey.reentry is None or now - run.entered_at < journey.reentry:
@@ -251,7 +259,7 @@ class Actor:
         run.entry += 1
         run.entered_at = now
         run.converted = False
-        run.context = props
+        run.context = props if journey.keeps_context else _NO_CONTEXT
         run.sends = 0
         run.holdout = stable_fraction(journey.id, self.customer_id) < journey.holdout
         effects.append(Entered(journey.id, run.entry, run.holdout))
@@ -263,7 +271,7 @@ class Actor:
     def _check_goal(
         self, journey: Journey, props: Properties, now: float, effects: list[Effect]
     ) -> None:
-        run = self.runs.get(journey.id) if self.runs else None
+        run = self.runs[journey.index] if self.runs else None
         if run is None or run.entry == 0 or run.converted:
             return
         after = now - run.entered_at
@@ -401,7 +409,8 @@ class Actor:
     def _still_relevant(self, send: Send) -> bool:
         """An in-app message waiting for a session is dropped once its journey entry converted
         or was superseded by a new entry."""
-        run = self.runs.get(send.journey) if self.runs else None
+        journey = self.program.by_id.get(send.journey)
+        run = self.runs[journey.index] if self.runs and journey is not None else None
         return run is not None and run.entry == send.entry and not run.converted
 
     # -- conditions ------------------------------------------------------------------------------
@@ -446,7 +455,9 @@ class Actor:
             problems.append("timeline out of order")
         if any(a[0] > b[0] for a, b in zip(sends, sends[1:], strict=False)):
             problems.append("send history out of order")
-        for journey_id, run in (self.runs or {}).items():
+        if self.runs is not None and len(self.runs) != len(self.program.journeys):
+            problems.append("one run slot per journey expected")
+        for journey_id, run in self.runs_by_id().items():
             journey = self.program.by_id.get(journey_id)
             if journey is None:
                 problems.append(f"run of unknown journey {journey_id!r}")

@@ -5,7 +5,8 @@ The layout is positional (array-like records), which is both smaller and faster 
     [version, customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,
      last_purchase_at, sends, timeline_at, timeline_what, cooldowns, runs, in_app]
 
-    engagement: {channel: [sends, delivered, opened, clicked, last_engaged_at]}
+    engagement: [sends, delivered, opened, clicked, last_engaged_at] per channel, flat
+    cooldowns:  [started_at] per policy cool-down, by position
 
     runs:   {journey_id: [entry, entered_at, holdout, converted, step, version, context, sends]}
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
@@ -38,15 +39,16 @@ def to_record(actor: Actor) -> list[Any]:
     if actor.runs is not None:
         runs = {
             jid: [r.entry, r.entered_at, r.holdout, r.converted, r.step, r.version, r.context, r.sends]
-            for jid, r in actor.runs.items()
+            for jid, r in actor.runs_by_id().items()
         }
     in_app = None if actor.in_app is None else [_send_fields(s) for s in actor.in_app]
-    engagement = None if p.engagement is None else {ch: list(v) for ch, v in p.engagement.items()}
+    engagement = None if p.engagement is None else list(p.engagement)
     timeline_at = None if p.timeline_at is None else list(p.timeline_at)
+    cooldowns = None if p.cooldowns is None else list(p.cooldowns)
     return [
         FORMAT_VERSION, p.customer_id, p.tz_offset, p.reach, p.consent, p.traits, engagement,
         p.purchases, p.revenue, p.last_purchase_at, p.sends, timeline_at, p.timeline_what,
-        p.last_event_at, runs, in_app,
+        cooldowns, runs, in_app,
     ]
 
 
@@ -63,7 +65,7 @@ def from_record(record: list[Any], program: Program) -> Actor:
     profile = Profile(cid, tz_offset=tz, reach=reach, consent=consent)
     profile.traits = traits
     if engagement is not None:
-        profile.engagement = {ch: array("d", v) for ch, v in engagement.items()}
+        profile.engagement = array("d", engagement)
     profile.purchases = purchases
     profile.revenue = revenue
     profile.last_purchase_at = last_purchase
@@ -71,15 +73,21 @@ def from_record(record: list[Any], program: Program) -> Actor:
     if timeline_at is not None:
         profile.timeline_at = array("d", timeline_at)
         profile.timeline_what = [sys.intern(what) for what in timeline_what]
-    profile.last_event_at = cooldowns
+    if cooldowns is not None:
+        profile.cooldowns = array("d", cooldowns)
     actor = Actor(program, profile)
     if runs is not None:
-        actor.runs = {}
+        actor.runs = [None] * len(program.journeys)
         for jid, fields in runs.items():
+            journey = program.by_id.get(jid)
+            if journey is None:
+                raise EngineInternalError(
+                    f"snapshot of {cid!r} has a run of journey {jid!r}, which the scenario no longer has"
+                )
             run = JourneyRun()
             (run.entry, run.entered_at, run.holdout, run.converted, run.step, run.version,
              run.context, run.sends) = fields
-            actor.runs[jid] = run
+            actor.runs[journey.index] = run
     if in_app is not None:
         actor.in_app = [Send(*fields) for fields in in_app]
     return actor

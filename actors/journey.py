@@ -198,6 +198,8 @@ class Journey(_Frozen, frozen=True):
     priority: int = 0
     goal_event: str = "purchase"
     goal_within: float = 7 * 86400.0
+    index: int = 0  # position in ``Program.journeys``: where an actor keeps its run
+    keeps_context: bool = False  # whether a branch reads ``event.*`` (the triggering event)
 
 
 class Cap(_Frozen, frozen=True):
@@ -260,7 +262,10 @@ class Program(_Frozen, frozen=True):
 
 def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program:
     """Index journeys by the events that concern them; ties in priority keep file order."""
-    ordered = tuple(sorted(journeys, key=lambda j: -j.priority))
+    ordered = tuple(
+        msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey))
+        for i, journey in enumerate(sorted(journeys, key=lambda j: -j.priority))
+    )
 
     def index(events_of: object) -> dict[str, tuple[Journey, ...]]:
         table: dict[str, list[Journey]] = {}
@@ -288,6 +293,16 @@ def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program
             | {j.goal_event for j in ordered}
             | wait_events
         ),
+    )
+
+
+def _reads_event(journey: Journey) -> bool:
+    return any(
+        cond.source == "event"
+        for step in journey.steps.values()
+        if isinstance(step, BranchStep)
+        for conditions, _ in step.rules
+        for cond in conditions
     )
 
 

@@ -69,8 +69,8 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
         return Verdict("no_consent")
     if step.transactional:
         return ALLOWED
-    for cooldown in policy.cooldowns:
-        last = profile.last_event_at.get(cooldown.rule) if profile.last_event_at else None
+    for index, cooldown in enumerate(policy.cooldowns):
+        last = profile.cooldown_started(index)
         if last is not None and now < last + cooldown.seconds:
             return Verdict(cooldown.rule, last + cooldown.seconds)
     if policy.quiet_start is not None and policy.quiet_end is not None and channel != "in_app":

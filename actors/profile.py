@@ -21,12 +21,15 @@ ALWAYS_REACHABLE = CHANNEL_BIT["webhook"] | CHANNEL_BIT["agent"] | CHANNEL_BIT["
 
 # engagement counters per channel, in this order
 SENDS, DELIVERED, OPENED, CLICKED, LAST_ENGAGED = range(5)
+COUNTERS = 5
+CHANNEL_INDEX = {name: i for i, name in enumerate(CHANNELS)}
 
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
 _SEP = "\x1f"  # joins kind, channel and detail into one interned label
 
 Stats = Sequence[float]
-_NO_STATS: Stats = (0.0, 0.0, 0.0, 0.0, -1.0)
+_NO_STATS: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, -1.0)
+_NEVER = float("-inf")
 
 BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
 """Events too frequent and too thin to be worth a place on the timeline."""
@@ -41,13 +44,14 @@ class Profile:
         reach: bit set of channels with an address or opt-in (see ``CHANNEL_BIT``).
         consent: bit set of channels the customer has not unsubscribed from.
         traits: free-form attributes (set by identify and by journey ``update`` steps).
-        engagement: per channel ``array('d', [sends, delivered, opened, clicked, last_engaged_at])``.
+        engagement: ``COUNTERS`` doubles per channel in ``CHANNELS`` order, one flat array:
+            ``sends, delivered, opened, clicked, last_engaged_at``.
         purchases, revenue, last_purchase_at: the purchase history.
         sends: recent marketing sends ``(at, channel, message)``, for rolling-window policies.
         timeline_at, timeline_what: the most recent interactions, newest last: their times, and
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
             flat columns cost 16 bytes an entry where a list of tuples costs about 100.
-        last_event_at: when each cool-down rule was last started by a matching event.
+        cooldowns: when each of the policy's cool-downs (by position) was last started.
     """
 
     __slots__ = (
@@ -63,7 +67,7 @@ class Profile:
         "sends",
         "timeline_at",
         "timeline_what",
-        "last_event_at",
+        "cooldowns",
     )
 
     def __init__(
@@ -79,14 +83,14 @@ class Profile:
         self.reach = reach | ALWAYS_REACHABLE
         self.consent = consent
         self.traits: Properties | None = None
-        self.engagement: dict[str, array[float]] | None = None
+        self.engagement: array[float] | None = None
         self.purchases = 0
         self.revenue = 0.0
         self.last_purchase_at: float | None = None
         self.sends: list[tuple[float, str, str]] | None = None
         self.timeline_at: array[float] | None = None
         self.timeline_what: list[str] | None = None
-        self.last_event_at: dict[str, float] | None = None
+        self.cooldowns: array[float] | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Profile) and all(
@@ -107,9 +111,17 @@ class Profile:
 
     def channel_stats(self, channel: str) -> Stats:
         """The engagement counters of a channel (zeros when it was never used)."""
-        if self.engagement is None or channel not in self.engagement:
+        if self.engagement is None:
             return _NO_STATS
-        return self.engagement[channel]
+        start = CHANNEL_INDEX[channel] * COUNTERS
+        return self.engagement[start : start + COUNTERS]
+
+    def cooldown_started(self, index: int) -> float | None:
+        """When the policy's cool-down number ``index`` last started, or None."""
+        cooldowns = self.cooldowns
+        if cooldowns is None or index >= len(cooldowns) or cooldowns[index] == _NEVER:
+            return None
+        return cooldowns[index]
 
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
@@ -140,13 +152,11 @@ class Profile:
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
         if self.engagement is None:
-            self.engagement = {}
-        stats = self.engagement.get(channel)
-        if stats is None:
-            stats = self.engagement[channel] = array("d", _NO_STATS)
-        stats[counter] += 1
+            self.engagement = array("d", _NO_STATS * len(CHANNELS))
+        start = CHANNEL_INDEX[channel] * COUNTERS
+        self.engagement[start + counter] += 1
         if at is not None and counter in (OPENED, CLICKED):
-            stats[LAST_ENGAGED] = at
+            self.engagement[start + LAST_ENGAGED] = at
 
     def set_reachable(self, channel: str, reachable: bool) -> None:
         """Gain or lose a channel's address or opt-in."""
@@ -172,8 +182,10 @@ class Profile:
             self.traits = {}
         self.traits.update(traits)
 
-    def start_cooldown(self, rule: str, at: float) -> None:
-        """Remember that a cool-down rule was started at ``at``."""
-        if self.last_event_at is None:
-            self.last_event_at = {}
-        self.last_event_at[rule] = at
+    def start_cooldown(self, index: int, at: float) -> None:
+        """Remember that the policy's cool-down number ``index`` started at ``at``."""
+        if self.cooldowns is None:
+            self.cooldowns = array("d")
+        while len(self.cooldowns) <= index:
+            self.cooldowns.append(_NEVER)
+        self.cooldowns[index] = at
