@@ -449,7 +449,7 @@ class Actor:
     def check_invariants(self) -> None:
         """Raise ``EngineInternalError`` if the state is not one the core can produce."""
         timeline = self.profile.timeline()
-        sends = self.profile.sends or []
+        sends = self.profile.recent_sends()
         problems = []
         if any(a[0] > b[0] for a, b in zip(timeline, timeline[1:], strict=False)):
             problems.append("timeline out of order")

@@ -17,7 +17,6 @@ The compiled ``Program`` is not part of a snapshot: it comes from the scenario o
 
 from __future__ import annotations
 
-import sys
 from array import array
 from typing import Any
 
@@ -27,7 +26,7 @@ from actors.actor import Actor, JourneyRun
 from actors.errors import EngineInternalError
 from actors.journey import Program
 from actors.messages import Send
-from actors.profile import Profile
+from actors.profile import Profile, label
 
 FORMAT_VERSION = 2
 
@@ -45,9 +44,10 @@ def to_record(actor: Actor) -> list[Any]:
     engagement = None if p.engagement is None else list(p.engagement)
     timeline_at = None if p.timeline_at is None else list(p.timeline_at)
     cooldowns = None if p.cooldowns is None else list(p.cooldowns)
+    sends = None if p.sends_at is None else p.recent_sends()
     return [
         FORMAT_VERSION, p.customer_id, p.tz_offset, p.reach, p.consent, p.traits, engagement,
-        p.purchases, p.revenue, p.last_purchase_at, p.sends, timeline_at, p.timeline_what,
+        p.purchases, p.revenue, p.last_purchase_at, sends, timeline_at, p.timeline_what,
         cooldowns, runs, in_app,
     ]
 
@@ -69,10 +69,12 @@ def from_record(record: list[Any], program: Program) -> Actor:
     profile.purchases = purchases
     profile.revenue = revenue
     profile.last_purchase_at = last_purchase
-    profile.sends = None if sends is None else [tuple(s) for s in sends]
+    if sends is not None:
+        profile.sends_at = array("d", (at for at, _, _ in sends))
+        profile.sends_what = [label(channel, message) for _, channel, message in sends]
     if timeline_at is not None:
         profile.timeline_at = array("d", timeline_at)
-        profile.timeline_what = [sys.intern(what) for what in timeline_what]
+        profile.timeline_what = [label(what) for what in timeline_what]
     if cooldowns is not None:
         profile.cooldowns = array("d", cooldowns)
     actor = Actor(program, profile)

@@ -77,7 +77,7 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
         retry = _quiet_until(policy.quiet_start, policy.quiet_end, profile.tz_offset, now)
         if retry is not None:
             return Verdict("quiet_hours", retry)
-    sends = profile.sends or ()
+    sends = profile.recent_sends()
     window = policy.same_message_window
     if window is not None:
         for at, _, message in reversed(sends):
@@ -102,7 +102,7 @@ def _quiet_until(start: float, end: float, tz_offset: float, now: float) -> floa
 
 
 def _cap_full_until(
-    sends: tuple[tuple[float, str, str], ...] | list[tuple[float, str, str]],
+    sends: list[tuple[float, str, str]],
     limit: int,
     per: float,
     channel: str | None,

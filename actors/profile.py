@@ -27,6 +27,13 @@ CHANNEL_INDEX = {name: i for i, name in enumerate(CHANNELS)}
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
 _SEP = "\x1f"  # joins kind, channel and detail into one interned label
 
+
+
+def label(*parts: str) -> str:
+    """One interned string for a tuple of names: equal labels share one object in memory."""
+    return sys.intern(_SEP.join(parts))
+
+
 Stats = Sequence[float]
 _NO_STATS: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, -1.0)
 _NEVER = float("-inf")
@@ -47,7 +54,8 @@ class Profile:
         engagement: ``COUNTERS`` doubles per channel in ``CHANNELS`` order, one flat array:
             ``sends, delivered, opened, clicked, last_engaged_at``.
         purchases, revenue, last_purchase_at: the purchase history.
-        sends: recent marketing sends ``(at, channel, message)``, for rolling-window policies.
+        sends_at, sends_what: recent marketing sends, for rolling-window policies: their times,
+            and ``channel, message`` as one interned label (``recent_sends()`` gives tuples).
         timeline_at, timeline_what: the most recent interactions, newest last: their times, and
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
             flat columns cost 16 bytes an entry where a list of tuples costs about 100.
@@ -64,7 +72,8 @@ class Profile:
         "purchases",
         "revenue",
         "last_purchase_at",
-        "sends",
+        "sends_at",
+        "sends_what",
         "timeline_at",
         "timeline_what",
         "cooldowns",
@@ -87,7 +96,8 @@ class Profile:
         self.purchases = 0
         self.revenue = 0.0
         self.last_purchase_at: float | None = None
-        self.sends: list[tuple[float, str, str]] | None = None
+        self.sends_at: array[float] | None = None
+        self.sends_what: list[str] | None = None
         self.timeline_at: array[float] | None = None
         self.timeline_what: list[str] | None = None
         self.cooldowns: array[float] | None = None
@@ -123,6 +133,15 @@ class Profile:
             return None
         return cooldowns[index]
 
+    def recent_sends(self) -> list[tuple[float, str, str]]:
+        """The remembered marketing sends ``(at, channel, message)``, oldest first."""
+        if self.sends_at is None or self.sends_what is None:
+            return []
+        return [
+            (at, *what.split(_SEP, 1))  # type: ignore[misc]
+            for at, what in zip(self.sends_at, self.sends_what, strict=True)
+        ]
+
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
         if self.timeline_at is None or self.timeline_what is None:
@@ -144,7 +163,7 @@ class Profile:
             self.timeline_at, self.timeline_what = array("d"), []
         self.timeline_at.append(at)
         # interning shares one label among every customer with the same interaction
-        self.timeline_what.append(sys.intern(kind + _SEP + channel + _SEP + detail))
+        self.timeline_what.append(label(kind, channel, detail))
         if len(self.timeline_what) > TIMELINE_LIMIT:
             del self.timeline_at[0]
             del self.timeline_what[0]
@@ -169,12 +188,14 @@ class Profile:
 
     def record_send(self, at: float, channel: str, message: str, horizon: float) -> None:
         """Remember a marketing send, forgetting those older than ``horizon`` seconds."""
-        if self.sends is None:
-            self.sends = []
-        sends = self.sends
-        while sends and sends[0][0] <= at - horizon:
-            del sends[0]
-        sends.append((at, channel, message))
+        if self.sends_at is None or self.sends_what is None:
+            self.sends_at, self.sends_what = array("d"), []
+        sends_at, sends_what = self.sends_at, self.sends_what
+        while sends_at and sends_at[0] <= at - horizon:
+            del sends_at[0]
+            del sends_what[0]
+        sends_at.append(at)
+        sends_what.append(label(channel, message))
 
     def update_traits(self, traits: Properties) -> None:
         """Merge traits into the profile."""
