@@ -8,35 +8,110 @@ only adds to that (REFERENCE.md section 1: attributed rates are not incremental)
 
 Response to a delivered message (REFERENCE.md section 2):
     contact pressure   S_i(t) = sum_k w_ch exp(-(t - t_k) / tau)
-    open               logit p = logit(base_ch) + alpha_i,ch + appeal - gamma_i S_i(t)
+    open               logit p = c_ch + alpha_i,ch + appeal - gamma_i S_i(t-)
     opt-out hazard     h = 1 - exp(-h0_ch exp(kappa S_i(t)))
 
+``S_i(t-)`` is the pressure of the earlier contacts: a message does not tire the customer of
+itself, so the first message after a quiet spell answers at the benchmark rate. The opt-out hazard
+counts the message itself (its ``h0`` is calibrated that way). ``c_ch`` is solved so that the
+population average of the open rate at no pressure is the benchmark, whatever the spread of
+``alpha_i``. Transactional messages add pressure but carry no opt-out hazard.
+
+A bounce is a property of the address: the first send on a channel decides once whether the
+customer's address accepts messages. A purchase that follows a click is decided when the click
+happens (a world timer), against the cart as it is then: if the customer bought in between, the
+click adds nothing, and a cart reminder (``recovers_cart``) buys nothing once the cart is gone.
+Sessions are a Poisson process on a clock that runs only in the customer's local waking hours
+(``sessions_per_day`` per day, evenly spread over those hours); a session is decided at its
+start, its cart add and in-session checkout included.
+
 The world talks to its runtime through two callables: ``post(at, customer, message)`` hands a
-message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back.
+message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back,
+which may return messages the customer sends at that very instant (a session's ``session_start``).
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Callable
+
+import numpy as np
 
 from actors.durations import next_local_time, parse_duration, parse_time_of_day
 from actors.messages import DeliveryReceipt, Event, Message, Properties, Send
-from scenarios.config import MessageSpec, PropertySpec, SimulationConfig
+from actors.profile import CHANNEL_BIT
+from scenarios.config import ChannelModel, MessageSpec, PropertySpec, SimulationConfig
 from scenarios.draws import Draws
 from scenarios.population import Population
 
 Post = Callable[[float, int, Message], None]
 Wake = Callable[[float, int, tuple[object, ...]], None]
 
-SESSION, RETURN, BROADCAST = "session", "return", "broadcast"
+SESSION, RETURN, BROADCAST, CLICK_BUY = "session", "return", "broadcast", "click_buy"
 _DEFAULT_MESSAGE = MessageSpec()
+# Shared, never mutated: a session costs no allocation for its two browsing events.
+_SESSION_START = (Event("session_start"),)
+_PAGE_VIEW = Event("page_view")
+_SESSION_WAKE = (SESSION,)
+_BAD_ADDRESS_SHIFT = 8  # delivery state: CHANNEL_BIT = decided, CHANNEL_BIT << 8 = bounces
 
 
 def _logit(p: float) -> float:
     p = min(max(p, 1e-9), 1 - 1e-9)
     return math.log(p / (1 - p))
+
+
+def mean_matched_logit(rate: float, spread: float) -> float:
+    """The intercept ``c`` with ``E[sigmoid(c + spread * Z)] = rate`` for a standard normal ``Z``.
+
+    Benchmarks are population averages; with heterogeneous customers the average of the sigmoid
+    is not the sigmoid of the average, so the intercept is solved (Gauss-Hermite, bisection).
+    """
+    if spread <= 0 or not 0.0 < rate < 1.0:
+        return _logit(rate)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(48)
+    weights = weights / weights.sum()
+    low, high = -40.0, 40.0
+    for _ in range(80):
+        mid = 0.5 * (low + high)
+        mean = float(np.dot(weights, 1.0 / (1.0 + np.exp(-(mid + spread * nodes)))))
+        low, high = (mid, high) if mean < rate else (low, mid)
+    return 0.5 * (low + high)
+
+
+class _Channel:
+    """One channel's response model, resolved once for the hot path."""
+
+    __slots__ = (
+        "deliver",
+        "bit",
+        "open_logit",
+        "broadcast_logit",
+        "click",
+        "broadcast_click",
+        "optout_h0",
+        "weight",
+        "log_latency",
+        "instant_click",
+    )
+
+    def __init__(self, name: str, model: ChannelModel, spread: float) -> None:
+        self.deliver = model.deliver
+        self.bit = CHANNEL_BIT.get(name, 0)
+        self.open_logit = mean_matched_logit(model.open, spread)
+        self.broadcast_logit = mean_matched_logit(model.broadcast_open, spread)
+        self.click = model.click_given_open
+        self.broadcast_click = (
+            model.click_given_open
+            if model.broadcast_click_given_open is None
+            else model.broadcast_click_given_open
+        )
+        self.optout_h0 = model.optout_h0
+        self.weight = model.weight
+        self.log_latency = math.log(max(model.latency_minutes, 0.1) * 60.0)
+        self.instant_click = model.click_given_open >= 1.0  # push tap, SMS link: open is the click
 
 
 class World:
@@ -48,6 +123,11 @@ class World:
         draws: the world's random stream.
         post: hands a message to a customer's actor at a time.
         wake: asks the runtime to call ``on_wake`` at a time.
+
+    Attributes:
+        sessions: browsing sessions so far.
+        purchases: purchases so far (every source).
+        orders_after_click: purchases that followed a click, by message name (attributed orders).
     """
 
     def __init__(
@@ -63,22 +143,27 @@ class World:
         self.pressure_at = array("d", bytes(8 * n))
         self.cart_value = array("d", bytes(8 * n))  # 0: no open cart
         self.cart_no = array("l", bytes(array("l").itemsize * n))
+        self.last_purchase_at = array("d", [-math.inf]) * n
+        self.delivery = array("H", bytes(2 * n))  # per channel: decided and bad-address bits
         self._tau = self.config.fatigue_tau_days * 86400.0
         self._active_start = parse_time_of_day(config.population.active_start)
-        self._active_end = parse_time_of_day(config.population.active_end)
-        self._open_logit = {ch: _logit(m.open) for ch, m in self.config.channels.items()}
-        self._broadcast_logit = {ch: _logit(m.broadcast_open) for ch, m in self.config.channels.items()}
+        active = (parse_time_of_day(config.population.active_end) - self._active_start) % 86400.0
+        self._active_length = active or 86400.0  # equal start and end: awake all day
+        spread = config.population.propensity_sd
+        self._channels = {ch: _Channel(ch, m, spread) for ch, m in self.config.channels.items()}
         self.sessions = 0
         self.purchases = 0
+        self.orders_after_click: Counter[str] = Counter()
 
     # -- starting ----------------------------------------------------------------------------------
 
     def start(self, horizon: float) -> None:
         """Schedule every customer's first session and the broadcast calendar up to ``horizon``."""
         rates = self.population.session_rate
+        length = self._active_length
         for customer in range(self.population.size):
-            first = self.draws.exponential(86400.0 / rates[customer])
-            self.wake(self._into_active_hours(first, customer), customer, (SESSION,))
+            first = self.draws.exponential(length / rates[customer])
+            self.wake(self._after_active(0.0, first, customer), customer, _SESSION_WAKE)
         for index, spec in enumerate(self.config.broadcasts):
             every = parse_duration(spec.every)
             at = parse_duration(spec.first, allow_zero=True)
@@ -86,24 +171,32 @@ class World:
                 self.wake(at, -1, (BROADCAST, index))
                 at += every
 
-    def on_wake(self, customer: int, what: tuple[object, ...], now: float) -> None:
-        """A world timer came due."""
+    def on_wake(self, customer: int, what: tuple[object, ...], now: float) -> tuple[Message, ...] | None:
+        """A world timer came due.
+
+        Returns:
+            Messages the customer sends at this very instant (a session's ``session_start``), for
+            the runtime to hand to the actor at once; None when there are none.
+        """
         kind = what[0]
         if kind == SESSION:
             self._session(customer, now)
-        elif kind == RETURN:
+            return _SESSION_START
+        if kind == RETURN:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what[1]:
                 self._purchase(customer, now)
+        elif kind == CLICK_BUY:
+            self._buy_after_click(customer, what[1], what[2], now)  # type: ignore[arg-type]
         elif kind == BROADCAST:
             self._broadcast(int(what[1]), now)  # type: ignore[call-overload]
+        return None
 
     # -- browsing ----------------------------------------------------------------------------------
 
     def _session(self, customer: int, now: float) -> None:
         draws, post = self.draws, self.post
         self.sessions += 1
-        post(now, customer, Event("session_start"))
-        post(now + 30.0, customer, Event("page_view"))
+        post(now + 30.0, customer, _PAGE_VIEW)
         for spec in self.config.session_events:
             if draws.uniform() < spec.p:
                 at = now + 60.0 + 600.0 * draws.uniform()
@@ -114,8 +207,8 @@ class World:
         rate = self.population.session_rate[customer]
         if draws.uniform() < self.config.organic_purchase_per_day / rate:
             self._purchase(customer, now + 900.0 * draws.uniform())
-        gap = draws.exponential(86400.0 / rate)
-        self.wake(self._into_active_hours(now + gap, customer), customer, (SESSION,))
+        gap = draws.exponential(self._active_length / rate)
+        self.wake(self._after_active(now, gap, customer), customer, _SESSION_WAKE)
 
     def _cart(self, customer: int, at: float, props: Properties) -> None:
         world, draws = self.config, self.draws
@@ -134,15 +227,17 @@ class World:
             mu, sigma = self.config.purchase_value
             value = round(self.draws.lognormal(mu, sigma), 2)
         self.cart_value[customer] = 0.0
+        self.last_purchase_at[customer] = at
         self.purchases += 1
         self.post(at, customer, Event("purchase", {"value": value}))
 
     def _broadcast(self, index: int, now: float) -> None:
         spec = self.config.broadcasts[index]
         local_at = parse_time_of_day(spec.at)
-        tz = self.population.tz_offset
+        tz, post = self.population.tz_offset, self.post
+        event = Event(spec.event)  # one shared, immutable event for the whole population
         for customer in range(self.population.size):
-            self.post(next_local_time(now, tz[customer], local_at), customer, Event(spec.event))
+            post(next_local_time(now, tz[customer], local_at), customer, event)
 
     def _draw(self, spec: PropertySpec) -> float | str | int | bool | None:
         if spec.uniform is not None:
@@ -155,52 +250,83 @@ class World:
             return spec.choice[int(self.draws.uniform() * len(spec.choice))]
         return spec.const
 
-    def _into_active_hours(self, at: float, customer: int) -> float:
+    def _after_active(self, at: float, active_seconds: float, customer: int) -> float:
+        """The time ``active_seconds`` of the customer's waking hours after ``at``.
+
+        Sessions are a Poisson process on a clock that runs only in local waking hours: the
+        rate per waking hour is even, with no night, and no burst of displaced sessions at dawn.
+        """
         tz = self.population.tz_offset[customer]
-        local = (at + tz) % 86400.0
-        start, end = self._active_start, self._active_end
-        if start <= local < end:
-            return at
-        return next_local_time(at, tz, start) + 7200.0 * self.draws.uniform()
+        local = at + tz
+        into = (local - self._active_start) % 86400.0  # seconds since today's window opened
+        length = self._active_length
+        if into < length:
+            window, spent = local - into, into
+        else:  # asleep: the clock resumes when the next window opens
+            window, spent = local - into + 86400.0, 0.0
+        days, rest = divmod(spent + active_seconds, length)
+        return window + days * 86400.0 + rest - tz
 
     # -- responding to sends -----------------------------------------------------------------------
 
     def on_send(self, customer: int, send: Send, now: float) -> None:
         """A message reached the provider: decide delivery, opens, clicks, purchase, opt-out."""
         draws, world = self.draws, self.config
-        model = world.channels.get(send.channel)
+        model = self._channels.get(send.channel)
         if model is None:
             return
-        pressure = self._add_pressure(customer, now, model.weight)
-        if draws.uniform() >= model.deliver:
+        earlier = self.pressure[customer] * math.exp(-(now - self.pressure_at[customer]) / self._tau)
+        pressure = earlier + model.weight
+        self.pressure[customer] = pressure
+        self.pressure_at[customer] = now
+        if model.deliver < 1.0 and not self._deliverable(customer, model):
             self._receipt(customer, send, now + 60.0, "bounced")
             return
         self._receipt(customer, send, now + 5.0, "delivered")
-        hazard = 1.0 - math.exp(-model.optout_h0 * math.exp(world.optout_kappa * pressure))
-        if draws.uniform() < hazard:
-            self._receipt(customer, send, now + 60.0 + 3600.0 * draws.uniform(), "unsubscribed")
-            return
+        if model.optout_h0 > 0.0 and not send.transactional:
+            hazard = 1.0 - math.exp(-model.optout_h0 * math.exp(world.optout_kappa * pressure))
+            if draws.uniform() < hazard:
+                self._receipt(customer, send, now + 60.0 + 3600.0 * draws.uniform(), "unsubscribed")
+                return
         message = world.messages.get(send.message, _DEFAULT_MESSAGE)
-        base = self._broadcast_logit if message.kind == "broadcast" else self._open_logit
+        broadcast = message.kind == "broadcast"
         gamma = world.weary_gamma if self.population.weary[customer] else world.fatigue_gamma
-        logit = base[send.channel] + self.population.alpha[send.channel][customer]
-        logit += message.appeal - gamma * pressure
+        logit = model.broadcast_logit if broadcast else model.open_logit
+        logit += self.population.alpha[send.channel][customer] + message.appeal - gamma * earlier
         if draws.uniform() * (1.0 + math.exp(-logit)) >= 1.0:
             return  # not opened
-        opened_at = now + draws.lognormal(math.log(max(model.latency_minutes, 0.1) * 60.0), 1.0)
+        opened_at = now + draws.lognormal(model.log_latency, 1.0)
         self._receipt(customer, send, opened_at, "opened")
-        if draws.uniform() >= model.click_given_open:
+        if draws.uniform() >= (model.broadcast_click if broadcast else model.click):
             return
-        clicked_at = opened_at + (0.0 if model.click_given_open >= 1.0 else 300.0 * draws.uniform())
+        clicked_at = opened_at if model.instant_click else opened_at + 300.0 * draws.uniform()
         self._receipt(customer, send, clicked_at, "clicked")
-        if draws.uniform() < message.purchase_on_click:
-            self._purchase(customer, clicked_at + 120.0 + 1080.0 * draws.uniform())
+        buy = message.purchase_on_click
+        if message.purchase_on_click_by_channel:
+            buy = message.purchase_on_click_by_channel.get(send.channel, buy)
+        if draws.uniform() < buy:
+            at = clicked_at + 120.0 + 1080.0 * draws.uniform()
+            self.wake(at, customer, (CLICK_BUY, now, send.message))
 
-    def _add_pressure(self, customer: int, now: float, weight: float) -> float:
-        decayed = self.pressure[customer] * math.exp(-(now - self.pressure_at[customer]) / self._tau)
-        self.pressure[customer] = decayed + weight
-        self.pressure_at[customer] = now
-        return decayed + weight
+    def _deliverable(self, customer: int, model: _Channel) -> bool:
+        """Whether the customer's address on this channel accepts messages (decided once)."""
+        state = self.delivery[customer]
+        bit = model.bit
+        if not state & bit:
+            state |= bit
+            if self.draws.uniform() >= model.deliver:
+                state |= bit << _BAD_ADDRESS_SHIFT
+            self.delivery[customer] = state
+        return not state & (bit << _BAD_ADDRESS_SHIFT)
+
+    def _buy_after_click(self, customer: int, sent_at: float, message: str, now: float) -> None:
+        if self.last_purchase_at[customer] >= sent_at:
+            return  # bought since the message went out: the click adds nothing
+        spec = self.config.messages.get(message, _DEFAULT_MESSAGE)
+        if spec.recovers_cart and self.cart_value[customer] <= 0:
+            return  # the cart the message was about is gone
+        self.orders_after_click[message] += 1
+        self._purchase(customer, now)
 
     def _receipt(self, customer: int, send: Send, at: float, status: str) -> None:
         receipt = DeliveryReceipt(send.journey, send.entry, send.channel, send.message, status)

@@ -65,6 +65,9 @@ def generate_population(config: PopulationConfig, size: int, rng: np.random.Gene
         reach |= np.where(rng.random(size) < share, CHANNEL_BIT[channel], 0)
     shape = config.session_rate_shape
     rate = rng.gamma(shape, config.sessions_per_day / shape, size=size)
+    # alpha = sd * (0.6 shared + 0.8 own): variance sd^2 (0.36 + 0.64), correlation 0.36 across
+    # channels. The world relies on the spread being exactly propensity_sd when it solves its
+    # intercepts so that average response rates match the benchmarks.
     shared = rng.standard_normal(size)
     alpha = {}
     for channel in RESPONSIVE_CHANNELS:
