@@ -19,6 +19,8 @@ Scenario validation forbids wait-free cycles, so a walk always stops.
 
 from __future__ import annotations
 
+import math
+
 from actors.durations import next_local_time
 from actors.errors import EngineInternalError
 from actors.journey import (
@@ -376,6 +378,8 @@ class Actor:
         channel, rule, retry_at = blocked
         if retry_at is None or on_block(policy, rule) != "defer":
             retry_at = None
+        elif retry_at <= now:  # a window edge rounded onto ``now``: retrying now would loop
+            retry_at = math.nextafter(now, math.inf)
         effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
         return retry_at
 

@@ -123,7 +123,11 @@ def _metrics(name: str, customers: int, days: float, seed: int, sim: Simulation)
         "seed": seed,
         **sim.metrics.to_dict(),
         "agents": sim.agents.statistics(sim.horizon),
-        "world": {"sessions": sim.world.sessions, "purchases": sim.world.purchases},
+        "world": {
+            "sessions": sim.world.sessions,
+            "purchases": sim.world.purchases,
+            "orders_after_click": dict(sorted(sim.world.orders_after_click.items())),
+        },
     }
 
 

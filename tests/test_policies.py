@@ -907,3 +907,25 @@ def test_receipts_resume_a_wait_for_on_message_status(status):
         Advanced("j", "yes"),
         Exited("j", "end"),
     ]
+
+
+def test_a_deferral_onto_the_present_instant_still_moves_time_forward():
+    # at + 1 day rounds to at or before `now` although `at` is still inside the window ending now:
+    # a retry "when the slot frees up" would then be now, again and again
+    at, now = 1033381.2602311192, 1119781.260231119
+    assert at > now - DAY and at + DAY <= now
+    prog = program(
+        """
+        caps = [{ max = 1, per = "1d" }]
+        on_block = { frequency_cap = "defer" }
+        """,
+        one_send("a", entry="first", message="m1"),
+        one_send("b", entry="second", message="m2"),
+    )
+    clock = ManualClock(make_actor(prog), at)
+    clock.handle(Event("first"), at)
+    clock.handle(Event("second"), now)
+    clock.advance_to(now + 1.0)
+    assert [s.journey for _, s in clock.sends()] == ["a", "b"]
+    retries = [e for _, e in clock.trace if isinstance(e, Suppressed) and e.journey == "b"]
+    assert 1 <= len(retries) < 5 and all(e.deferred_until > now for e in retries)
