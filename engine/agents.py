@@ -61,14 +61,22 @@ class AgentDesk:
         self.draws = draws
         self.post = post
         self.queues = {name: _Queue(env, name, spec) for name, spec in sorted(specs.items())}
+        self.open_cases = 0  # cases not yet resolved or abandoned: while 0, SimPy has no work
 
     def escalate(self, customer: int, queue: str, at: float) -> None:
         """A customer joins ``queue`` at ``at`` (not before the SimPy clock's now)."""
         if queue not in self.queues:
             self.queues[queue] = _Queue(self.env, queue, AgentQueueSpec())
+        self.open_cases += 1
         self.env.process(self._case(customer, self.queues[queue], at))
 
     def _case(self, customer: int, queue: _Queue, at: float) -> Generator[Any, Any, None]:
+        try:
+            yield from self._serve(customer, queue, at)
+        finally:
+            self.open_cases -= 1
+
+    def _serve(self, customer: int, queue: _Queue, at: float) -> Generator[Any, Any, None]:
         env = self.env
         if at > env.now:
             yield env.timeout(at - env.now)

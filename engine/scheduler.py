@@ -56,16 +56,26 @@ class TimerQueue:
         else:
             bucket.append(item)
 
+    @property
+    def due(self) -> list[Item]:
+        """The heap of the bucket being drained: the same list object for the queue's lifetime.
+
+        A hot loop may read ``due[0]`` and ``heapq.heappop(due)`` directly while ``due`` is not
+        empty, and call ``peek_time`` when it is (which moves the next bucket in).
+        """
+        return self._current
+
     def peek_time(self) -> float:
         """When the next item is due (infinity when nothing is pending)."""
-        if not self._current:
+        current = self._current
+        if not current:
             if not self._keys:
                 return math.inf
             key = heapq.heappop(self._keys)
-            current = self._buckets.pop(key)
+            current[:] = self._buckets.pop(key)
             heapq.heapify(current)
-            self._current, self._current_key = current, key
-        return self._current[0][0]
+            self._current_key = key
+        return current[0][0]
 
     def pop(self) -> Item:
         """Remove and return the next item ``(at, -priority, seq, customer, payload)``.

@@ -15,6 +15,7 @@ created on their first message, seeded with the customer's time zone and reachab
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -103,17 +104,16 @@ class Simulation:
         env, queue, actors, world, metrics = self.env, self.queue, self.actors, self.world, self.metrics
         program, population, agents = self.scenario.program, self.population, self.agents
         horizon, tick = self.horizon, self.tick
-        push, peek_time, pop = queue.push, queue.peek_time, queue.pop_peeked
+        push, peek_time, due, heappop = queue.push, queue.peek_time, queue.due, heapq.heappop
         tz_offsets, reaches = population.tz_offset, population.reach
         on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
         next_report = 3600.0 if on_progress is not None else math.inf
         handled, wakes = self.handled, self.wakes
         while True:
-            at = peek_time()
-            simpy_at = env.peek()
-            if simpy_at <= at and simpy_at <= horizon:
+            at = due[0][0] if due else peek_time()
+            if agents.open_cases and env.peek() <= at and env.peek() <= horizon:
                 self.handled, self.wakes = handled, wakes
-                yield env.timeout(simpy_at - env.now)  # agent queues first, in time order
+                yield env.timeout(env.peek() - env.now)  # agent queues first, in time order
                 continue
             if at > horizon:
                 self.handled, self.wakes = handled, wakes
@@ -124,7 +124,7 @@ class Simulation:
             if at >= next_report:
                 on_progress(at)  # type: ignore[misc]
                 next_report = at - at % 3600.0 + 3600.0
-            _, _, _, customer, payload = pop()
+            _, _, _, customer, payload = heappop(due)
             if type(payload) is tuple:
                 wakes += 1
                 messages = on_wake(customer, payload, at)  # what the customer does right now

@@ -27,7 +27,7 @@ start, its cart add and in-session checkout included.
 
 The world talks to its runtime through two callables: ``post(at, customer, message)`` hands a
 message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back,
-which may return messages the customer sends at that very instant (a session's ``session_start``).
+which may return messages the customer sends at that very instant (a session's first events).
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ Wake = Callable[[float, int, tuple[object, ...]], None]
 SESSION, RETURN, BROADCAST, CLICK_BUY = "session", "return", "broadcast", "click_buy"
 _DEFAULT_MESSAGE = MessageSpec()
 # Shared, never mutated: a session costs no allocation for its two browsing events.
-_SESSION_START = (Event("session_start"),)
-_PAGE_VIEW = Event("page_view")
+_BROWSE = (Event("session_start"), Event("page_view"))
 _SESSION_WAKE = (SESSION,)
 _BAD_ADDRESS_SHIFT = 8  # delivery state: CHANNEL_BIT = decided, CHANNEL_BIT << 8 = bounces
 
@@ -175,13 +174,12 @@ class World:
         """A world timer came due.
 
         Returns:
-            Messages the customer sends at this very instant (a session's ``session_start``), for
+            Messages the customer sends at this very instant (a session's first events), for
             the runtime to hand to the actor at once; None when there are none.
         """
         kind = what[0]
         if kind == SESSION:
-            self._session(customer, now)
-            return _SESSION_START
+            return self._session(customer, now)
         if kind == RETURN:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what[1]:
                 self._purchase(customer, now)
@@ -193,22 +191,28 @@ class World:
 
     # -- browsing ----------------------------------------------------------------------------------
 
-    def _session(self, customer: int, now: float) -> None:
-        draws, post = self.draws, self.post
+    def _session(self, customer: int, now: float) -> tuple[Message, ...]:
+        """Play out a session starting ``now``; return the events of its first instant.
+
+        A session opens with ``session_start`` and a page view, then the scenario's session events
+        (a cart add, a transfer, a chat message...): they all happen at the session's start, in
+        that order, and go to the actor at once; purchases follow minutes later.
+        """
+        draws = self.draws
         self.sessions += 1
-        post(now + 30.0, customer, _PAGE_VIEW)
+        events: tuple[Message, ...] = _BROWSE
         for spec in self.config.session_events:
             if draws.uniform() < spec.p:
-                at = now + 60.0 + 600.0 * draws.uniform()
                 props = {name: self._draw(prop) for name, prop in spec.properties.items()}
-                post(at, customer, Event(spec.event, props))
+                events += (Event(spec.event, props),)
                 if spec.event == "cart_add":
-                    self._cart(customer, at, props)
+                    self._cart(customer, now, props)
         rate = self.population.session_rate[customer]
         if draws.uniform() < self.config.organic_purchase_per_day / rate:
             self._purchase(customer, now + 900.0 * draws.uniform())
         gap = draws.exponential(self._active_length / rate)
         self.wake(self._after_active(now, gap, customer), customer, _SESSION_WAKE)
+        return events
 
     def _cart(self, customer: int, at: float, props: Properties) -> None:
         world, draws = self.config, self.draws
