@@ -77,20 +77,17 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
         retry = _quiet_until(policy.quiet_start, policy.quiet_end, profile.tz_offset, now)
         if retry is not None:
             return Verdict("quiet_hours", retry)
-    sends = profile.recent_sends()
     window = policy.same_message_window
     if window is not None:
-        for at, _, message in reversed(sends):
-            if at <= now - window:
-                break
-            if message == step.message:
-                return Verdict("same_message", at + window)
+        last = profile.last_send_of(step.message, after=now - window)
+        if last is not None:
+            return Verdict("same_message", last + window)
     for cap in policy.caps:
         if cap.channel is not None and cap.channel != channel:
             continue  # a channel cap binds its own channel only
-        retry = _cap_full_until(sends, cap.max, cap.per, cap.channel, now)
-        if retry is not None:
-            return Verdict(cap.rule, retry)
+        recent = profile.send_times(cap.channel, after=now - cap.per)
+        if len(recent) >= cap.max:  # full: a slot frees when the oldest counted send ages out
+            return Verdict(cap.rule, recent[len(recent) - cap.max] + cap.per)
     return ALLOWED
 
 
@@ -99,20 +96,6 @@ def _quiet_until(start: float, end: float, tz_offset: float, now: float) -> floa
     local = local_time_of_day(now, tz_offset)
     quiet = start <= local < end if start < end else (local >= start or local < end)
     return next_local_time(now, tz_offset, end) if quiet else None
-
-
-def _cap_full_until(
-    sends: list[tuple[float, str, str]],
-    limit: int,
-    per: float,
-    channel: str | None,
-    now: float,
-) -> float | None:
-    """When a slot frees up in a full rolling window, or None when there is room."""
-    recent = [at for at, ch, _ in sends if at > now - per and (channel is None or ch == channel)]
-    if len(recent) < limit:
-        return None
-    return recent[len(recent) - limit] + per
 
 
 def on_block(policy: Policy, rule: str) -> str:

@@ -142,6 +142,28 @@ class Profile:
             for at, what in zip(self.sends_at, self.sends_what, strict=True)
         ]
 
+    def send_times(self, channel: str | None, after: float) -> list[float]:
+        """Times of remembered sends later than ``after``, on ``channel`` (None: any), oldest first."""
+        if self.sends_at is None or self.sends_what is None:
+            return []
+        if channel is None:
+            return [at for at in self.sends_at if at > after]
+        prefix = channel + _SEP
+        pairs = zip(self.sends_at, self.sends_what, strict=True)
+        return [at for at, what in pairs if at > after and what.startswith(prefix)]
+
+    def last_send_of(self, message: str, after: float) -> float | None:
+        """The time of the latest remembered send of ``message`` later than ``after``, or None."""
+        if self.sends_at is None or self.sends_what is None:
+            return None
+        suffix = _SEP + message
+        for at, what in zip(reversed(self.sends_at), reversed(self.sends_what), strict=True):
+            if at <= after:
+                return None
+            if what.endswith(suffix):
+                return at
+        return None
+
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
         if self.timeline_at is None or self.timeline_what is None:
