@@ -227,7 +227,8 @@ class Actor:
             profile.set_reachable(receipt.channel, False)
         elif receipt.status == "unsubscribed":
             profile.withdraw_consent(receipt.channel)
-        profile.note(now, receipt.status, receipt.channel, receipt.message)
+        if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
+            profile.note(now, receipt.status, receipt.channel, receipt.message)
         journey = self.program.by_id.get(receipt.journey)
         run = self.runs[journey.index] if self.runs and journey is not None else None
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:

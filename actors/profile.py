@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from actors.messages import CHANNELS, Properties, Scalar
 
-TIMELINE_LIMIT = 12
+TIMELINE_LIMIT = 10
 """Interactions kept on the timeline; older ones fall off."""
 
 CHANNEL_BIT = {name: 1 << i for i, name in enumerate(CHANNELS)}
@@ -51,8 +51,9 @@ class Profile:
         reach: bit set of channels with an address or opt-in (see ``CHANNEL_BIT``).
         consent: bit set of channels the customer has not unsubscribed from.
         traits: free-form attributes (set by identify and by journey ``update`` steps).
-        engagement: ``COUNTERS`` doubles per channel in ``CHANNELS`` order, one flat array:
-            ``sends, delivered, opened, clicked, last_engaged_at``.
+        engagement: ``COUNTERS`` doubles per channel in ``CHANNELS`` order, one flat array
+            (as long as the last channel used needs): ``sends, delivered, opened, clicked,
+            last_engaged_at``.
         purchases, revenue, last_purchase_at: the purchase history.
         sends_at, sends_what: recent marketing sends, for rolling-window policies: their times,
             and ``channel, message`` as one interned label (``recent_sends()`` gives tuples).
@@ -121,9 +122,9 @@ class Profile:
 
     def channel_stats(self, channel: str) -> Stats:
         """The engagement counters of a channel (zeros when it was never used)."""
-        if self.engagement is None:
-            return _NO_STATS
         start = CHANNEL_INDEX[channel] * COUNTERS
+        if self.engagement is None or start >= len(self.engagement):
+            return _NO_STATS
         return self.engagement[start : start + COUNTERS]
 
     def cooldown_started(self, index: int) -> float | None:
@@ -192,9 +193,11 @@ class Profile:
 
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
-        if self.engagement is None:
-            self.engagement = array("d", _NO_STATS * len(CHANNELS))
         start = CHANNEL_INDEX[channel] * COUNTERS
+        if self.engagement is None:
+            self.engagement = array("d")
+        while len(self.engagement) <= start:  # grown up to the channels used, in CHANNELS order
+            self.engagement.extend(_NO_STATS)
         self.engagement[start + counter] += 1
         if at is not None and counter in (OPENED, CLICKED):
             self.engagement[start + LAST_ENGAGED] = at

@@ -116,6 +116,7 @@ class Simulation:
         horizon, tick = self.horizon, self.tick
         push, peek_time, due, heappop = queue.push, queue.peek_time, queue.due, heapq.heappop
         tz_offsets, reaches = population.tz_offset, population.reach
+        shared_tz: dict[float, float] = {}
         on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
         next_report = 3600.0 if on_progress is not None else math.inf
         handled, wakes = self.handled, self.wakes
@@ -144,9 +145,9 @@ class Simulation:
                 messages = (payload,)
             actor = actors[customer]
             if actor is None:
-                profile = Profile(
-                    customer_id(customer), tz_offset=tz_offsets[customer], reach=reaches[customer]
-                )
+                tz = tz_offsets[customer]
+                tz = shared_tz.setdefault(tz, tz)  # a few distinct offsets: one float object each
+                profile = Profile(customer_id(customer), tz_offset=tz, reach=reaches[customer])
                 actor = actors[customer] = Actor(program, profile)
             for message in messages:
                 handled += 1

@@ -56,7 +56,7 @@ class RunMetrics:
     def __init__(self, program: Program, customers: int) -> None:
         self.customers = customers
         self.journeys = {j.id: JourneyTally() for j in program.journeys}
-        self.per_customer = array("l", bytes(array("l").itemsize * customers))
+        self.per_customer = array("I", bytes(array("I").itemsize * customers))
         self.receipts: dict[str, Counter[str]] = {}
         self.escalations: Counter[str] = Counter()
 

@@ -49,7 +49,7 @@ from scenarios.population import Population
 Post = Callable[[float, int, Message], None]
 Wake = Callable[[float, int, tuple[object, ...]], None]
 
-SESSION, RETURN, BROADCAST, CLICK_BUY = "session", "return", "broadcast", "click_buy"
+SESSION, RETURN, BROADCAST, CLICK_BUY, HOUR = "session", "return", "broadcast", "click_buy", "hour"
 _DEFAULT_MESSAGE = MessageSpec()
 # Shared, never mutated: a session costs no allocation for its two browsing events.
 _BROWSE = (Event("session_start"), Event("page_view"))
@@ -141,7 +141,7 @@ class World:
         self.pressure = array("d", bytes(8 * n))
         self.pressure_at = array("d", bytes(8 * n))
         self.cart_value = array("d", bytes(8 * n))  # 0: no open cart
-        self.cart_no = array("l", bytes(array("l").itemsize * n))
+        self.cart_no = array("I", bytes(array("I").itemsize * n))
         self.last_purchase_at = array("d", [-math.inf]) * n
         self.delivery = array("H", bytes(2 * n))  # per channel: decided and bad-address bits
         self._tau = self.config.fatigue_tau_days * 86400.0
@@ -150,6 +150,12 @@ class World:
         self._active_length = active or 86400.0  # equal start and end: awake all day
         spread = config.population.propensity_sd
         self._channels = {ch: _Channel(ch, m, spread) for ch, m in self.config.channels.items()}
+        # The session calendar: every customer always has a next session, so instead of one queue
+        # item each (about 170 bytes), the next session's time waits in a column and the customer
+        # number in the list of its hour; when the hour opens, its sessions become queue items.
+        self.next_session = array("d", bytes(8 * n))
+        self._calendar: dict[int, array[int]] = {}
+        self._open_hour = -1
         self.sessions = 0
         self.purchases = 0
         self.orders_after_click: Counter[str] = Counter()
@@ -162,7 +168,7 @@ class World:
         length = self._active_length
         for customer in range(self.population.size):
             first = self.draws.exponential(length / rates[customer])
-            self.wake(self._after_active(0.0, first, customer), customer, _SESSION_WAKE)
+            self._plan_session(customer, self._after_active(0.0, first, customer))
         for index, spec in enumerate(self.config.broadcasts):
             every = parse_duration(spec.every)
             at = parse_duration(spec.first, allow_zero=True)
@@ -180,6 +186,10 @@ class World:
         kind = what[0]
         if kind == SESSION:
             return self._session(customer, now)
+        if kind == HOUR:
+            self._open_hour = hour = what[1]  # type: ignore[assignment]
+            for planned in self._calendar.pop(hour, ()):  # type: ignore[call-overload]
+                self.wake(self.next_session[planned], planned, _SESSION_WAKE)
         if kind == RETURN:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what[1]:
                 self._purchase(customer, now)
@@ -211,8 +221,20 @@ class World:
         if draws.uniform() < self.config.organic_purchase_per_day / rate:
             self._purchase(customer, now + 900.0 * draws.uniform())
         gap = draws.exponential(self._active_length / rate)
-        self.wake(self._after_active(now, gap, customer), customer, _SESSION_WAKE)
+        self._plan_session(customer, self._after_active(now, gap, customer))
         return events
+
+    def _plan_session(self, customer: int, at: float) -> None:
+        self.next_session[customer] = at
+        hour = int(at // 3600.0)
+        if hour <= self._open_hour:
+            self.wake(at, customer, _SESSION_WAKE)
+            return
+        planned = self._calendar.get(hour)
+        if planned is None:
+            planned = self._calendar[hour] = array("l")
+            self.wake(hour * 3600.0, -1, (HOUR, hour))
+        planned.append(customer)
 
     def _cart(self, customer: int, at: float, props: Properties) -> None:
         world, draws = self.config, self.draws
