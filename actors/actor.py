@@ -66,6 +66,7 @@ from actors.profile import (
     DELIVERED,
     OPENED,
     SENDS,
+    SENT,
     Profile,
 )
 
@@ -181,7 +182,7 @@ class Actor:
                 if cooldown.event == name and properties_match(cooldown.where, props):
                     profile.start_cooldown(index, now)
         if name not in BROWSING_EVENTS:
-            profile.note(now, "event", "", name)
+            self._note(now, "event", "", name)
         if name == "session_start" and self.in_app:
             if profile.can_reach("in_app") and profile.has_consent("in_app"):  # may be withdrawn
                 effects.extend(send for send in self.in_app if self._still_relevant(send))
@@ -228,7 +229,7 @@ class Actor:
         elif receipt.status == "unsubscribed":
             profile.withdraw_consent(receipt.channel)
         if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
-            profile.note(now, receipt.status, receipt.channel, receipt.message)
+            self._note(now, receipt.status, receipt.channel, receipt.message)
         journey = self.program.by_id.get(receipt.journey)
         run = self.runs[journey.index] if self.runs and journey is not None else None
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
@@ -344,7 +345,7 @@ class Actor:
                 self.profile.update_traits(step.values)
                 step_id = step.next
             elif isinstance(step, EscalateStep):
-                self.profile.note(now, "escalated", "agent", step.queue)
+                self._note(now, "escalated", "agent", step.queue)
                 timeline = self.profile.timeline()
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
@@ -356,6 +357,10 @@ class Actor:
     def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
         run.version += 1
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
+
+    def _note(self, now: float, kind: str, channel: str, detail: str) -> None:
+        keep_after = now - self.program.policy.send_horizon
+        self.profile.note(now, kind, channel, detail, keep_sends_after=keep_after)
 
     # -- sends -----------------------------------------------------------------------------------
 
@@ -400,10 +405,9 @@ class Actor:
             self.customer_id, journey.id, run.entry, step.id, channel, step.message, key,
             step.transactional,
         )
-        if not step.transactional:
-            profile.record_send(now, channel, step.message, self.program.policy.send_horizon)
         profile.count(channel, SENDS)
-        profile.note(now, "sent", channel, step.message)
+        # the timeline doubles as the send history the rolling-window policies read
+        self._note(now, "sent_transactional" if step.transactional else SENT, channel, step.message)
         if channel == "in_app":
             if self.in_app is None:
                 self.in_app = []

@@ -3,7 +3,7 @@
 The layout is positional (array-like records), which is both smaller and faster than maps:
 
     [version, customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,
-     last_purchase_at, sends, timeline_at, timeline_what, cooldowns, runs, in_app]
+     last_purchase_at, timeline_at, timeline_what, cooldowns, runs, in_app]
 
     engagement: [sends, delivered, opened, clicked, last_engaged_at] per channel, flat
     cooldowns:  [started_at] per policy cool-down, by position
@@ -28,7 +28,7 @@ from actors.journey import Program
 from actors.messages import Send
 from actors.profile import Profile, label
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def to_record(actor: Actor) -> list[Any]:
@@ -44,10 +44,9 @@ def to_record(actor: Actor) -> list[Any]:
     engagement = None if p.engagement is None else list(p.engagement)
     timeline_at = None if p.timeline_at is None else list(p.timeline_at)
     cooldowns = None if p.cooldowns is None else list(p.cooldowns)
-    sends = None if p.sends_at is None else p.recent_sends()
     return [
         FORMAT_VERSION, p.customer_id, p.tz_offset, p.reach, p.consent, p.traits, engagement,
-        p.purchases, p.revenue, p.last_purchase_at, sends, timeline_at, p.timeline_what,
+        p.purchases, p.revenue, p.last_purchase_at, timeline_at, p.timeline_what,
         cooldowns, runs, in_app,
     ]
 
@@ -61,7 +60,7 @@ def from_record(record: list[Any], program: Program) -> Actor:
     if record[0] != FORMAT_VERSION:
         raise EngineInternalError(f"snapshot format {record[0]!r}; this engine reads {FORMAT_VERSION}")
     (_, cid, tz, reach, consent, traits, engagement, purchases, revenue, last_purchase,
-     sends, timeline_at, timeline_what, cooldowns, runs, in_app) = record
+     timeline_at, timeline_what, cooldowns, runs, in_app) = record
     profile = Profile(cid, tz_offset=tz, reach=reach, consent=consent)
     profile.traits = traits
     if engagement is not None:
@@ -69,9 +68,6 @@ def from_record(record: list[Any], program: Program) -> Actor:
     profile.purchases = purchases
     profile.revenue = revenue
     profile.last_purchase_at = last_purchase
-    if sends is not None:
-        profile.sends_at = array("d", (at for at, _, _ in sends))
-        profile.sends_what = [label(channel, message) for _, channel, message in sends]
     if timeline_at is not None:
         profile.timeline_at = array("d", timeline_at)
         profile.timeline_what = [label(what) for what in timeline_what]

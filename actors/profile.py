@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from actors.messages import CHANNELS, Properties, Scalar
 
-TIMELINE_LIMIT = 10
+TIMELINE_LIMIT = 8
 """Interactions kept on the timeline; older ones fall off."""
 
 CHANNEL_BIT = {name: 1 << i for i, name in enumerate(CHANNELS)}
@@ -26,6 +26,8 @@ CHANNEL_INDEX = {name: i for i, name in enumerate(CHANNELS)}
 
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
 _SEP = "\x1f"  # joins kind, channel and detail into one interned label
+SENT = "sent"  # the timeline kind of a marketing send (a transactional one is "sent_transactional")
+_SENT_PREFIX = SENT + _SEP
 
 
 
@@ -55,11 +57,11 @@ class Profile:
             (as long as the last channel used needs): ``sends, delivered, opened, clicked,
             last_engaged_at``.
         purchases, revenue, last_purchase_at: the purchase history.
-        sends_at, sends_what: recent marketing sends, for rolling-window policies: their times,
-            and ``channel, message`` as one interned label (``recent_sends()`` gives tuples).
         timeline_at, timeline_what: the most recent interactions, newest last: their times, and
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
-            flat columns cost 16 bytes an entry where a list of tuples costs about 100.
+            flat columns cost 16 bytes an entry where a list of tuples costs about 100. The
+            marketing sends (kind ``sent``) inside the policy horizon are never trimmed: the
+            rolling-window policies read them from here (``send_times``, ``last_send_of``).
         cooldowns: when each of the policy's cool-downs (by position) was last started.
     """
 
@@ -73,8 +75,6 @@ class Profile:
         "purchases",
         "revenue",
         "last_purchase_at",
-        "sends_at",
-        "sends_what",
         "timeline_at",
         "timeline_what",
         "cooldowns",
@@ -97,8 +97,6 @@ class Profile:
         self.purchases = 0
         self.revenue = 0.0
         self.last_purchase_at: float | None = None
-        self.sends_at: array[float] | None = None
-        self.sends_what: list[str] | None = None
         self.timeline_at: array[float] | None = None
         self.timeline_what: list[str] | None = None
         self.cooldowns: array[float] | None = None
@@ -135,33 +133,27 @@ class Profile:
         return cooldowns[index]
 
     def recent_sends(self) -> list[tuple[float, str, str]]:
-        """The remembered marketing sends ``(at, channel, message)``, oldest first."""
-        if self.sends_at is None or self.sends_what is None:
-            return []
-        return [
-            (at, *what.split(_SEP, 1))  # type: ignore[misc]
-            for at, what in zip(self.sends_at, self.sends_what, strict=True)
-        ]
+        """The marketing sends on the timeline ``(at, channel, message)``, oldest first."""
+        return [(at, channel, detail) for at, kind, channel, detail in self.timeline() if kind == SENT]
 
     def send_times(self, channel: str | None, after: float) -> list[float]:
-        """Times of remembered sends later than ``after``, on ``channel`` (None: any), oldest first."""
-        if self.sends_at is None or self.sends_what is None:
+        """Times of marketing sends later than ``after``, on ``channel`` (None: any), oldest first."""
+        if self.timeline_at is None or self.timeline_what is None:
             return []
-        if channel is None:
-            return [at for at in self.sends_at if at > after]
-        prefix = channel + _SEP
-        pairs = zip(self.sends_at, self.sends_what, strict=True)
+        prefix = _SENT_PREFIX if channel is None else _SENT_PREFIX + channel + _SEP
+        pairs = zip(self.timeline_at, self.timeline_what, strict=True)
         return [at for at, what in pairs if at > after and what.startswith(prefix)]
 
     def last_send_of(self, message: str, after: float) -> float | None:
-        """The time of the latest remembered send of ``message`` later than ``after``, or None."""
-        if self.sends_at is None or self.sends_what is None:
+        """The time of the latest marketing send of ``message`` later than ``after``, or None."""
+        if self.timeline_at is None or self.timeline_what is None:
             return None
         suffix = _SEP + message
-        for at, what in zip(reversed(self.sends_at), reversed(self.sends_what), strict=True):
+        pairs = zip(reversed(self.timeline_at), reversed(self.timeline_what), strict=True)
+        for at, what in pairs:
             if at <= after:
                 return None
-            if what.endswith(suffix):
+            if what.startswith(_SENT_PREFIX) and what.endswith(suffix):
                 return at
         return None
 
@@ -180,16 +172,25 @@ class Profile:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def note(self, at: float, kind: str, channel: str, detail: str) -> None:
-        """Append an interaction to the bounded timeline."""
+    def note(self, at: float, kind: str, channel: str, detail: str, keep_sends_after: float) -> None:
+        """Append an interaction to the timeline, then trim it to ``TIMELINE_LIMIT`` entries.
+
+        Trimming drops the oldest entries, except marketing sends later than ``keep_sends_after``
+        (the policy horizon): those are kept however many there are, for the rolling windows.
+        """
         if self.timeline_at is None or self.timeline_what is None:
             self.timeline_at, self.timeline_what = array("d"), []
-        self.timeline_at.append(at)
+        times, whats = self.timeline_at, self.timeline_what
+        times.append(at)
         # interning shares one label among every customer with the same interaction
-        self.timeline_what.append(label(kind, channel, detail))
-        if len(self.timeline_what) > TIMELINE_LIMIT:
-            del self.timeline_at[0]
-            del self.timeline_what[0]
+        whats.append(label(kind, channel, detail))
+        index = 0
+        while len(whats) > TIMELINE_LIMIT and index < len(whats):
+            if times[index] > keep_sends_after and whats[index].startswith(_SENT_PREFIX):
+                index += 1  # a send the policies still need
+            else:
+                del times[index]
+                del whats[index]
 
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
@@ -210,17 +211,6 @@ class Profile:
     def withdraw_consent(self, channel: str) -> None:
         """The customer unsubscribed from a channel."""
         self.consent &= ~CHANNEL_BIT[channel]
-
-    def record_send(self, at: float, channel: str, message: str, horizon: float) -> None:
-        """Remember a marketing send, forgetting those older than ``horizon`` seconds."""
-        if self.sends_at is None or self.sends_what is None:
-            self.sends_at, self.sends_what = array("d"), []
-        sends_at, sends_what = self.sends_at, self.sends_what
-        while sends_at and sends_at[0] <= at - horizon:
-            del sends_at[0]
-            del sends_what[0]
-        sends_at.append(at)
-        sends_what.append(label(channel, message))
 
     def update_traits(self, traits: Properties) -> None:
         """Merge traits into the profile."""

@@ -138,8 +138,8 @@ class World:
         self.post = post
         self.wake = wake
         n = population.size
-        self.pressure = array("d", bytes(8 * n))
-        self.pressure_at = array("d", bytes(8 * n))
+        self.pressure = array("f", bytes(4 * n))  # single precision: fatigue needs no more
+        self.pressure_at = array("f", bytes(4 * n))
         self.cart_value = array("d", bytes(8 * n))  # 0: no open cart
         self.cart_no = array("I", bytes(array("I").itemsize * n))
         self.last_purchase_at = array("d", [-math.inf]) * n

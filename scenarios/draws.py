@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-BLOCK = 1 << 16
+BLOCK = 1 << 13  # 8,192 draws per numpy call: the call cost is amortised, the list stays small
 
 
 class Draws:

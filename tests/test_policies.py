@@ -929,3 +929,27 @@ def test_a_deferral_onto_the_present_instant_still_moves_time_forward():
     assert [s.journey for _, s in clock.sends()] == ["a", "b"]
     retries = [e for _, e in clock.trace if isinstance(e, Suppressed) and e.journey == "b"]
     assert 1 <= len(retries) < 5 and all(e.deferred_until > now for e in retries)
+
+
+def test_a_busy_timeline_still_remembers_the_sends_a_cap_counts():
+    # the timeline keeps 8 interactions, but never forgets a marketing send inside the horizon
+    prog = program(
+        'caps = [{ max = 2, per = "7d" }]',
+        one_send("a", entry="first", message="m1"),
+        one_send("b", entry="second", message="m2"),
+        one_send("c", entry="third", message="m3"),
+    )
+    clock = ManualClock(make_actor(prog))
+    clock.handle(Event("first"), T0)
+    clock.handle(Event("second"), T0 + HOUR)
+    for i in range(30):  # a flood of interactions pushes everything else off the timeline
+        clock.handle(Event("wishlist_add", {"n": i}), T0 + 2 * HOUR + i)
+    effects = clock.handle(Event("third"), T0 + DAY)
+    assert Suppressed("c", "send", "email", "m3", "frequency_cap", None) in effects
+    timeline = clock.actor.profile.timeline()
+    assert len(timeline) == 8  # the limit holds: the two sends kept their slots
+    assert [entry[1] for entry in timeline[:2]] == ["sent", "sent"]
+    assert [entry[3] for entry in timeline[2:]] == ["wishlist_add"] * 5 + ["third"]
+    clock.handle(Event("wishlist_add"), T0 + 8 * DAY)  # the window has passed: sends may go
+    timeline = clock.actor.profile.timeline()
+    assert len(timeline) == 8 and [entry[1] for entry in timeline[:2]] == ["sent", "event"]
