@@ -50,7 +50,7 @@ def run(
     days: Annotated[float, typer.Option(min=0.01, help="Simulated days.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical metrics.")] = 1,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder [default: runs/<scenario>-<seed>].")
+        Path | None, typer.Option(help="Output folder (default: runs/<scenario>-<seed>).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
 ) -> None:
@@ -80,7 +80,9 @@ def run(
     ) as progress:
         label = f"{loaded.name}: {customers:,} customers"
         task = progress.add_task(label, total=days * DAY, day=0.0, of=days)
-        stats = simulation.run(lambda at: progress.update(task, completed=at, day=at / DAY))
+        stats = simulation.run(
+            None if quiet else lambda at: progress.update(task, completed=at, day=at / DAY)
+        )
     wall = time.perf_counter() - started
     metrics = _metrics(loaded.name, customers, days, seed, simulation)
     folder.mkdir(parents=True, exist_ok=True)
