@@ -40,8 +40,7 @@ def test_scheduler_push_pop_200k_pending(benchmark: Any) -> None:
     def push_then_pop() -> None:
         state["t"] += 7.0
         queue.push(state["t"] + 3600.0, 1, None)
-        queue.peek_time()
-        queue.pop_peeked()
+        queue.pop()
 
     benchmark(push_then_pop)
 

@@ -86,7 +86,3 @@ class TimerQueue:
         if self.peek_time() == math.inf:
             raise IndexError("pop from an empty TimerQueue")
         return heapq.heappop(self._current)
-
-    def pop_peeked(self) -> Item:
-        """``pop`` for the hot loop: only valid right after ``peek_time`` returned a finite time."""
-        return heapq.heappop(self._current)

@@ -5,12 +5,13 @@ messages, and folds every effect into run metrics. There is one SimPy process fo
 population (the clock loop below) plus one per escalated case waiting for an agent; journey timers
 and world events all live in one ``TimerQueue``.
 
-The clock loop: before each item it lets SimPy run anything due first (agent queues), so the two
-stay in exact time order; otherwise it hands items to actors back to back, each at its exact
-time, and advances SimPy's clock whenever the next item is a ``tick`` or more ahead. A world
-wake-up may return messages the customer sends at that very instant (a session's first events):
-they go to the actor at once, in order, without a round trip through the queue. Actors are
-created on their first message, seeded with the customer's time zone and reachability.
+The clock loop: while an agent case is open, it lets SimPy run whatever is due before the next
+item, so agents and actors stay in exact time order; otherwise it hands items to actors back to
+back, each at its exact time, and advances SimPy's clock whenever the next item is a ``tick`` or
+more ahead. A world wake-up may return messages the customer sends at that very instant (a
+session's first events): they go to the actor at once, in order, without a round trip through the
+queue. Actors are created on their first message, seeded with the customer's time zone and
+reachability.
 """
 
 from __future__ import annotations
