@@ -143,6 +143,13 @@ class Actor:
         pairs = zip(self.program.journeys, self.runs, strict=True)
         return {journey.id: run for journey, run in pairs if run is not None}
 
+    def _run_of(self, journey_id: str) -> tuple[Journey | None, JourneyRun | None]:
+        """The journey of that id and the customer's run in it (None where there is none)."""
+        journey = self.program.by_id.get(journey_id)
+        if journey is None or self.runs is None:
+            return journey, None
+        return journey, self.runs[journey.index]
+
     @property
     def customer_id(self) -> str:
         """The customer's identity."""
@@ -207,8 +214,7 @@ class Actor:
                 self._enter(journey, props, now, effects)
 
     def _on_timer(self, timer: TimerFired, now: float, effects: list[Effect]) -> None:
-        journey = self.program.by_id.get(timer.journey)
-        run = self.runs[journey.index] if self.runs and journey is not None else None
+        journey, run = self._run_of(timer.journey)
         if journey is None or run is None or run.step is None or timer.version != run.version:
             return  # cancelled lazily: a newer timer, or the run is over
         step = journey.steps[run.step]
@@ -230,8 +236,7 @@ class Actor:
             profile.withdraw_consent(receipt.channel)
         if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
             self._note(now, receipt.status, receipt.channel, receipt.message)
-        journey = self.program.by_id.get(receipt.journey)
-        run = self.runs[journey.index] if self.runs and journey is not None else None
+        journey, run = self._run_of(receipt.journey)
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
             self._resume_on_event(journey, run, "message_" + receipt.status, props, now, effects)
@@ -418,8 +423,7 @@ class Actor:
     def _still_relevant(self, send: Send) -> bool:
         """An in-app message waiting for a session is dropped once its journey entry converted
         or was superseded by a new entry."""
-        journey = self.program.by_id.get(send.journey)
-        run = self.runs[journey.index] if self.runs and journey is not None else None
+        _, run = self._run_of(send.journey)
         return run is not None and run.entry == send.entry and not run.converted
 
     # -- conditions ------------------------------------------------------------------------------
