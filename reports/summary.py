@@ -48,7 +48,7 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
     for name, q in metrics.get("agents", {}).items():
         console.print(
             f"agents [{name}]: {q['cases']:,} cases, "
-            f"first response mean {q['first_response_mean_s']:.0f} s, "
+            f"wait mean {q['wait_mean_s']:.0f} s, first response mean {q['first_response_mean_s']:.0f} s, "
             f"service level {_pct(q['service_level'])} within {q['service_level_target_s']:.0f} s, "
             f"resolution mean {q['resolution_mean_s'] / 60:.1f} min, abandoned {q['abandoned']:,}, "
             f"occupancy {_pct(q['occupancy'])}"

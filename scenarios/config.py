@@ -145,6 +145,7 @@ class AgentQueueSpec(_Spec):
     handle_time: str = "8m"  # assumption: mean handle time (exponential)
     service_level: str = "60s"  # answered within this counts toward the service level
     patience: str = "10m"  # mean time a customer waits before abandoning (exponential)
+    first_reply: str = "30s"  # assumption: mean time from pick-up to the agent's first reply
     resolve_event: str = "ticket_resolved"
 
 
@@ -322,7 +323,7 @@ def _check_agents(agents: dict[str, AgentQueueSpec], source: str) -> None:
     for name, queue in agents.items():
         if queue.agents < 1:
             _fail(source, f"agents.{name}.agents", "a queue needs at least one agent")
-        for field in ("handle_time", "service_level", "patience"):
+        for field in ("handle_time", "service_level", "patience", "first_reply"):
             _parsed(parse_duration, getattr(queue, field), f"agents.{name}.{field}", source)
 
 
