@@ -47,7 +47,7 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
     console.print(f"opt-outs: {opt_outs['total']:,} ({_pairs(opt_outs['by_channel'])})")
     for name, q in metrics.get("agents", {}).items():
         console.print(
-            f"agents [{name}]: {q['cases']:,} cases, "
+            f"agents ({name}): {q['cases']:,} cases, "
             f"wait mean {q['wait_mean_s']:.0f} s, first response mean {q['first_response_mean_s']:.0f} s, "
             f"service level {_pct(q['service_level'])} within {q['service_level_target_s']:.0f} s, "
             f"resolution mean {q['resolution_mean_s'] / 60:.1f} min, abandoned {q['abandoned']:,}, "
