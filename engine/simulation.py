@@ -21,23 +21,37 @@ import heapq
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
 
 from actors.actor import Actor
-from actors.messages import DeliveryReceipt, Escalated, Schedule, Send, TimerFired
+from actors.messages import DeliveryReceipt, Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.agents import AgentDesk
 from engine.scenario_files import Scenario
 from engine.scheduler import TimerQueue
 from reports.metrics import RunMetrics
-from scenarios.behaviour import World
+from scenarios.behaviour import Post, Wake, World
+from scenarios.config import SimulationConfig
 from scenarios.draws import Draws
 from scenarios.population import Population, customer_id, generate_population
 
 DAY = 86400.0
+
+
+class WorldLike(Protocol):
+    """What the runtime needs of a world: a start, wake-ups, and a reaction to each send."""
+
+    def start(self, horizon: float) -> None: ...
+
+    def on_wake(self, customer: int, what: tuple[object, ...], now: float) -> tuple[Message, ...] | None: ...
+
+    def on_send(self, customer: int, send: Send, now: float) -> None: ...
+
+
+WorldFactory = Callable[[Population, SimulationConfig, Draws, Post, Wake], WorldLike]
 
 
 @dataclass(frozen=True)
@@ -59,10 +73,20 @@ class Simulation:
         days: simulated days.
         seed: the run's seed; population, world and agents get independent child streams.
         tick: the most SimPy's clock may lag behind the item being handled, in seconds.
+        world: makes the world the customers live in (default: the synthetic ``World``; a
+            ``ScriptedWorld`` replays a fixed script of messages instead).
+        trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
     """
 
     def __init__(
-        self, scenario: Scenario, customers: int, days: float, seed: int, tick: float = 60.0
+        self,
+        scenario: Scenario,
+        customers: int,
+        days: float,
+        seed: int,
+        tick: float = 60.0,
+        world: WorldFactory = World,
+        trace: list[tuple[float, str, Effect]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.horizon = days * DAY
@@ -77,10 +101,11 @@ class Simulation:
         self.actors: list[Actor | None] = [None] * customers
         self.metrics = RunMetrics(scenario.program, customers)
         # the world and the agents post messages and wake-ups straight into the one queue
-        self.world = World(
+        self.world = world(
             self.population, config, Draws(np.random.default_rng(world_seed)), self.queue.push,
             self.queue.push,
         )
+        self.trace = trace
         self.agents = AgentDesk(
             self.env, config.agents, Draws(np.random.default_rng(agent_seed)), self.queue.push
         )
@@ -116,7 +141,7 @@ class Simulation:
         program, population, agents = self.scenario.program, self.population, self.agents
         horizon, tick = self.horizon, self.tick
         push, peek_time, due, heappop = queue.push, queue.peek_time, queue.due, heapq.heappop
-        tz_offsets, reaches = population.tz_offset, population.reach
+        tz_offsets, reaches, trace = population.tz_offset, population.reach, self.trace
         shared_tz: dict[float, float] = {}
         on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
         next_report = 3600.0 if on_progress is not None else math.inf
@@ -157,6 +182,8 @@ class Simulation:
                     metrics.observe_receipt(message)
                 if not effects:
                     continue
+                if trace is not None:
+                    trace.extend((at, actor.customer_id, effect) for effect in effects)
                 for effect in effects:
                     kind = type(effect)
                     if kind is Schedule:

@@ -1,0 +1,143 @@
+"""One event script, two runtimes, one journey trace.
+
+The simulation runtime (SimPy owns the clock) and the real-time runtime (trio, here on
+``trio.testing.MockClock(autojump_threshold=0)``) drive the same actor core; fed the same script,
+they must produce the identical sequence of effects, at the same times, for the same customers.
+"""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+import trio
+import trio.testing
+
+from actors.messages import DeliveryReceipt, Effect, Event, Message, Send
+from actors.profile import Profile
+from engine.channels import MockChannel
+from engine.realtime import RealtimeRuntime
+from engine.scenario_files import load_scenario, scenario_from_document
+from engine.simulation import DAY, Simulation
+from scenarios.population import customer_id
+from scenarios.replay import ScriptedWorld
+
+CUSTOMERS = 40
+DAYS = 12.0
+
+
+def make_script(seed: int) -> list[tuple[float, int, Message]]:
+    """Cart adds (some under the entry filter), purchases, sessions and clicks, at odd times."""
+    rng = random.Random(seed)
+    script: list[tuple[float, int, Message]] = []
+    for customer in range(CUSTOMERS):
+        at = rng.uniform(0, DAY)
+        for _ in range(rng.randint(1, 6)):
+            at += rng.expovariate(1 / (DAY / 2))
+            kind = rng.random()
+            if kind < 0.45:
+                message: Message = Event("cart_add", {"value": round(rng.uniform(5, 150), 2)})
+            elif kind < 0.65:
+                message = Event("purchase", {"value": round(rng.uniform(5, 150), 2)})
+            elif kind < 0.8:
+                message = Event("session_start")
+            else:
+                status = rng.choice(["clicked", "opened", "unsubscribed", "bounced"])
+                channel = rng.choice(["push", "email", "sms"])
+                message = DeliveryReceipt("cart_abandonment", 1, channel, "cart_reminder", status)
+            script.append((at, customer, message))
+    return sorted(script, key=lambda line: line[0])
+
+
+def run_simulation(scenario, script) -> tuple[list[tuple[float, str, Effect]], Simulation]:
+    trace: list[tuple[float, str, Effect]] = []
+    sim = Simulation(scenario, CUSTOMERS, DAYS, seed=5, world=ScriptedWorld.factory(script), trace=trace)
+    sim.run()
+    return trace, sim
+
+
+def run_realtime(scenario, script, sim: Simulation) -> tuple[list[tuple[float, str, Effect]], MockChannel]:
+    population = sim.population
+
+    def profile_of(cid: str) -> Profile:  # the very profiles the simulation gives its actors
+        index = int(cid[1:])
+        return Profile(cid, tz_offset=population.tz_offset[index], reach=population.reach[index])
+
+    trace: list[tuple[float, str, Effect]] = []
+    channel = MockChannel()
+
+    async def main() -> None:
+        runtime = RealtimeRuntime(scenario.program, channel, profiles=profile_of, epoch=0.0, trace=trace)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            for at, customer, message in script:
+                await trio.sleep_until(at)
+                runtime.ingest_nowait(customer_id(customer), message)
+            await trio.sleep_until(DAYS * DAY)
+            runtime.close()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return trace, channel
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulation_and_realtime_give_the_identical_trace(seed: int) -> None:
+    scenario = load_scenario("cart_abandonment")
+    script = make_script(seed)
+    sim_trace, sim = run_simulation(scenario, script)
+    rt_trace, channel = run_realtime(scenario, script, sim)
+    sends = [effect for _, _, effect in sim_trace if isinstance(effect, Send)]
+    assert len(sends) >= 10, "the script should exercise the journey"
+    assert any(type(e).__name__ == "Suppressed" for _, _, e in sim_trace)
+    assert rt_trace == sim_trace
+    assert [item for _, item in channel.delivered] == sends
+
+
+SEND_ON_EVENT = """
+[[journeys]]
+id = "welcome"
+entry = { event = "signup" }
+start = "hello"
+[journeys.steps.hello]
+send = { message = "welcome", channel = "webhook" }
+next = "end"
+[journeys.steps.end]
+end = true
+"""
+
+
+@pytest.mark.anyio
+async def test_realtime_runtime_runs_on_each_anyio_backend() -> None:
+    import tomllib
+
+    scenario = scenario_from_document(tomllib.loads(SEND_ON_EVENT), "welcome.toml")
+    channel = MockChannel()
+    runtime = RealtimeRuntime(scenario.program, channel, buffer=4)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(runtime.run)
+        for i in range(3):
+            await runtime.ingest(f"u{i}", Event("signup"))
+        runtime.close()
+    assert [(item.customer, item.channel) for _, item in channel.delivered] == [
+        ("u0", "webhook"), ("u1", "webhook"), ("u2", "webhook")
+    ]
+    assert runtime.handled == 3 and abs(channel.delivered[0][0] - runtime.now()) < 60
+
+
+def test_ingest_nowait_pushes_back_when_the_engine_is_saturated() -> None:
+    scenario = load_scenario("cart_abandonment")
+
+    async def main() -> None:
+        runtime = RealtimeRuntime(scenario.program, MockChannel(), buffer=2)
+        runtime.ingest_nowait("a", Event("page_view"))
+        runtime.ingest_nowait("b", Event("page_view"))
+        with pytest.raises(anyio.WouldBlock):
+            runtime.ingest_nowait("c", Event("page_view"))
+
+    trio.run(main)
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
