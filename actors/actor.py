@@ -85,11 +85,14 @@ class JourneyRun:
         converted: whether the goal was reached for the latest entry.
         step: the step the run waits on, or None when the run is not active.
         version: the version of the run's live timer.
+        due_at: when that timer is due (a runtime restoring state re-arms it from here).
         context: the properties of the event that triggered the latest entry.
         sends: sends made in the latest entry (part of each send's idempotency key).
     """
 
-    __slots__ = ("entry", "entered_at", "holdout", "converted", "step", "version", "context", "sends")
+    __slots__ = (
+        "entry", "entered_at", "holdout", "converted", "step", "version", "due_at", "context", "sends"
+    )
 
     def __init__(self) -> None:
         self.entry = 0
@@ -98,6 +101,7 @@ class JourneyRun:
         self.converted = False
         self.step: str | None = None
         self.version = 0
+        self.due_at = 0.0
         self.context: Properties = {}
         self.sends = 0
 
@@ -142,6 +146,18 @@ class Actor:
             return {}
         pairs = zip(self.program.journeys, self.runs, strict=True)
         return {journey.id: run for journey, run in pairs if run is not None}
+
+    def live_timers(self) -> list[Schedule]:
+        """The one live timer of each active run, as the ``Schedule`` that asked for it.
+
+        A runtime restoring an actor from a snapshot re-arms these; a timer that came due while
+        the engine was down then fires once, at restart.
+        """
+        timers = []
+        for journey, run in zip(self.program.journeys, self.runs or (), strict=False):
+            if run is not None and run.step is not None:
+                timers.append(Schedule(run.due_at, journey.id, run.version, journey.priority))
+        return timers
 
     def _run_of(self, journey_id: str) -> tuple[Journey | None, JourneyRun | None]:
         """The journey of that id and the customer's run in it (None where there is none)."""
@@ -292,7 +308,7 @@ class Actor:
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
         effects.append(Cancel(journey.id, run.version))
         effects.append(Exited(journey.id, reason))
-        run.step = None
+        run.step, run.due_at = None, 0.0  # no live timer (and no float kept alive)
 
     def _resume_on_event(
         self,
@@ -355,12 +371,13 @@ class Actor:
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
             elif isinstance(step, EndStep):
-                run.step = None
+                run.step, run.due_at = None, 0.0
                 effects.append(Exited(journey.id, "end"))
                 return
 
     def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
         run.version += 1
+        run.due_at = at
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
 
     def _note(self, now: float, kind: str, channel: str, detail: str) -> None:

@@ -8,7 +8,8 @@ The layout is positional (array-like records), which is both smaller and faster 
     engagement: [sends, delivered, opened, clicked, last_engaged_at] per channel, flat
     cooldowns:  [started_at] per policy cool-down, by position
 
-    runs:   {journey_id: [entry, entered_at, holdout, converted, step, version, context, sends]}
+    runs:   {journey_id: [entry, entered_at, holdout, converted, step, version, due_at, context,
+             sends]}
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
 
 The compiled ``Program`` is not part of a snapshot: it comes from the scenario on restore.
@@ -28,7 +29,7 @@ from actors.journey import Program
 from actors.messages import Send
 from actors.profile import Profile, label
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def to_record(actor: Actor) -> list[Any]:
@@ -37,7 +38,8 @@ def to_record(actor: Actor) -> list[Any]:
     runs = None
     if actor.runs is not None:
         runs = {
-            jid: [r.entry, r.entered_at, r.holdout, r.converted, r.step, r.version, r.context, r.sends]
+            jid: [r.entry, r.entered_at, r.holdout, r.converted, r.step, r.version, r.due_at, r.context,
+                  r.sends]
             for jid, r in actor.runs_by_id().items()
         }
     in_app = None if actor.in_app is None else [_send_fields(s) for s in actor.in_app]
@@ -84,7 +86,7 @@ def from_record(record: list[Any], program: Program) -> Actor:
                 )
             run = JourneyRun()
             (run.entry, run.entered_at, run.holdout, run.converted, run.step, run.version,
-             run.context, run.sends) = fields
+             run.due_at, run.context, run.sends) = fields
             actor.runs[journey.index] = run
     if in_app is not None:
         actor.in_app = [Send(*fields) for fields in in_app]
