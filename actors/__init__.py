@@ -15,6 +15,7 @@ from actors.errors import (
     IngestError,
     ProviderError,
     ScenarioError,
+    StorageError,
     TouchpointError,
 )
 from actors.journey import Program
@@ -26,6 +27,7 @@ __all__ = [
     "Program",
     "ProviderError",
     "ScenarioError",
+    "StorageError",
     "TouchpointError",
     "compile_scenario",
 ]

@@ -5,6 +5,7 @@
     │                        and says what would be valid
     ├── IngestError          a bad event at the edge: answered with a 4xx naming field and reason
     ├── ProviderError        a channel failed: retried, then dead-lettered, never dropped silently
+    ├── StorageError         the data directory is damaged: names the file, the offset, what to do
     └── EngineInternalError  our bug: an invariant of the core did not hold
 
 Boundaries translate foreign exceptions into these with ``raise ... from None``; nothing is
@@ -81,6 +82,10 @@ class IngestError(TouchpointError):
 
 class ProviderError(TouchpointError):
     """A channel provider failed to take a send."""
+
+
+class StorageError(TouchpointError):
+    """The write-ahead log or a snapshot is damaged where it cannot be repaired safely."""
 
 
 class EngineInternalError(TouchpointError):

@@ -21,8 +21,11 @@ CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "agent
 RECEIPT_STATUSES: tuple[str, ...] = ("delivered", "opened", "clicked", "bounced", "unsubscribed")
 
 
-class _Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """Base of every message and effect: immutable, slotted, compared by value."""
+class _Record(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
+    """Base of every message and effect: immutable, slotted, compared by value.
+
+    Encoded with msgspec.msgpack as ``[ClassName, field, ...]``, so a union of them decodes.
+    """
 
 
 # -- messages in ---------------------------------------------------------------------------------
