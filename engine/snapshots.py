@@ -77,16 +77,18 @@ def _load(path: Path, program: Program) -> tuple[int, dict[str, Actor]] | None:
 
 
 def recover(
-    data: Path, program: Program, profiles: Callable[[str], Profile] = Profile
+    data: Path, program: Program, profiles: Callable[[str], Profile] = Profile, fsync: str = "batch"
 ) -> tuple[dict[str, Actor], list[tuple[str, Schedule]], WriteAheadLog]:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
+
+    ``fsync`` is the policy of the reopened log (see ``engine.wal``).
 
     Returns:
         The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, and the open
         log, ready for appends.
     """
     lsn, actors = load_latest(data / "snapshots", program)
-    log = WriteAheadLog(data / "wal")
+    log = WriteAheadLog(data / "wal", fsync=fsync)
     for _, at, customer_id, message in log.replay(after=lsn):
         actor = actors.get(customer_id)
         if actor is None:
