@@ -82,6 +82,12 @@ class RealtimeRuntime:
         for customer_id, timer in timers:
             self._arm(customer_id, timer)
 
+    @property
+    def saturated(self) -> bool:
+        """Whether the inbox is full (an HTTP edge answers 429 then)."""
+        stats = self._inbox.statistics()
+        return stats.current_buffer_used >= stats.max_buffer_size
+
     def now(self) -> float:
         """Engine time: seconds since the epoch."""
         return (self.epoch or 0.0) + anyio.current_time()
