@@ -14,6 +14,7 @@ import platform
 import resource
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,6 +145,66 @@ def validate(
         raise _fail(exc) from None
     journeys = ", ".join(f"{j.id} ({len(j.steps)} steps)" for j in loaded.program.journeys)
     console.print(f"[green]valid[/] {loaded.source}: {journeys}", highlight=False)
+
+
+@app.command()
+def serve(
+    scenario: Annotated[
+        str, typer.Argument(help="A scenario file, or a built-in name: its journeys and policies.")
+    ] = DEFAULT_SCENARIO,
+    data: Annotated[
+        Path, typer.Option(envvar="TOUCHPOINT_DATA", help="State folder: write-ahead log and snapshots.")
+    ] = Path("touchpoint-data"),
+    host: Annotated[str, typer.Option(envvar="TOUCHPOINT_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TOUCHPOINT_PORT", help="Port to listen on.")] = 8800,
+    write_key: Annotated[
+        list[str] | None,
+        typer.Option(envvar="TOUCHPOINT_WRITE_KEY", help="A write key ingestion accepts (repeatable)."),
+    ] = None,
+    snapshot_every: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between periodic snapshots.")
+    ] = 300.0,
+) -> None:
+    """Serve the engine: Segment-compatible ingestion on HTTP, journeys on the wall clock.
+
+    State is restored from --data at start-up (newest snapshot plus the write-ahead log after it);
+    SIGINT or SIGTERM stops accepting, finishes what was accepted, writes a snapshot and exits 0.
+    Sends go to the engine's mock channel for now (recorded, not delivered).
+    """
+    import trio
+
+    from engine.service import run_service
+
+    if not write_key:
+        errors.print("[bold red]no write key[/]: give --write-key KEY or set TOUCHPOINT_WRITE_KEY")
+        raise typer.Exit(2)
+    try:
+        load_scenario(scenario)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+
+    def ready(urls: list[str]) -> None:
+        console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False)
+
+    trio.run(partial(run_service, scenario, data, host, port, set(write_key),
+                     snapshot_every=snapshot_every, on_ready=ready))
+    console.print("stopped cleanly: snapshot written", highlight=False)
+
+
+@app.command()
+def export(
+    data: Annotated[
+        Path, typer.Option(envvar="TOUCHPOINT_DATA", help="State folder written by `touchpoint serve`.")
+    ] = Path("touchpoint-data"),
+) -> None:
+    """Print every profile as one JSON line, rebuilt offline from the snapshot and the log."""
+    from engine.service import export_profiles
+
+    if not (data / "scenario.toml").is_file():
+        errors.print(f"[bold red]no engine state[/] in {data}: expected scenario.toml, wal/, snapshots/")
+        raise typer.Exit(2)
+    for line in export_profiles(data):
+        sys.stdout.write(line + "\n")
 
 
 @app.command()

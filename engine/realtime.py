@@ -74,6 +74,7 @@ class RealtimeRuntime:
         self.timers = TimerQueue()
         self.trace = trace
         self.handled = 0
+        self.applied_lsn = log.next_lsn - 1 if log is not None else 0  # state includes the log to here
         self._inbox, self._outbox = anyio.create_memory_object_stream[Batch](buffer)
 
     def restore(self, actors: dict[str, Actor], timers: list[tuple[str, Schedule]]) -> None:
@@ -143,18 +144,20 @@ class RealtimeRuntime:
         while self.timers.peek_time() <= now:
             _, _, _, customer_id, timer = self.timers.pop()
             work.append((customer_id, timer))
+        lsn = self.applied_lsn
         if self.log is not None and work:
             logged = [(now, cid, message) for cid, message in work]
             if self.log.fsync == "none":
-                self.log.append(logged)
+                lsn = self.log.append(logged)
             else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
                 # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
-                await anyio.to_thread.run_sync(self.log.append, logged)
+                lsn = await anyio.to_thread.run_sync(self.log.append, logged)
         for _, durable in batches:
             if durable is not None:
                 durable.set()
         for customer_id, message in work:
             self._apply(customer_id, message, now)
+        self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
 
     def _apply(self, customer_id: str, message: Message, now: float) -> None:
         actor = self.actors.get(customer_id)

@@ -1,0 +1,51 @@
+"""Plain-data views of actor state, for the admin API and ``touchpoint export``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.actor import Actor
+from actors.messages import CHANNELS
+from actors.profile import CLICKED, DELIVERED, LAST_ENGAGED, OPENED, SENDS
+
+
+def profile_view(actor: Actor) -> dict[str, Any]:
+    """One customer as JSON-ready data: identity, consent, engagement, timeline, journeys."""
+    profile = actor.profile
+    engagement = {}
+    for channel in CHANNELS:
+        stats = profile.channel_stats(channel)
+        if stats[SENDS] or stats[DELIVERED] or stats[OPENED] or stats[CLICKED]:
+            engagement[channel] = {
+                "sends": int(stats[SENDS]),
+                "delivered": int(stats[DELIVERED]),
+                "opened": int(stats[OPENED]),
+                "clicked": int(stats[CLICKED]),
+                "last_engaged_at": stats[LAST_ENGAGED] if stats[LAST_ENGAGED] >= 0 else None,
+            }
+    timers = {timer.journey: timer.at for timer in actor.live_timers()}
+    return {
+        "customer_id": profile.customer_id,
+        "traits": dict(profile.traits or {}),
+        "tz_offset_s": profile.tz_offset,
+        "reachable": [ch for ch in CHANNELS if profile.can_reach(ch)],
+        "consented": [ch for ch in CHANNELS if profile.has_consent(ch)],
+        "engagement": engagement,
+        "purchases": {"count": profile.purchases, "revenue": profile.revenue,
+                      "last_at": profile.last_purchase_at},
+        "timeline": [
+            {"at": at, "kind": kind, "channel": channel, "detail": detail}
+            for at, kind, channel, detail in profile.timeline()
+        ],
+        "journeys": {
+            journey_id: {
+                "entry": run.entry,
+                "entered_at": run.entered_at,
+                "holdout": run.holdout,
+                "converted": run.converted,
+                "step": run.step,
+                "next_timer_at": timers.get(journey_id),
+            }
+            for journey_id, run in actor.runs_by_id().items()
+        },
+    }

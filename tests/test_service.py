@@ -1,0 +1,88 @@
+"""``touchpoint serve`` end to end: a real process, real HTTP on 127.0.0.1, signals, restart,
+and ``touchpoint export``."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+KEY = "wk_service"
+
+
+def start(data, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "cart_abandonment", "--data", str(data),
+         "--port", "0", "--write-key", KEY, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return process, found.group(1)
+    process.kill()
+    pytest.fail("the service did not start")
+
+
+def stop(process: subprocess.Popen[str], how: int) -> str:
+    process.send_signal(how)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+def test_serve_ingest_stop_restart_and_export(tmp_path):
+    data = tmp_path / "state"
+    process, url = start(data)
+    try:
+        batch = {"writeKey": KEY, "batch": [
+            {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"}, "messageId": "1"},
+            {"type": "track", "userId": "ada", "event": "cart_add", "properties": {"value": 99},
+             "messageId": "2"},
+            {"type": "track", "userId": "bob", "event": "purchase", "properties": {"value": 10},
+             "messageId": "3"},
+        ]}
+        response = httpx.post(f"{url}/v1/batch", json=batch, timeout=10)
+        assert response.status_code == 200 and response.json()["applied"] == 3
+    except BaseException:
+        process.kill()
+        raise
+    assert "snapshot written" in stop(process, signal.SIGTERM)
+    assert list((data / "snapshots").glob("snap-*.msgpack"))
+
+    lines = subprocess.run([sys.executable, "-m", "engine", "export", "--data", str(data)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    profiles = {p["customer_id"]: p for p in map(json.loads, lines)}
+    assert sorted(profiles) == ["ada", "bob"]
+    assert profiles["ada"]["journeys"]["cart_abandonment"]["step"] == "wait_1h"
+    assert profiles["ada"]["journeys"]["cart_abandonment"]["next_timer_at"] is not None
+    assert profiles["bob"]["purchases"]["count"] == 1
+
+    process, url = start(data)  # the state survives the restart
+    try:
+        health = httpx.get(f"{url}/healthz", timeout=10).json()
+        assert health["actors"] == 2
+        more = {"writeKey": KEY, "batch": [
+            {"type": "track", "userId": "cy", "event": "cart_add", "properties": {"value": 25}},
+        ]}
+        assert httpx.post(f"{url}/v1/batch", json=more, timeout=10).status_code == 200
+    except BaseException:
+        process.kill()
+        raise
+    stop(process, signal.SIGINT)
+    lines = subprocess.run([sys.executable, "-m", "engine", "export", "--data", str(data)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert sorted(json.loads(line)["customer_id"] for line in lines) == ["ada", "bob", "cy"]
+
+
+def test_serve_refuses_to_start_without_a_write_key(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "engine", "serve", "--data", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "write key" in done.stderr and "Traceback" not in done.stderr
