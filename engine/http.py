@@ -8,7 +8,8 @@ A request is applied whole or not at all: a missing or wrong write key answers 4
 body, malformed JSON or a call without userId/anonymousId answers 400 with ``{"error", "field"}``
 and applies nothing; when the engine's inbox is full the answer is 429 with ``Retry-After``. A 2xx
 goes out only once the calls are in the write-ahead log. Calls whose messageId was already applied
-within 24 hours are acknowledged and skipped (clients retry with the same ids).
+within 24 hours are acknowledged and skipped (clients retry with the same ids); the ids are in
+the log and the snapshots, so this holds across restarts.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from starlette.routing import Route
 
 from actors.errors import IngestError
 from engine.realtime import RealtimeRuntime
-from engine.segment import KINDS, SeenMessageIds, parse, to_messages
+from engine.segment import KINDS, parse, to_messages
 
 
 def create_app(runtime: RealtimeRuntime, write_keys: set[str], retry_after: int = 1) -> Starlette:
     """The ASGI app in front of ``runtime``, accepting any of ``write_keys``."""
-    seen = SeenMessageIds()
-
     async def ingest(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
@@ -42,15 +41,14 @@ def create_app(runtime: RealtimeRuntime, write_keys: set[str], retry_after: int 
             messages = to_messages(calls, time.time())
         except IngestError as exc:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
-        fresh = [(cid, msg, mid) for cid, msg, mid in messages if not seen.seen(mid)]
+        fresh = [(cid, msg, mid) for cid, msg, mid in messages if not runtime.seen.seen(mid)]
         if runtime.saturated:
             return JSONResponse(
                 {"error": "the engine is saturated; retry later"},
                 status_code=429,
                 headers={"Retry-After": str(retry_after)},
             )
-        await runtime.submit([(cid, msg) for cid, msg, _ in fresh])
-        seen.remember([mid for _, _, mid in fresh], time.time())
+        await runtime.submit(fresh)  # the engine skips ids applied meanwhile (and remembers these)
         duplicates = len(messages) - len(fresh)
         return JSONResponse({"success": True, "applied": len(fresh), "duplicates": duplicates})
 

@@ -34,10 +34,12 @@ from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFir
 from actors.profile import Profile
 from engine.channels import ChannelAdapter
 from engine.scheduler import TimerQueue
+from engine.segment import SeenMessageIds
 from engine.wal import WriteAheadLog
 
 ProfileFactory = Callable[[str], Profile]
-Batch = tuple[Sequence[tuple[str, Message]], anyio.Event | None]  # (entries, set when durable)
+Submitted = tuple[str, Message] | tuple[str, Message, str | None]  # (customer, message[, id])
+Batch = tuple[Sequence[Submitted], anyio.Event | None]  # (entries, set when durable)
 
 
 class RealtimeRuntime:
@@ -75,11 +77,19 @@ class RealtimeRuntime:
         self.trace = trace
         self.handled = 0
         self.applied_lsn = log.next_lsn - 1 if log is not None else 0  # state includes the log to here
+        self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
         self._inbox, self._outbox = anyio.create_memory_object_stream[Batch](buffer)
 
-    def restore(self, actors: dict[str, Actor], timers: list[tuple[str, Schedule]]) -> None:
-        """Take over recovered actors and re-arm their live timers (overdue ones fire at once)."""
+    def restore(
+        self,
+        actors: dict[str, Actor],
+        timers: list[tuple[str, Schedule]],
+        seen: dict[str, float] | None = None,
+    ) -> None:
+        """Take over recovered actors and message ids, and re-arm the actors' live timers
+        (overdue ones fire at once)."""
         self.actors = actors
+        self.seen.restore(seen or {})
         for customer_id, timer in timers:
             self._arm(customer_id, timer)
 
@@ -93,20 +103,22 @@ class RealtimeRuntime:
         """Engine time: seconds since the epoch."""
         return (self.epoch or 0.0) + anyio.current_time()
 
-    def ingest_nowait(self, customer_id: str, message: Message) -> None:
-        """Queue a message for a customer's actor.
+    def ingest_nowait(self, customer_id: str, message: Message, message_id: str | None = None) -> None:
+        """Queue a message for a customer's actor (one with an id already applied is skipped).
 
         Raises:
             anyio.WouldBlock: the engine is saturated; retry later (an HTTP edge answers 429).
         """
-        self._inbox.send_nowait(([(customer_id, message)], None))
+        self._inbox.send_nowait(([(customer_id, message, message_id)], None))
 
     async def ingest(self, customer_id: str, message: Message) -> None:
         """Queue a message, waiting while the engine is saturated."""
         await self._inbox.send(([(customer_id, message)], None))
 
-    async def submit(self, entries: Sequence[tuple[str, Message]]) -> None:
-        """Queue a batch and return once it is in the write-ahead log (durable under fsync=batch)."""
+    async def submit(self, entries: Sequence[Submitted]) -> None:
+        """Queue a batch of ``(customer_id, message[, message_id])`` and return once it is in the
+        write-ahead log (durable under fsync=batch). Entries whose message id was applied in the
+        last 24 hours, or earlier in the same batch, are skipped: a client's retry applies once."""
         durable = anyio.Event()
         await self._inbox.send((entries, durable))
         await durable.wait()
@@ -140,13 +152,22 @@ class RealtimeRuntime:
 
     async def _handle(self, batches: list[Batch]) -> None:
         now = self.now()
-        work = [(cid, message) for entries, _ in batches for cid, message in entries]
+        work: list[tuple[str, Message, str | None]] = []
+        fresh_ids: list[str] = []
+        for entries, _ in batches:
+            for customer_id, message, *message_id in entries:
+                mid = message_id[0] if message_id else None
+                if mid is not None:
+                    if self.seen.seen(mid) or mid in fresh_ids:
+                        continue  # a retry of what was already applied
+                    fresh_ids.append(mid)
+                work.append((customer_id, message, mid))
         while self.timers.peek_time() <= now:
             _, _, _, customer_id, timer = self.timers.pop()
-            work.append((customer_id, timer))
+            work.append((customer_id, timer, None))
         lsn = self.applied_lsn
         if self.log is not None and work:
-            logged = [(now, cid, message) for cid, message in work]
+            logged = [(now, cid, message, mid) for cid, message, mid in work]
             if self.log.fsync == "none":
                 lsn = self.log.append(logged)
             else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
@@ -155,7 +176,8 @@ class RealtimeRuntime:
         for _, durable in batches:
             if durable is not None:
                 durable.set()
-        for customer_id, message in work:
+        self.seen.remember(fresh_ids, now)
+        for customer_id, message, _ in work:
             self._apply(customer_id, message, now)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
 

@@ -219,10 +219,17 @@ class SeenMessageIds:
         """Whether this id was already applied within the window (None ids never were)."""
         return message_id is not None and message_id in self._seen
 
-    def remember(self, message_ids: list[str | None], now: float) -> None:
+    def restore(self, seen: dict[str, float]) -> None:
+        """Take over ids recovered from a snapshot and the log (id -> when applied)."""
+        self._seen.update(sorted(seen.items(), key=lambda item: item[1]))
+
+    def recent(self, now: float) -> dict[str, float]:
+        """The ids applied within the window before ``now`` (what a snapshot keeps)."""
+        return {k: t for k, t in self._seen.items() if t >= now - self.window}
+
+    def remember(self, message_ids: list[str], now: float) -> None:
         """Record ids that were just applied (durably), forgetting those older than the window."""
         if self._seen and next(iter(self._seen.values())) < now - self.window:
             self._seen = {k: t for k, t in self._seen.items() if t >= now - self.window}
         for message_id in message_ids:
-            if message_id is not None:
-                self._seen[message_id] = now
+            self._seen[message_id] = now

@@ -44,9 +44,9 @@ async def run_service(
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
-    actors, timers, log = recover(data, scenario.program)
+    actors, timers, log, seen = recover(data, scenario.program)
     runtime = RealtimeRuntime(scenario.program, MockChannel(), log=log)
-    runtime.restore(actors, timers)
+    runtime.restore(actors, timers, seen)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -91,7 +91,7 @@ def _snapshot(runtime: RealtimeRuntime, data: Path) -> None:
     # synchronous on purpose: no other task runs meanwhile, so the actors are exactly the state
     # after ``applied_lsn``
     lsn = runtime.applied_lsn
-    write_snapshot(data / "snapshots", lsn, runtime.actors.values())
+    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), runtime.seen.recent(runtime.now()))
     for old in sorted((data / "snapshots").glob("snap-*.msgpack"))[:-2]:
         old.unlink()  # keep the two newest
     if runtime.log is not None:
@@ -101,7 +101,7 @@ def _snapshot(runtime: RealtimeRuntime, data: Path) -> None:
 def export_profiles(data: Path) -> Iterator[str]:
     """Every profile in ``data`` as one JSON line, rebuilt offline from snapshot plus log."""
     scenario: Scenario = load_scenario(str(data / "scenario.toml"))
-    actors, _, log = recover(data, scenario.program, fsync="none")
+    actors, _, log, _ = recover(data, scenario.program, fsync="none")
     log.close()
     for customer_id in sorted(actors):
         yield json.dumps(profile_view(actors[customer_id]), sort_keys=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgpack
 
@@ -29,15 +30,27 @@ from engine.wal import WriteAheadLog, _fsync_directory
 FORMAT = 1
 
 
-def write_snapshot(directory: Path, lsn: int, actors: Iterable[Actor]) -> Path:
-    """Write every actor's state as of log position ``lsn``; return the snapshot's path."""
+class Recovered(NamedTuple):
+    """What ``recover`` rebuilds from a data folder."""
+
+    actors: dict[str, Actor]
+    timers: list[tuple[str, Schedule]]
+    log: WriteAheadLog
+    seen: dict[str, float]
+
+
+def write_snapshot(
+    directory: Path, lsn: int, actors: Iterable[Actor], seen: dict[str, float] | None = None
+) -> Path:
+    """Write every actor's state (and the message ids applied lately, id -> when) as of log
+    position ``lsn``; return the snapshot's path."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"snap-{lsn:016d}.msgpack"
     temporary = directory / f".{final.name}.tmp"
     packer = msgpack.Packer(use_bin_type=True)
     count = 0
     with open(temporary, "wb") as file:
-        file.write(packer.pack({"format": FORMAT, "lsn": lsn}))
+        file.write(packer.pack({"format": FORMAT, "lsn": lsn, "seen": seen or {}}))
         for actor in actors:
             file.write(packer.pack(to_record(actor)))
             count += 1
@@ -49,16 +62,19 @@ def write_snapshot(directory: Path, lsn: int, actors: Iterable[Actor]) -> Path:
     return final
 
 
-def load_latest(directory: Path, program: Program) -> tuple[int, dict[str, Actor]]:
-    """The newest complete snapshot: its log position and actors by id (``0, {}`` if none)."""
+def load_latest(
+    directory: Path, program: Program
+) -> tuple[int, dict[str, Actor], dict[str, float]]:
+    """The newest complete snapshot: its log position, actors by id and applied message ids
+    (``0, {}, {}`` if none)."""
     for path in sorted(directory.glob("snap-*.msgpack"), reverse=True):
         loaded = _load(path, program)
         if loaded is not None:
             return loaded
-    return 0, {}
+    return 0, {}, {}
 
 
-def _load(path: Path, program: Program) -> tuple[int, dict[str, Actor]] | None:
+def _load(path: Path, program: Program) -> tuple[int, dict[str, Actor], dict[str, float]] | None:
     actors: dict[str, Actor] = {}
     try:
         with open(path, "rb") as file:
@@ -68,7 +84,9 @@ def _load(path: Path, program: Program) -> tuple[int, dict[str, Actor]] | None:
                 return None
             for value in values:
                 if isinstance(value, dict):
-                    return (header["lsn"], actors) if value.get("end") == len(actors) else None
+                    if value.get("end") != len(actors):
+                        return None
+                    return header["lsn"], actors, dict(header.get("seen", {}))
                 actor = from_record(value, program)
                 actors[actor.customer_id] = actor
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
@@ -78,21 +96,23 @@ def _load(path: Path, program: Program) -> tuple[int, dict[str, Actor]] | None:
 
 def recover(
     data: Path, program: Program, profiles: Callable[[str], Profile] = Profile, fsync: str = "batch"
-) -> tuple[dict[str, Actor], list[tuple[str, Schedule]], WriteAheadLog]:
+) -> Recovered:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
 
     ``fsync`` is the policy of the reopened log (see ``engine.wal``).
 
     Returns:
-        The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, and the open
-        log, ready for appends.
+        The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, the open log
+        ready for appends, and the client message ids applied (id -> when).
     """
-    lsn, actors = load_latest(data / "snapshots", program)
+    lsn, actors, seen = load_latest(data / "snapshots", program)
     log = WriteAheadLog(data / "wal", fsync=fsync)
-    for _, at, customer_id, message in log.replay(after=lsn):
+    for _, at, customer_id, message, message_id in log.replay(after=lsn):
+        if message_id is not None:
+            seen[message_id] = at
         actor = actors.get(customer_id)
         if actor is None:
             actor = actors[customer_id] = Actor(program, profiles(customer_id))
         actor.handle(message, at)  # the pure core rebuilds the state; its effects already happened
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
-    return actors, timers, log
+    return Recovered(actors, timers, log, seen)

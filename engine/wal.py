@@ -1,9 +1,10 @@
 """The write-ahead log: every accepted message, CRC-framed MessagePack, group-committed.
 
 A frame is ``length (u32) | crc32 (u32) | payload``, the payload ``[lsn, at, customer_id,
-message]`` in MessagePack (msgspec): every message an actor is handed (events, receipts, and the
-timers that fired), with the time it was handed over, so replaying the log through the pure core
-rebuilds exactly the state the engine had.
+message, message_id]`` in MessagePack (msgspec): every message an actor is handed (events,
+receipts, and the timers that fired), with the time it was handed over and the client's message
+id if it had one, so replaying the log through the pure core rebuilds exactly the state the engine
+had, and the ids already applied.
 
 ``append`` writes a whole batch with one write and, under the default ``fsync="batch"`` policy,
 one fsync: group commit, so a batch is durable before it is acknowledged and the cost of fsync is
@@ -32,9 +33,10 @@ from actors.messages import Message
 FRAME = struct.Struct("<II")
 FSYNC_POLICIES = ("batch", "none")
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(tuple[int, float, str, Message])
+_decoder = msgspec.msgpack.Decoder(tuple[int, float, str, Message, str | None])
 
-Entry = tuple[int, float, str, Message]  # (lsn, at, customer_id, message)
+Entry = tuple[int, float, str, Message, str | None]  # (lsn, at, customer_id, message, message_id)
+NewEntry = tuple[float, str, Message] | tuple[float, str, Message, str | None]
 
 
 class WriteAheadLog:
@@ -78,16 +80,19 @@ class WriteAheadLog:
         """The segment files, oldest first."""
         return sorted(self.directory.glob("wal-*.log"))
 
-    def append(self, entries: Sequence[tuple[float, str, Message]]) -> int:
-        """Log a batch of ``(at, customer_id, message)``; return the last sequence number given.
+    def append(self, entries: Sequence[NewEntry]) -> int:
+        """Log a batch of ``(at, customer_id, message[, message_id])``; return the last sequence
+        number given.
 
         With ``fsync="batch"`` the batch is on disk when this returns.
         """
         if not entries:
             return self.next_lsn - 1
         chunks = []
-        for at, customer_id, message in entries:
-            payload = _encoder.encode((self.next_lsn, at, customer_id, message))
+        for at, customer_id, message, *message_id in entries:
+            payload = _encoder.encode(
+                (self.next_lsn, at, customer_id, message, message_id[0] if message_id else None)
+            )
             chunks.append(FRAME.pack(len(payload), zlib.crc32(payload)))
             chunks.append(payload)
             self.next_lsn += 1

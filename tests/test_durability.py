@@ -30,7 +30,9 @@ def test_every_kind_of_message_round_trips_in_order(tmp_path):
     assert log.append(batch(5, T0 + 100)) == 15
     log.close()
     entries = list(WriteAheadLog(tmp_path).replay())
-    expected = [(lsn, at, cid, msg) for lsn, (at, cid, msg) in enumerate(batch(10) + batch(5, T0 + 100), 1)]
+    expected = [
+        (lsn, at, cid, msg, None) for lsn, (at, cid, msg) in enumerate(batch(10) + batch(5, T0 + 100), 1)
+    ]
     assert entries == expected
     assert list(WriteAheadLog(tmp_path).replay(after=12)) == expected[12:]
 
@@ -94,10 +96,10 @@ def test_a_snapshot_restores_every_actor_and_a_cut_one_is_skipped(tmp_path):
         actor.handle(Event("purchase", {"value": 30 + i}), T0 + HOUR * (i % 3))
     write_snapshot(tmp_path, 7, actors[:5])
     newest = write_snapshot(tmp_path, 9, actors)
-    lsn, restored = load_latest(tmp_path, program)
+    lsn, restored, _ = load_latest(tmp_path, program)
     assert lsn == 9 and restored == {a.customer_id: a for a in actors}
     newest.write_bytes(newest.read_bytes()[:-3])  # no trailer: incomplete
-    lsn, restored = load_latest(tmp_path, program)
+    lsn, restored, _ = load_latest(tmp_path, program)
     assert lsn == 7 and sorted(restored) == [f"c{i}" for i in range(5)]
 
 
@@ -130,7 +132,7 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
     def empty_profile(cid: str):
         return make_actor(program, cid, channels=()).profile
 
-    actors, timers, reopened = recover(tmp_path, program, empty_profile)
+    actors, timers, reopened, _ = recover(tmp_path, program, empty_profile)
     assert actors == live
     assert sorted(timers, key=lambda t: t[0]) == sorted(
         ((cid, t) for cid, a in live.items() for t in a.live_timers()), key=lambda t: t[0]
@@ -182,7 +184,7 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     acknowledged = sum(1 for at, _, _ in script if at < crash)
 
     # fsync="none": a worker thread would let MockClock jump while the engine waits on it
-    actors, timers, log = recover(tmp_path, program, profile_of, fsync="none")
+    actors, timers, log, _ = recover(tmp_path, program, profile_of, fsync="none")
     assert actors == first.actors  # every acknowledged message is in the rebuilt state
     overdue = [t for _, t in timers if t.at < restart]
     assert overdue, "the scenario should leave timers due during the downtime"
@@ -201,7 +203,7 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     log.close()
     entries = list(WriteAheadLog(tmp_path / "wal").replay())
     events = [e for e in entries if not isinstance(e[3], TimerFired)]
-    fired = [(cid, m.journey, m.version) for _, _, cid, m in entries if isinstance(m, TimerFired)]
+    fired = [(cid, m.journey, m.version) for _, _, cid, m, _ in entries if isinstance(m, TimerFired)]
     assert len(events) == acknowledged
     assert len(fired) == len(set(fired))  # each timer fired once across both lives
     restarted = [e for e in entries if e[1] == restart and isinstance(e[3], TimerFired)]
@@ -209,3 +211,41 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     keys = [item.key for _, item in second_channel.delivered if hasattr(item, "key")]
     first_keys = {item.key for _, item in first.channel.delivered if hasattr(item, "key")}
     assert keys and not first_keys & set(keys)  # no send repeated after the restart
+
+
+def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path):
+    import time
+
+    import trio
+
+    from engine.channels import MockChannel
+    from engine.realtime import RealtimeRuntime
+
+    program = load_program()
+
+    def life(ids_to_submit, snapshot_after: bool):
+        actors, timers, log, seen = recover(tmp_path, program, fsync="none")
+        runtime = RealtimeRuntime(program, MockChannel(), log=log)
+        runtime.restore(actors, timers, seen)
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runtime.run)
+                for mid in ids_to_submit:
+                    await runtime.submit([("ada", Event("cart_add", {"value": 50}), mid)])
+                runtime.close()
+
+        trio.run(main)
+        if snapshot_after:
+            write_snapshot(tmp_path / "snapshots", runtime.applied_lsn, runtime.actors.values(),
+                           runtime.seen.recent(time.time()))
+            log.drop_through(runtime.applied_lsn)
+        log.close()
+        return runtime
+
+    life(["m1", "m2", "m2"], snapshot_after=False)  # the repeat within a life is skipped
+    second = life(["m1", "m3"], snapshot_after=True)  # m1 known from the log
+    third = life(["m2", "m3", "m4"], snapshot_after=False)  # m2, m3 known from the snapshot
+    logged = [mid for *_, mid in WriteAheadLog(tmp_path / "wal", fsync="none").replay()]
+    assert [e.handled for e in (second, third)] == [1, 1]
+    assert "m4" in logged and logged.count("m4") == 1
