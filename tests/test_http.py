@@ -24,6 +24,15 @@ from engine.wal import WriteAheadLog
 KEY = "wk_test"
 
 
+async def start_server(nursery, runtime, stop: trio.Event) -> list[str]:
+    """Serve the HTTP edge of ``runtime`` on an ephemeral loopback port until ``stop``."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    app = create_app(runtime, {KEY})
+    return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
+
+
 def run_against_server(tmp_path, client_script, *, buffer: int = 1024):
     """Start engine + server, run ``client_script(client, runtime)``, stop; return the runtime."""
     program = load_program()
@@ -32,14 +41,10 @@ def run_against_server(tmp_path, client_script, *, buffer: int = 1024):
     )
 
     async def main() -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.accesslog = None
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runtime.run)
-            binds = await nursery.start(partial(serve, create_app(runtime, {KEY}), config,
-                                                shutdown_trigger=stop.wait))
+            binds = await start_server(nursery, runtime, stop)
             async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
                 await client_script(client, runtime)
             stop.set()
@@ -115,13 +120,9 @@ def test_a_full_inbox_answers_429_with_retry_after_and_then_accepts(tmp_path):
     )
 
     async def main() -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.accesslog = None
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, create_app(runtime, {KEY}), config,
-                                                shutdown_trigger=stop.wait))
+            binds = await start_server(nursery, runtime, stop)
             for i in range(2):  # the engine is not running yet: its inbox fills up
                 runtime.ingest_nowait(f"x{i}", Event("page_view"))
             async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
