@@ -409,6 +409,7 @@ class Actor:
         elif retry_at <= now:  # a window edge rounded onto ``now``: retrying now would loop
             retry_at = math.nextafter(now, math.inf)
         effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
+        self._note(now, "suppressed", channel, f"{step.message}:{rule}")
         return retry_at
 
     def _emit_send(

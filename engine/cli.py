@@ -161,6 +161,10 @@ def serve(
         list[str] | None,
         typer.Option(envvar="TOUCHPOINT_WRITE_KEY", help="A write key ingestion accepts (repeatable)."),
     ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="TOUCHPOINT_ADMIN_TOKEN", help="Bearer token of the admin API and /metrics."),
+    ] = None,
     snapshot_every: Annotated[
         float, typer.Option(min=1.0, help="Seconds between periodic snapshots.")
     ] = 300.0,
@@ -186,7 +190,7 @@ def serve(
     def ready(urls: list[str]) -> None:
         console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False)
 
-    trio.run(partial(run_service, scenario, data, host, port, set(write_key),
+    trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
                      snapshot_every=snapshot_every, on_ready=ready))
     console.print("stopped cleanly: snapshot written", highlight=False)
 

@@ -2,7 +2,12 @@
 
     POST /v1/identify | track | page | screen | group | batch    write key in the body or as
                                                                  HTTP Basic user
-    GET  /healthz
+    GET  /v1/profiles/{userId}    traits, consent, engagement, timeline (sends made and
+                                  suppressed, with reasons), journey states and next timers
+    GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
+    GET  /metrics                 Prometheus text format, low-cardinality labels
+    GET  /healthz                 open; everything else under /v1/profiles, /v1/journeys and
+                                  /metrics needs ``Authorization: Bearer <admin token>``
 
 A request is applied whole or not at all: a missing or wrong write key answers 401; an oversize
 body, malformed JSON or a call without userId/anonymousId answers 400 with ``{"error", "field"}``
@@ -15,20 +20,54 @@ the log and the snapshots, so this holds across restarts.
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.errors import IngestError
+from engine.monitoring import journey_statistics, registry_for
 from engine.realtime import RealtimeRuntime
 from engine.segment import KINDS, parse, to_messages
+from engine.views import profile_view
 
 
-def create_app(runtime: RealtimeRuntime, write_keys: set[str], retry_after: int = 1) -> Starlette:
-    """The ASGI app in front of ``runtime``, accepting any of ``write_keys``."""
+def create_app(
+    runtime: RealtimeRuntime,
+    write_keys: set[str],
+    admin_token: str | None = None,
+    retry_after: int = 1,
+) -> Starlette:
+    """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion and
+    ``admin_token`` (a bearer token; None: the admin API is closed) for the rest."""
+    registry = registry_for(runtime)
+
+    def admin(request: Request) -> JSONResponse | None:
+        """None when the request carries the admin token, else the 401 to answer."""
+        given = request.headers.get("authorization", "")
+        if admin_token is None or not hmac.compare_digest(given, f"Bearer {admin_token}"):
+            return JSONResponse({"error": "admin token required (Authorization: Bearer ...)"},
+                                status_code=401)
+        return None
+
+    async def profile(request: Request) -> Response:
+        refused = admin(request)
+        if refused is not None:
+            return refused
+        actor = runtime.actors.get(request.path_params["user_id"])
+        if actor is None:
+            return JSONResponse({"error": "no such profile"}, status_code=404)
+        return JSONResponse(profile_view(actor))
+
+    async def journeys(request: Request) -> Response:
+        return admin(request) or JSONResponse(journey_statistics(runtime))
+
+    async def metrics(request: Request) -> Response:
+        return admin(request) or Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     async def ingest(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
@@ -57,7 +96,10 @@ def create_app(runtime: RealtimeRuntime, write_keys: set[str], retry_after: int 
 
     return Starlette(
         routes=[
+            Route("/v1/profiles/{user_id}", profile, methods=["GET"]),
+            Route("/v1/journeys", journeys, methods=["GET"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
         ]
     )

@@ -36,6 +36,7 @@ from engine.channels import ChannelAdapter
 from engine.scheduler import TimerQueue
 from engine.segment import SeenMessageIds
 from engine.wal import WriteAheadLog
+from reports.metrics import RunMetrics
 
 ProfileFactory = Callable[[str], Profile]
 Submitted = tuple[str, Message] | tuple[str, Message, str | None]  # (customer, message[, id])
@@ -78,6 +79,7 @@ class RealtimeRuntime:
         self.handled = 0
         self.applied_lsn = log.next_lsn - 1 if log is not None else 0  # state includes the log to here
         self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
+        self.metrics = RunMetrics(program, 0)  # journey tallies, as the simulation keeps them
         self._inbox, self._outbox = anyio.create_memory_object_stream[Batch](buffer)
 
     def restore(
@@ -98,6 +100,11 @@ class RealtimeRuntime:
         """Whether the inbox is full (an HTTP edge answers 429 then)."""
         stats = self._inbox.statistics()
         return stats.current_buffer_used >= stats.max_buffer_size
+
+    @property
+    def inbox_depth(self) -> int:
+        """Batches waiting for the engine."""
+        return self._inbox.statistics().current_buffer_used
 
     def now(self) -> float:
         """Engine time: seconds since the epoch."""
@@ -193,6 +200,8 @@ class RealtimeRuntime:
                 self._arm(customer_id, effect)  # type: ignore[arg-type]
             elif kind is Send or kind is Escalated:
                 self.channel.deliver_nowait(now, effect)  # type: ignore[arg-type]
+        if effects:
+            self.metrics.observe_journeys(effects)
         if self.trace is not None:
             self.trace.extend((now, customer_id, effect) for effect in effects)
 

@@ -37,6 +37,7 @@ async def run_service(
     port: int,
     write_keys: set[str],
     *,
+    admin_token: str | None = None,
     snapshot_every: float = 300.0,
     on_ready: object = None,
 ) -> None:
@@ -61,7 +62,7 @@ async def run_service(
 
         nursery.start_soon(engine)
         nursery.start_soon(_snapshots, runtime, data, snapshot_every)
-        app = create_app(runtime, write_keys)
+        app = create_app(runtime, write_keys, admin_token)
         urls = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
         if callable(on_ready):
             on_ready(urls)

@@ -61,12 +61,18 @@ class RunMetrics:
         self.escalations: Counter[str] = Counter()
 
     def observe(self, customer: int, effects: list[Effect]) -> None:
-        """Fold one actor's effects into the tallies."""
+        """Fold one actor's effects into the tallies (``customer``: its number in the population)."""
+        self.observe_journeys(effects)
+        for effect in effects:
+            if type(effect) is Send:
+                self.per_customer[customer] += 1
+
+    def observe_journeys(self, effects: list[Effect]) -> None:
+        """Fold effects into the per-journey tallies only (a runtime with no population numbers)."""
         for effect in effects:
             kind = type(effect)
             if kind is Send:
                 self.journeys[effect.journey].sends[effect.channel] += 1  # type: ignore[union-attr]
-                self.per_customer[customer] += 1
             elif kind is Suppressed:
                 tally = self.journeys[effect.journey]  # type: ignore[union-attr]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]

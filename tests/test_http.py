@@ -22,6 +22,7 @@ from engine.realtime import RealtimeRuntime
 from engine.wal import WriteAheadLog
 
 KEY = "wk_test"
+ADMIN = "admin-secret"
 
 
 async def start_server(nursery, runtime, stop: trio.Event) -> list[str]:
@@ -29,7 +30,7 @@ async def start_server(nursery, runtime, stop: trio.Event) -> list[str]:
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
-    app = create_app(runtime, {KEY})
+    app = create_app(runtime, {KEY}, ADMIN)
     return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
 
 
@@ -137,3 +138,31 @@ def test_a_full_inbox_answers_429_with_retry_after_and_then_accepts(tmp_path):
     trio.run(main)
     runtime.log.close()
     assert runtime.actors["u9"].runs_by_id()["cart_abandonment"].step == "wait_1h"
+
+
+def test_the_admin_api_shows_profiles_journeys_and_metrics_behind_its_token(tmp_path):
+    async def script(client, runtime):
+        batch = {"writeKey": KEY, "batch": [
+            {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"}},
+            {"type": "track", "userId": "ada", "event": "cart_add", "properties": {"value": 80}},
+            {"type": "track", "userId": "bob", "event": "purchase", "properties": {"value": 12}},
+        ]}
+        assert (await client.post("/v1/batch", json=batch)).status_code == 200
+        bearer = {"authorization": f"Bearer {ADMIN}"}
+        for path in ("/v1/profiles/ada", "/v1/journeys", "/metrics"):
+            assert (await client.get(path)).status_code == 401
+            wrong = await client.get(path, headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+        assert (await client.get("/v1/profiles/nobody", headers=bearer)).status_code == 404
+        ada = (await client.get("/v1/profiles/ada", headers=bearer)).json()
+        assert ada["traits"] == {"email": "ada@example.com"} and "email" in ada["reachable"]
+        journey = ada["journeys"]["cart_abandonment"]
+        assert journey["step"] == "wait_1h" and journey["next_timer_at"] > journey["entered_at"]
+        assert [e["detail"] for e in ada["timeline"]] == ["cart_add"]
+        stats = (await client.get("/v1/journeys", headers=bearer)).json()
+        assert stats["cart_abandonment"]["entrants"] == 1
+        text = (await client.get("/metrics", headers=bearer)).text
+        assert 'touchpoint_journey_entries_total{group="treated",journey="cart_abandonment"} 1.0' in text
+        assert "touchpoint_messages_total 3.0" in text and "touchpoint_actors 2.0" in text
+
+    run_against_server(tmp_path, script)

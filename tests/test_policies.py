@@ -949,7 +949,8 @@ def test_a_busy_timeline_still_remembers_the_sends_a_cap_counts():
     timeline = clock.actor.profile.timeline()
     assert len(timeline) == 8  # the limit holds: the two sends kept their slots
     assert [entry[1] for entry in timeline[:2]] == ["sent", "sent"]
-    assert [entry[3] for entry in timeline[2:]] == ["wishlist_add"] * 5 + ["third"]
+    assert [entry[3] for entry in timeline[2:]] == ["wishlist_add"] * 4 + ["third", "m3:frequency_cap"]
+    assert timeline[-1][1:3] == ("suppressed", "email")  # the profile shows why nothing was sent
     clock.handle(Event("wishlist_add"), T0 + 8 * DAY)  # the window has passed: sends may go
     timeline = clock.actor.profile.timeline()
     assert len(timeline) == 8 and [entry[1] for entry in timeline[:2]] == ["sent", "event"]

@@ -1,0 +1,73 @@
+"""What the running engine reports: journey statistics (JSON) and Prometheus metrics.
+
+Nothing is counted per event on the hot path beyond the run-metrics fold the simulation uses
+too (``reports.metrics.RunMetrics``); the Prometheus collector reads those tallies, and a few
+gauges of the runtime, when it is scraped. Labels are low-cardinality only: journey (from the
+scenario), channel, rule, group, receipt status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from engine.realtime import RealtimeRuntime
+
+
+class EngineCollector(Collector):
+    """Reads a runtime's tallies at scrape time."""
+
+    def __init__(self, runtime: RealtimeRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        runtime, metrics = self.runtime, self.runtime.metrics
+        handled = CounterMetricFamily("touchpoint_messages", "Messages handed to actors")
+        handled.add_metric([], runtime.handled)
+        yield handled
+        sends = CounterMetricFamily(
+            "touchpoint_sends", "Sends handed to channels", labels=["journey", "channel"]
+        )
+        suppressed = CounterMetricFamily(
+            "touchpoint_suppressed", "Sends blocked by a policy", labels=["journey", "rule"]
+        )
+        entries = CounterMetricFamily(
+            "touchpoint_journey_entries", "Journey entries", labels=["journey", "group"]
+        )
+        conversions = CounterMetricFamily(
+            "touchpoint_conversions", "Goals reached after an entry", labels=["journey", "group"]
+        )
+        for journey, tally in sorted(metrics.journeys.items()):
+            for channel, count in sorted(tally.sends.items()):
+                sends.add_metric([journey, channel], count)
+            for rule, count in sorted(tally.suppressed.items()):
+                suppressed.add_metric([journey, rule], count)
+            for index, group in enumerate(("treated", "holdout")):
+                entries.add_metric([journey, group], tally.entrants[index])
+                conversions.add_metric([journey, group], tally.conversions[index])
+        yield from (sends, suppressed, entries, conversions)
+        gauges = {
+            "touchpoint_actors": ("Customers with state in memory", len(runtime.actors)),
+            "touchpoint_pending_timers": ("Timers queued (cancelled ones included)", len(runtime.timers)),
+            "touchpoint_inbox_depth": ("Batches waiting for the engine", runtime.inbox_depth),
+            "touchpoint_applied_lsn": ("Last write-ahead log position applied", runtime.applied_lsn),
+        }
+        for name, (text, value) in gauges.items():
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], value)
+            yield gauge
+
+
+def registry_for(runtime: RealtimeRuntime) -> CollectorRegistry:
+    """A registry of its own for one runtime (no process-global state)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(EngineCollector(runtime))
+    return registry
+
+
+def journey_statistics(runtime: RealtimeRuntime) -> dict[str, Any]:
+    """Per journey: entrants and conversions by group, lift with its CI, sends, suppressions."""
+    return runtime.metrics.to_dict()["journeys"]  # type: ignore[no-any-return]
