@@ -81,7 +81,18 @@ class IngestError(TouchpointError):
 
 
 class ProviderError(TouchpointError):
-    """A channel provider failed to take a send."""
+    """A channel provider failed to take a send.
+
+    Args:
+        message: what the provider said.
+        retry_after: seconds the provider asked to wait before trying again, if it said.
+        permanent: True when trying again cannot help (a 4xx other than 408/429).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        self.retry_after = retry_after
+        self.permanent = permanent
+        super().__init__(message)
 
 
 class StorageError(TouchpointError):

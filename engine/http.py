@@ -5,6 +5,7 @@
     GET  /v1/profiles/{userId}    traits, consent, engagement, timeline (sends made and
                                   suppressed, with reasons), journey states and next timers
     GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
+    GET  /v1/dead-letters         sends given up on after the last try, with the error
     GET  /metrics                 Prometheus text format, low-cardinality labels
     GET  /healthz                 open; everything else under /v1/profiles, /v1/journeys and
                                   /metrics needs ``Authorization: Bearer <admin token>``
@@ -30,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.errors import IngestError
-from engine.monitoring import journey_statistics, registry_for
+from engine.monitoring import dead_letters, journey_statistics, registry_for
 from engine.realtime import RealtimeRuntime
 from engine.segment import KINDS, parse, to_messages
 from engine.views import profile_view
@@ -66,6 +67,9 @@ def create_app(
     async def journeys(request: Request) -> Response:
         return admin(request) or JSONResponse(journey_statistics(runtime))
 
+    async def dead(request: Request) -> Response:
+        return admin(request) or JSONResponse(dead_letters(runtime))
+
     async def metrics(request: Request) -> Response:
         return admin(request) or Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     async def ingest(request: Request) -> JSONResponse:
@@ -98,6 +102,7 @@ def create_app(
         routes=[
             Route("/v1/profiles/{user_id}", profile, methods=["GET"]),
             Route("/v1/journeys", journeys, methods=["GET"]),
+            Route("/v1/dead-letters", dead, methods=["GET"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),

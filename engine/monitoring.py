@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from engine.outbox import Outbox
 from engine.realtime import RealtimeRuntime
 
 
@@ -55,6 +56,14 @@ class EngineCollector(Collector):
             "touchpoint_inbox_depth": ("Batches waiting for the engine", runtime.inbox_depth),
             "touchpoint_applied_lsn": ("Last write-ahead log position applied", runtime.applied_lsn),
         }
+        outbox = runtime.channel
+        if isinstance(outbox, Outbox):
+            gauges["touchpoint_outbox_pending"] = ("Sends handed over, not yet settled", len(outbox.pending))
+            dead = len(outbox.dead_letters)
+            gauges["touchpoint_dead_letters"] = ("Sends given up after the last try", dead)
+            delivered = CounterMetricFamily("touchpoint_deliveries", "Sends a provider accepted")
+            delivered.add_metric([], outbox.delivered)
+            yield delivered
         for name, (text, value) in gauges.items():
             gauge = GaugeMetricFamily(name, text)
             gauge.add_metric([], value)
@@ -71,3 +80,15 @@ def registry_for(runtime: RealtimeRuntime) -> CollectorRegistry:
 def journey_statistics(runtime: RealtimeRuntime) -> dict[str, Any]:
     """Per journey: entrants and conversions by group, lift with its CI, sends, suppressions."""
     return runtime.metrics.to_dict()["journeys"]  # type: ignore[no-any-return]
+
+
+def dead_letters(runtime: RealtimeRuntime) -> list[dict[str, Any]]:
+    """The sends given up on, with the last error (empty when sends do not go through an outbox)."""
+    outbox = runtime.channel
+    if not isinstance(outbox, Outbox):
+        return []
+    return [
+        {"key": send.key, "customer": send.customer, "journey": send.journey, "channel": send.channel,
+         "message": send.message, "error": error}
+        for send, error in outbox.dead_letters
+    ]

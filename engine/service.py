@@ -18,16 +18,21 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import anyio
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from engine.channels import MockChannel
+from actors.messages import DeliveryReceipt
 from engine.http import create_app
+from engine.outbox import Outbox
+from engine.providers import MockProvider
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
 from engine.snapshots import recover, write_snapshot
 from engine.views import profile_view
+
+MOCK_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
 
 
 async def run_service(
@@ -46,7 +51,16 @@ async def run_service(
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
     actors, timers, log, seen = recover(data, scenario.program)
-    runtime = RealtimeRuntime(scenario.program, MockChannel(), log=log)
+
+    def receipt(customer_id: str, message: DeliveryReceipt) -> None:
+        try:
+            runtime.ingest_nowait(customer_id, message)
+        except anyio.WouldBlock:
+            outbox.receipts_refused += 1  # synthetic receipts only; counted, never silent
+
+    # dry-run providers for now: every channel's sends are recorded and acknowledged
+    outbox = Outbox({channel: MockProvider(receipts=receipt) for channel in MOCK_CHANNELS})
+    runtime = RealtimeRuntime(scenario.program, outbox, log=log)
     runtime.restore(actors, timers, seen)
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -61,6 +75,13 @@ async def run_service(
             engine_done.set()
 
         nursery.start_soon(engine)
+        outbox_done = trio.Event()
+
+        async def sending() -> None:
+            await outbox.run()
+            outbox_done.set()
+
+        nursery.start_soon(sending)
         nursery.start_soon(_snapshots, runtime, data, snapshot_every)
         app = create_app(runtime, write_keys, admin_token)
         urls = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
@@ -70,6 +91,8 @@ async def run_service(
         # hypercorn has stopped accepting and finished its requests; drain the engine, then save
         runtime.close()
         await engine_done.wait()
+        outbox.close()  # let the queued sends settle (delivered or dead-lettered)
+        await outbox_done.wait()
         _snapshot(runtime, data)
         log.close()
         nursery.cancel_scope.cancel()

@@ -164,5 +164,61 @@ def test_the_admin_api_shows_profiles_journeys_and_metrics_behind_its_token(tmp_
         text = (await client.get("/metrics", headers=bearer)).text
         assert 'touchpoint_journey_entries_total{group="treated",journey="cart_abandonment"} 1.0' in text
         assert "touchpoint_messages_total 3.0" in text and "touchpoint_actors 2.0" in text
+        assert (await client.get("/v1/dead-letters", headers=bearer)).json() == []
 
     run_against_server(tmp_path, script)
+
+
+WEBHOOK_ON_SIGNUP = """
+[[journeys]]
+id = "welcome"
+entry = { event = "signup" }
+start = "hook"
+[journeys.steps.hook]
+send = { message = "crm_sync", channel = "webhook" }
+next = "end"
+[journeys.steps.end]
+end = true
+"""
+
+
+def test_dead_letters_show_in_the_admin_api_and_metrics(tmp_path):
+    import tomllib
+
+    from actors.errors import ProviderError
+    from engine.outbox import Outbox
+    from engine.scenario_files import scenario_from_document
+
+    class Rejecting:
+        async def send(self, send):
+            raise ProviderError("HTTP 422", permanent=True)
+
+    program = scenario_from_document(tomllib.loads(WEBHOOK_ON_SIGNUP), "welcome.toml").program
+    outbox = Outbox({"webhook": Rejecting()})
+    runtime = RealtimeRuntime(program, outbox, log=WriteAheadLog(tmp_path / "wal"))
+    bearer = {"authorization": f"Bearer {ADMIN}"}
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            nursery.start_soon(outbox.run)
+            binds = await start_server(nursery, runtime, stop)
+            async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
+                signup = {"writeKey": KEY, "userId": "zoe", "event": "signup"}
+                assert (await client.post("/v1/track", json=signup)).status_code == 200
+                with trio.fail_after(5):
+                    while not outbox.dead_letters:
+                        await trio.sleep(0.01)
+                dead = (await client.get("/v1/dead-letters", headers=bearer)).json()
+                assert [(d["customer"], d["channel"], d["error"]) for d in dead] == [
+                    ("zoe", "webhook", "HTTP 422")
+                ]
+                text = (await client.get("/metrics", headers=bearer)).text
+                assert "touchpoint_dead_letters 1.0" in text
+            stop.set()
+            runtime.close()
+            outbox.close()
+
+    trio.run(main)
+    runtime.log.close()

@@ -1,0 +1,109 @@
+"""Channel providers behind the outbox: the engine's own mock, and an HTTP provider.
+
+``MockProvider`` takes sends after a configurable latency, fails a configurable share of calls
+(seeded), records each delivered send once per idempotency key, and can report synthetic
+receipts back to the engine: the engine's test double, and a dry-run channel for users.
+
+``HttpProvider`` posts each send as JSON with an ``Idempotency-Key`` header (httpx). 2xx is
+success; 408, 429 and 5xx are retried (honouring ``Retry-After``); any other status is permanent.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import anyio
+import httpx
+
+from actors.errors import ProviderError
+from actors.messages import DeliveryReceipt, Send
+
+Receipts = Callable[[str, DeliveryReceipt], None]
+
+
+class MockProvider:
+    """A provider double.
+
+    Args:
+        latency: seconds each call takes.
+        failure_rate: share of calls that fail (retryably).
+        seed: the failures' random seed.
+        receipts: when given, called with ``(customer_id, DeliveryReceipt("delivered"))`` per
+            delivered send, e.g. ``runtime.ingest_nowait``.
+    """
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        failure_rate: float = 0.0,
+        seed: int | None = None,
+        receipts: Receipts | None = None,
+    ) -> None:
+        self.latency = latency
+        self.failure_rate = failure_rate
+        self.random = random.Random(seed)
+        self.receipts = receipts
+        self.calls = 0
+        self.delivered: dict[str, Send] = {}  # by idempotency key: a retry delivers nothing twice
+
+    async def send(self, send: Send) -> None:
+        """Take one send, or fail as configured."""
+        self.calls += 1
+        if self.latency:
+            await anyio.sleep(self.latency)
+        if self.random.random() < self.failure_rate:
+            raise ProviderError("mock provider: simulated failure")
+        if send.key in self.delivered:
+            return  # honours idempotency keys
+        self.delivered[send.key] = send
+        if self.receipts is not None:
+            receipt = DeliveryReceipt(send.journey, send.entry, send.channel, send.message, "delivered")
+            self.receipts(send.customer, receipt)
+
+
+class HttpProvider:
+    """Posts sends to an HTTP API.
+
+    Args:
+        url: the endpoint.
+        client: the httpx client to use (its timeouts and limits apply).
+        headers: extra headers (an API key, say).
+    """
+
+    def __init__(self, url: str, client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.client = client
+        self.headers = headers or {}
+
+    async def send(self, send: Send) -> None:
+        """POST the send; raise ``ProviderError`` (retryable or permanent) on failure."""
+        body = {
+            "customer": send.customer,
+            "channel": send.channel,
+            "message": send.message,
+            "journey": send.journey,
+            "entry": send.entry,
+            "transactional": send.transactional,
+        }
+        headers = {**self.headers, "Idempotency-Key": send.key}
+        try:
+            response = await self.client.post(self.url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        if response.is_success:
+            return
+        status = response.status_code
+        retryable = status in (408, 429) or status >= 500
+        raise ProviderError(
+            f"{self.url}: HTTP {status}",
+            retry_after=_seconds(response.headers.get("retry-after")),
+            permanent=not retryable,
+        )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
