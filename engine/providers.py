@@ -1,4 +1,4 @@
-"""Channel providers behind the outbox: the engine's own mock, and an HTTP provider.
+"""Channel providers behind the outbox: the engine's own mock, an HTTP provider, SMTP.
 
 ``MockProvider`` takes sends after a configurable latency, fails a configurable share of calls
 (seeded), records each delivered send once per idempotency key, and can report synthetic
@@ -6,12 +6,17 @@ receipts back to the engine: the engine's test double, and a dry-run channel for
 
 ``HttpProvider`` posts each send as JSON with an ``Idempotency-Key`` header (httpx). 2xx is
 success; 408, 429 and 5xx are retried (honouring ``Retry-After``); any other status is permanent.
+
+``SmtpProvider`` sends email with smtplib in a worker thread; a 5xx reply is permanent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import smtplib
 from collections.abc import Callable
+from email.message import EmailMessage
 
 import anyio
 import httpx
@@ -107,3 +112,53 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to the backoff
+
+
+class SmtpProvider:
+    """Sends email through an SMTP server with smtplib, in a worker thread.
+
+    Args:
+        host, port: the SMTP server.
+        sender: the From address.
+        address_of: the customer's email address (e.g. the profile's ``email`` trait), or None.
+        render: the subject and body of a message (default: the message name, and a line saying
+            which journey sent it).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        address_of: Callable[[str], str | None],
+        render: Callable[[Send], tuple[str, str]] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.address_of = address_of
+        self.render = render or (lambda send: (send.message, f"{send.message} ({send.journey})\n"))
+
+    async def send(self, send: Send) -> None:
+        """Deliver one email; the idempotency key travels in ``X-Idempotency-Key`` and, hashed
+        (a Message-ID allows no ':'), as the Message-ID."""
+        to = self.address_of(send.customer)
+        if not to:
+            raise ProviderError(f"no email address for {send.customer!r}", permanent=True)
+        message = EmailMessage()
+        subject, body = self.render(send)
+        message["From"], message["To"], message["Subject"] = self.sender, to, subject
+        message["Message-ID"] = f"<{hashlib.sha256(send.key.encode()).hexdigest()[:32]}@touchpoint>"
+        message["X-Idempotency-Key"] = send.key
+        message.set_content(body)
+        await anyio.to_thread.run_sync(self._deliver, message)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=10) as client:
+                client.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            raise ProviderError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
+                                permanent=500 <= exc.smtp_code < 600) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ProviderError(f"SMTP: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,102 @@
+"""A cart journey sends through the SMTP provider to a real SMTP server (aiosmtpd) on 127.0.0.1,
+and stops on purchase."""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+
+import pytest
+import trio
+from aiosmtpd.controller import Controller
+
+from actors.messages import Event, Exited, Identified
+from engine.outbox import Outbox
+from engine.providers import SmtpProvider
+from engine.realtime import RealtimeRuntime
+from engine.scenario_files import scenario_from_document
+
+FAST_CART = """
+[[journeys]]
+id = "cart"
+entry = { event = "cart_add" }
+exit = { events = ["purchase"] }
+start = "wait"
+[journeys.steps.wait]
+wait = "1s"
+next = "email1"
+[journeys.steps.email1]
+send = { message = "cart_reminder_email", channel = "email" }
+next = "did_click"
+[journeys.steps.did_click]
+wait_for = { event = "message_clicked", timeout = "2s" }
+on_event = "end"
+on_timeout = "email2"
+[journeys.steps.email2]
+send = { message = "cart_last_call", channel = "email" }
+next = "end"
+[journeys.steps.end]
+end = true
+"""
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], str]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode()))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_cart_emails_go_through_smtp_and_stop_on_purchase():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        program = scenario_from_document(tomllib.loads(FAST_CART), "fast_cart.toml").program
+        trace: list = []
+        runtime: RealtimeRuntime
+
+        def address_of(customer_id: str) -> str | None:
+            value = runtime.actors[customer_id].profile.trait("email")
+            return value if isinstance(value, str) else None
+
+        smtp = SmtpProvider("127.0.0.1", controller.port, "shop@example.com", address_of)
+        outbox = Outbox({"email": smtp})
+        runtime = RealtimeRuntime(program, outbox, trace=trace)
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runtime.run)
+                nursery.start_soon(outbox.run)
+                for who in ("ada", "bob"):
+                    email = {"email": f"{who}@example.com"}
+                    await runtime.ingest(who, Identified(email, {"email": True}))
+                    await runtime.ingest(who, Event("cart_add", {"value": 40}))
+                with trio.fail_after(10):
+                    while len(inbox.messages) < 2:  # the first reminder to each
+                        await trio.sleep(0.05)
+                await runtime.ingest("ada", Event("purchase", {"value": 40}))
+                await trio.sleep(3.5)  # past the 2-second wait_for: bob gets the last call
+                runtime.close()
+                outbox.close()
+
+        trio.run(main)
+    finally:
+        controller.stop()
+    received = [(to[0], body) for _, to, body in inbox.messages]
+    to_ada = [body for to, body in received if to == "ada@example.com"]
+    to_bob = [body for to, body in received if to == "bob@example.com"]
+    assert len(to_ada) == 1 and "Subject: cart_reminder_email" in to_ada[0]
+    assert len(to_bob) == 2 and "Subject: cart_last_call" in to_bob[1]
+    assert "X-Idempotency-Key: ada:cart:1:email1:1" in to_ada[0] and "Message-ID: <" in to_ada[0]
+    assert ("ada", Exited("cart", "purchase")) in [(cid, e) for _, cid, e in trace]
+    assert outbox.delivered == 3 and not outbox.dead_letters
