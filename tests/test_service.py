@@ -86,3 +86,51 @@ def test_serve_refuses_to_start_without_a_write_key(tmp_path):
     done = subprocess.run([sys.executable, "-m", "engine", "serve", "--data", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "write key" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_loses_no_acknowledged_event(tmp_path):
+    import random
+    import socket
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data, acked_file = tmp_path / "state", tmp_path / "acked.txt"
+    command = [sys.executable, "-m", "engine", "serve", "cart_abandonment", "--data", str(data),
+               "--port", str(port), "--write-key", KEY]
+    url = f"http://127.0.0.1:{port}"
+
+    def launch() -> subprocess.Popen[str]:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "serving" in line:
+                return process
+        pytest.fail("the service did not start")
+
+    server = launch()
+    loader = subprocess.Popen([sys.executable, str(Path(__file__).parent / "loadgen.py"), url, KEY,
+                               "300", str(acked_file)])
+    rng = random.Random(11)
+    try:
+        for _ in range(4):  # kill -9 at random moments, restart on the same data
+            time.sleep(rng.uniform(0.3, 1.0))
+            server.kill()
+            server.wait()
+            server = launch()
+        assert loader.wait(timeout=150) == 0
+    finally:
+        loader.kill()
+    stop(server, signal.SIGTERM)
+
+    acked = Counter(line.split()[1] for line in acked_file.read_text().splitlines())
+    assert sum(acked.values()) == 3000  # every batch was acknowledged in the end
+    lines = subprocess.run([sys.executable, "-m", "engine", "export", "--data", str(data)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    purchases = {p["customer_id"]: p["purchases"]["count"] for p in map(json.loads, lines)}
+    # every acknowledged purchase is there, and none twice (retries carried the same ids)
+    assert purchases == dict(acked)
