@@ -50,7 +50,8 @@ async def run_service(
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
-    actors, timers, log, seen = recover(data, scenario.program)
+    recovered = recover(data, scenario.program)
+    log = recovered.log
 
     def receipt(customer_id: str, message: DeliveryReceipt) -> None:
         try:
@@ -61,7 +62,9 @@ async def run_service(
     # dry-run providers for now: every channel's sends are recorded and acknowledged
     outbox = Outbox({channel: MockProvider(receipts=receipt) for channel in MOCK_CHANNELS})
     runtime = RealtimeRuntime(scenario.program, outbox, log=log)
-    runtime.restore(actors, timers, seen)
+    runtime.restore(recovered.actors, recovered.timers, recovered.seen)
+    for send in recovered.resend:  # not known to be settled before the stop: again, same keys
+        outbox.deliver_nowait(0.0, send)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -115,7 +118,9 @@ def _snapshot(runtime: RealtimeRuntime, data: Path) -> None:
     # synchronous on purpose: no other task runs meanwhile, so the actors are exactly the state
     # after ``applied_lsn``
     lsn = runtime.applied_lsn
-    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), runtime.seen.recent(runtime.now()))
+    pending = runtime.channel.pending.values() if isinstance(runtime.channel, Outbox) else ()
+    seen = runtime.seen.recent(runtime.now())
+    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, pending)
     for old in sorted((data / "snapshots").glob("snap-*.msgpack"))[:-2]:
         old.unlink()  # keep the two newest
     if runtime.log is not None:
@@ -125,7 +130,7 @@ def _snapshot(runtime: RealtimeRuntime, data: Path) -> None:
 def export_profiles(data: Path) -> Iterator[str]:
     """Every profile in ``data`` as one JSON line, rebuilt offline from snapshot plus log."""
     scenario: Scenario = load_scenario(str(data / "scenario.toml"))
-    actors, _, log, _ = recover(data, scenario.program, fsync="none")
-    log.close()
-    for customer_id in sorted(actors):
-        yield json.dumps(profile_view(actors[customer_id]), sort_keys=True)
+    recovered = recover(data, scenario.program, fsync="none")
+    recovered.log.close()
+    for customer_id in sorted(recovered.actors):
+        yield json.dumps(profile_view(recovered.actors[customer_id]), sort_keys=True)

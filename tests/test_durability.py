@@ -96,10 +96,10 @@ def test_a_snapshot_restores_every_actor_and_a_cut_one_is_skipped(tmp_path):
         actor.handle(Event("purchase", {"value": 30 + i}), T0 + HOUR * (i % 3))
     write_snapshot(tmp_path, 7, actors[:5])
     newest = write_snapshot(tmp_path, 9, actors)
-    lsn, restored, _ = load_latest(tmp_path, program)
+    lsn, restored, _, _ = load_latest(tmp_path, program)
     assert lsn == 9 and restored == {a.customer_id: a for a in actors}
     newest.write_bytes(newest.read_bytes()[:-3])  # no trailer: incomplete
-    lsn, restored, _ = load_latest(tmp_path, program)
+    lsn, restored, _, _ = load_latest(tmp_path, program)
     assert lsn == 7 and sorted(restored) == [f"c{i}" for i in range(5)]
 
 
@@ -132,7 +132,7 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
     def empty_profile(cid: str):
         return make_actor(program, cid, channels=()).profile
 
-    actors, timers, reopened, _ = recover(tmp_path, program, empty_profile)
+    actors, timers, reopened, _, _ = recover(tmp_path, program, empty_profile)
     assert actors == live
     assert sorted(timers, key=lambda t: t[0]) == sorted(
         ((cid, t) for cid, a in live.items() for t in a.live_timers()), key=lambda t: t[0]
@@ -184,7 +184,7 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     acknowledged = sum(1 for at, _, _ in script if at < crash)
 
     # fsync="none": a worker thread would let MockClock jump while the engine waits on it
-    actors, timers, log, _ = recover(tmp_path, program, profile_of, fsync="none")
+    actors, timers, log, _, _ = recover(tmp_path, program, profile_of, fsync="none")
     assert actors == first.actors  # every acknowledged message is in the rebuilt state
     overdue = [t for _, t in timers if t.at < restart]
     assert overdue, "the scenario should leave timers due during the downtime"
@@ -224,7 +224,7 @@ def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path
     program = load_program()
 
     def life(ids_to_submit, snapshot_after: bool):
-        actors, timers, log, seen = recover(tmp_path, program, fsync="none")
+        actors, timers, log, seen, _ = recover(tmp_path, program, fsync="none")
         runtime = RealtimeRuntime(program, MockChannel(), log=log)
         runtime.restore(actors, timers, seen)
 
@@ -249,3 +249,19 @@ def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path
     logged = [mid for *_, mid in WriteAheadLog(tmp_path / "wal", fsync="none").replay()]
     assert [e.handled for e in (second, third)] == [1, 1]
     assert "m4" in logged and logged.count("m4") == 1
+
+
+def test_sends_not_known_to_be_settled_are_handed_over_again_after_a_restart(tmp_path):
+    program = load_program()
+    actor = make_actor(program, "ada", channels=("push", "email"))
+    pending = actor.handle(Event("cart_add", {"value": 80}), T0)  # enters; the push is 1 h away
+    log = WriteAheadLog(tmp_path / "wal", fsync="none")
+    log.append([(T0, "ada", Event("cart_add", {"value": 80}))])
+    held = [s for s in pending if type(s).__name__ == "Send"]
+    write_snapshot(tmp_path / "snapshots", log.next_lsn - 1, [actor], {}, held)
+    fired = TimerFired("cart_abandonment", 1)
+    log.append([(T0 + HOUR, "ada", fired)])  # the push went out, then the engine died
+    log.close()
+    recovered = recover(tmp_path, program, lambda cid: make_actor(program, cid).profile, fsync="none")
+    assert [(s.channel, s.key) for s in recovered.resend] == [("push", "ada:cart_abandonment:1:push:1")]
+    recovered.log.close()
