@@ -1,0 +1,100 @@
+"""Benchmarks of the real-time engine's state: timer fires, memory, snapshots.
+
+    python -m bench.realtime --actors 1000000
+
+Loads N actors into a ``RealtimeRuntime`` (each enters the cart journey, so each has one pending
+timer), then measures: memory per actor; firing all N timers in one batch through the runtime
+(fires per second); writing a snapshot of every actor and restoring it (seconds). The bare-loop
+ceiling of the same run is printed beside, as everywhere in bench/.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+
+from actors.messages import Event
+from actors.profile import CHANNEL_BIT, Profile
+from bench.ceiling import measure
+from engine.channels import MockChannel
+from engine.cli import peak_rss_bytes
+from engine.realtime import RealtimeRuntime
+from engine.scenario_files import load_scenario
+from engine.snapshots import load_latest, write_snapshot
+
+app = typer.Typer(add_completion=False)
+REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@app.command()
+def main(
+    actors: Annotated[int, typer.Option(help="How many actors to load.")] = 1_000_000,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the results here.")] = None,
+) -> None:
+    """Measure timer fires per second, memory per actor, snapshot write and restore."""
+    program = load_scenario("cart_abandonment").program
+    channel = MockChannel()
+    runtime = RealtimeRuntime(program, channel, profiles=lambda cid: Profile(cid, reach=REACH), epoch=0.0)
+    cart = Event("cart_add", {"value": 50.0})
+    before = _rss()
+    started = time.perf_counter()
+    for i in range(actors):
+        runtime._apply(f"c{i:07d}", cart, 36_000.0)  # entering schedules the 1-hour timer
+    load_seconds = time.perf_counter() - started
+    gc.collect()
+    loaded = _rss()
+    pending = len(runtime.timers)
+
+    async def fire_all() -> float:
+        runtime.epoch = 36_000.0 + 7_200.0 - trio.current_time()  # two hours later
+        began = time.perf_counter()
+        await runtime._handle([])
+        return time.perf_counter() - began
+
+    fire_seconds = trio.run(fire_all)
+    sends = len(channel.delivered)
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        path = write_snapshot(Path(folder), 1, runtime.actors.values())
+        write_seconds = time.perf_counter() - began
+        size = path.stat().st_size
+        began = time.perf_counter()
+        restored = load_latest(Path(folder), program)
+        restore_seconds = time.perf_counter() - began
+    assert len(restored.actors) == actors
+    ceiling = measure(3)
+    result = {
+        "actors": actors,
+        "load_seconds": load_seconds,
+        "bytes_per_actor": (loaded - before) / actors,
+        "pending_timers": pending,
+        "timer_fires_per_second": pending / fire_seconds,
+        "sends_from_fired_timers": sends,
+        "snapshot_write_seconds": write_seconds,
+        "snapshot_restore_seconds": restore_seconds,
+        "snapshot_bytes": size,
+        "ceiling_events_per_second_median": ceiling["median"],
+        "peak_rss_mb": peak_rss_bytes() / 2**20,
+    }
+    for key, value in result.items():
+        print(f"{key:34} {value:,.3f}" if isinstance(value, float) else f"{key:34} {value:,}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()
