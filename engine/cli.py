@@ -173,7 +173,7 @@ def serve(
 
     State is restored from --data at start-up (newest snapshot plus the write-ahead log after it);
     SIGINT or SIGTERM stops accepting, finishes what was accepted, writes a snapshot and exits 0.
-    Sends go to the engine's mock channel for now (recorded, not delivered).
+    Sends go through the outbox to mock providers for now (recorded and reported delivered).
     """
     import trio
 
