@@ -14,6 +14,7 @@ import platform
 import resource
 import sys
 import time
+import tomllib
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -149,6 +150,7 @@ def validate(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     scenario: Annotated[
         str, typer.Argument(help="A scenario file, or a built-in name: its journeys and policies.")
     ] = DEFAULT_SCENARIO,
@@ -168,6 +170,15 @@ def serve(
     snapshot_every: Annotated[
         float, typer.Option(min=1.0, help="Seconds between periodic snapshots.")
     ] = 300.0,
+    fsync: Annotated[
+        str, typer.Option(envvar="TOUCHPOINT_FSYNC", help="Log durability: batch (fsync per batch) or none.")
+    ] = "batch",
+    config: Annotated[
+        Path | None,
+        typer.Option(envvar="TOUCHPOINT_CONFIG",
+                     help="A TOML file with any of: data, host, port, write_keys, admin_token, "
+                          "snapshot_every, fsync. Options and environment variables win over it."),
+    ] = None,
 ) -> None:
     """Serve the engine: Segment-compatible ingestion on HTTP, journeys on the wall clock.
 
@@ -178,6 +189,21 @@ def serve(
     import trio
 
     from engine.service import run_service
+
+    if config is not None:
+        settings = _service_config(config)
+        given = {n for n in settings if _given(ctx, n)}
+        chosen = {name: value for name, value in settings.items() if name not in given}
+        data = Path(chosen.get("data", data))
+        host = str(chosen.get("host", host))
+        port = int(chosen.get("port", port))
+        write_key = list(chosen.get("write_key", write_key or []))
+        admin_token = chosen.get("admin_token", admin_token)
+        snapshot_every = float(chosen.get("snapshot_every", snapshot_every))
+        fsync = str(chosen.get("fsync", fsync))
+    if fsync not in ("batch", "none"):
+        errors.print(f"[bold red]fsync {fsync!r}[/]: expected batch or none")
+        raise typer.Exit(2)
 
     if not write_key:
         errors.print("[bold red]no write key[/]: give --write-key KEY or set TOUCHPOINT_WRITE_KEY")
@@ -191,8 +217,33 @@ def serve(
         console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False)
 
     trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
-                     snapshot_every=snapshot_every, on_ready=ready))
+                     snapshot_every=snapshot_every, fsync=fsync, on_ready=ready))
     console.print("stopped cleanly: snapshot written", highlight=False)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether an option came from the command line or the environment (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+_CONFIG_KEYS = {"data": "data", "host": "host", "port": "port", "write_keys": "write_key",
+                "admin_token": "admin_token", "snapshot_every": "snapshot_every", "fsync": "fsync"}
+
+
+def _service_config(path: Path) -> dict[str, Any]:
+    """The settings of a serve config file, by option name; exits 2 on a bad file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        errors.print(f"[bold red]config {path}[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    unknown = sorted(set(document) - set(_CONFIG_KEYS))
+    if unknown:
+        errors.print(f"[bold red]config {path}[/]: unknown keys {unknown}; expected {sorted(_CONFIG_KEYS)}",
+                     highlight=False)
+        raise typer.Exit(2)
+    return {_CONFIG_KEYS[key]: value for key, value in document.items()}
 
 
 @app.command()

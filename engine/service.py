@@ -44,13 +44,14 @@ async def run_service(
     *,
     admin_token: str | None = None,
     snapshot_every: float = 300.0,
+    fsync: str = "batch",
     on_ready: object = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(urls)`` is called once the port is bound."""
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
-    recovered = recover(data, scenario.program)
+    recovered = recover(data, scenario.program, fsync=fsync)
     log = recovered.log
 
     def receipt(customer_id: str, message: DeliveryReceipt) -> None:

@@ -134,3 +134,37 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_event(tmp_path):
     purchases = {p["customer_id"]: p["purchases"]["count"] for p in map(json.loads, lines)}
     # every acknowledged purchase is there, and none twice (retries carried the same ids)
     assert purchases == dict(acked)
+
+
+def test_serve_reads_a_config_file_and_options_win_over_it(tmp_path):
+    config = tmp_path / "touchpoint.toml"
+    config.write_text(
+        f'data = "{(tmp_path / "from-config").as_posix()}"\n'
+        'write_keys = ["wk_config"]\nadmin_token = "tok"\nport = 1\nfsync = "none"\n'
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    url = None
+    for line in process.stdout:
+        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            url = found.group(1)
+            break
+    try:
+        assert url is not None and not url.endswith(":1")  # --port 0 won over the file's port
+        track = {"writeKey": "wk_config", "userId": "ada", "event": "signup"}
+        assert httpx.post(f"{url}/v1/track", json=track, timeout=10).status_code == 200
+        health = httpx.get(f"{url}/v1/journeys", headers={"authorization": "Bearer tok"}, timeout=10)
+        assert health.status_code == 200
+    finally:
+        stop(process, signal.SIGTERM)
+    assert (tmp_path / "from-config" / "wal").is_dir()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('colour = "blue"\n')
+    done = subprocess.run([sys.executable, "-m", "engine", "serve", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown keys ['colour']" in done.stderr
