@@ -42,7 +42,7 @@ def to_record(actor: Actor) -> list[Any]:
                   r.sends]
             for jid, r in actor.runs_by_id().items()
         }
-    in_app = None if actor.in_app is None else [_send_fields(s) for s in actor.in_app]
+    in_app = None if actor.in_app is None else [send_record(s) for s in actor.in_app]
     engagement = None if p.engagement is None else list(p.engagement)
     timeline_at = None if p.timeline_at is None else list(p.timeline_at)
     cooldowns = None if p.cooldowns is None else list(p.cooldowns)
@@ -103,5 +103,6 @@ def decode(data: bytes, program: Program) -> Actor:
     return from_record(msgpack.unpackb(data, raw=False, strict_map_key=False), program)
 
 
-def _send_fields(send: Send) -> list[Any]:
+def send_record(send: Send) -> list[Any]:
+    """A send's fields as a list (``Send(*record)`` rebuilds it)."""
     return [getattr(send, name) for name in send.__struct_fields__]

@@ -19,8 +19,11 @@ import numpy as np
 import trio
 import typer
 
+from actors.actor import Actor
 from actors.messages import Escalated, Event, Send
+from actors.profile import Profile
 from bench.ceiling import measure
+from bench.report import report
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import scenario_from_document
 
@@ -64,11 +67,12 @@ def main(
     adapter = StampingAdapter(accepted)
     runtime = RealtimeRuntime(program, adapter, buffer=1 << 20)
     ids = [f"c{i:07d}" for i in range(actors)]
-    for cid in ids:  # every actor exists (and has been in the journey) before the load
-        accepted[cid] = time.perf_counter()
-        runtime._apply(cid, Event("ping"), -10.0)
-    adapter.latencies.clear()
     ping = Event("ping")
+    loaded = {}
+    for cid in ids:  # every actor exists (and has been in the journey) before the load
+        loaded[cid] = actor = Actor(program, Profile(cid))
+        actor.handle(ping, -10.0)
+    runtime.restore(loaded, [])
     offered = refused = 0
 
     async def producer() -> None:
@@ -114,9 +118,7 @@ def main(
         "latency_max_ms": float(latencies.max()) if len(latencies) else float("nan"),
         "ceiling_events_per_second_median": ceiling["median"],
     }
-    for key, value in result.items():
-        print(f"{key:34} {value:,.3f}" if isinstance(value, float) else f"{key:34} {value:,}")
-
+    report(result)
 
 if __name__ == "__main__":
     app()

@@ -11,7 +11,6 @@ ceiling of the same run is printed beside, as everywhere in bench/.
 from __future__ import annotations
 
 import gc
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,24 +19,19 @@ from typing import Annotated
 import trio
 import typer
 
+from actors.actor import Actor
 from actors.messages import Event
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
+from bench.report import report
 from engine.channels import MockChannel
-from engine.cli import peak_rss_bytes
+from engine.memory import peak_rss_bytes, rss_bytes
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario
 from engine.snapshots import load_latest, write_snapshot
 
 app = typer.Typer(add_completion=False)
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 @app.command()
@@ -48,28 +42,34 @@ def main(
     """Measure timer fires per second, memory per actor, snapshot write and restore."""
     program = load_scenario("cart_abandonment").program
     channel = MockChannel()
-    runtime = RealtimeRuntime(program, channel, profiles=lambda cid: Profile(cid, reach=REACH), epoch=0.0)
     cart = Event("cart_add", {"value": 50.0})
-    before = _rss()
+    before = rss_bytes()
     started = time.perf_counter()
+    loaded_actors, timers = {}, []
     for i in range(actors):
-        runtime._apply(f"c{i:07d}", cart, 36_000.0)  # entering schedules the 1-hour timer
+        actor = Actor(program, Profile(f"c{i:07d}", reach=REACH))
+        actor.handle(cart, 36_000.0)  # entering schedules the 1-hour timer
+        loaded_actors[actor.customer_id] = actor
+        timers.extend((actor.customer_id, timer) for timer in actor.live_timers())
     load_seconds = time.perf_counter() - started
     gc.collect()
-    loaded = _rss()
-    pending = len(runtime.timers)
+    loaded = rss_bytes()
+    pending = len(timers)
 
     async def fire_all() -> float:
-        runtime.epoch = 36_000.0 + 7_200.0 - trio.current_time()  # two hours later
+        # restored two hours later: every timer is overdue and fires in the runtime's first batch
+        runtime = RealtimeRuntime(program, channel, epoch=36_000.0 + 7_200.0 - trio.current_time())
+        runtime.restore(loaded_actors, timers)
+        runtime.close()
         began = time.perf_counter()
-        await runtime._handle([])
+        await runtime.run()
         return time.perf_counter() - began
 
     fire_seconds = trio.run(fire_all)
     sends = len(channel.delivered)
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
-        path = write_snapshot(Path(folder), 1, runtime.actors.values())
+        path = write_snapshot(Path(folder), 1, loaded_actors.values())
         write_seconds = time.perf_counter() - began
         size = path.stat().st_size
         began = time.perf_counter()
@@ -90,11 +90,7 @@ def main(
         "ceiling_events_per_second_median": ceiling["median"],
         "peak_rss_mb": peak_rss_bytes() / 2**20,
     }
-    for key, value in result.items():
-        print(f"{key:34} {value:,.3f}" if isinstance(value, float) else f"{key:34} {value:,}")
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
-
+    report(result, json_out)
 
 if __name__ == "__main__":
     app()

@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from bench.ceiling import measure
+from bench.report import report
 
 app = typer.Typer(add_completion=False)
 
@@ -72,11 +73,7 @@ def main(
         "fixed_cost_rss_mb": baseline / 2**20,
         "bytes_per_customer": (peak - baseline) / customers,
     }
-    for key, value in result.items():
-        print(f"{key:34} {value:,.3f}" if isinstance(value, float) else f"{key:34} {value}")
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
-
+    report(result, json_out)
 
 if __name__ == "__main__":
     app()

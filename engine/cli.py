@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import sys
 import time
 import tomllib
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from actors import ScenarioError
+from engine.memory import peak_rss_bytes
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
 from engine.simulation import DAY, Simulation
 from reports.summary import print_summary
@@ -106,17 +106,6 @@ def run(
             f"{stats.messages_handled:,} events in {wall:.1f} s "
             f"({performance['events_per_second']:,.0f}/s); wrote {folder / 'metrics.json'}"
         )
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set (VmHWM: unlike ru_maxrss, not inherited across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _metrics(name: str, customers: int, days: float, seed: int, sim: Simulation) -> dict[str, Any]:

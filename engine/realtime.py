@@ -118,9 +118,9 @@ class RealtimeRuntime:
         """
         self._inbox.send_nowait(([(customer_id, message, message_id)], None))
 
-    async def ingest(self, customer_id: str, message: Message) -> None:
+    async def ingest(self, customer_id: str, message: Message, message_id: str | None = None) -> None:
         """Queue a message, waiting while the engine is saturated."""
-        await self._inbox.send(([(customer_id, message)], None))
+        await self._inbox.send(([(customer_id, message, message_id)], None))
 
     async def submit(self, entries: Sequence[Submitted]) -> None:
         """Queue a batch of ``(customer_id, message[, message_id])`` and return once it is in the

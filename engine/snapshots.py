@@ -23,11 +23,11 @@ from typing import NamedTuple
 import msgpack
 
 from actors.actor import Actor
-from actors.codec import from_record, to_record
+from actors.codec import from_record, send_record, to_record
 from actors.journey import Program
 from actors.messages import Schedule, Send
 from actors.profile import Profile
-from engine.wal import WriteAheadLog, _fsync_directory
+from engine.wal import WriteAheadLog, fsync_directory
 
 FORMAT = 1
 
@@ -67,7 +67,7 @@ def write_snapshot(
     count = 0
     with open(temporary, "wb") as file:
         header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
-                  "pending": [_send_fields(send) for send in pending]}
+                  "pending": [send_record(send) for send in pending]}
         file.write(packer.pack(header))
         for actor in actors:
             file.write(packer.pack(to_record(actor)))
@@ -76,7 +76,7 @@ def write_snapshot(
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, final)
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return final
 
 
@@ -138,6 +138,3 @@ def recover(
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
     return Recovered(actors, timers, log, seen, resend)
 
-
-def _send_fields(send: Send) -> list[object]:
-    return [getattr(send, name) for name in send.__struct_fields__]

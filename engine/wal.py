@@ -132,7 +132,7 @@ class WriteAheadLog:
                 self._file.close()
             path = self.directory / f"wal-{self.next_lsn:016d}.log"
             self._file = open(path, "ab")
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         return self._file
 
 
@@ -178,7 +178,8 @@ def _check_torn(path: Path, offset: int, last: bool) -> None:
         raise StorageError(f"{path}: cut short at byte {offset}, but it is not the newest segment")
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
