@@ -435,6 +435,8 @@ class Actor:
             if self.in_app is None:
                 self.in_app = []
             self.in_app.append(send)
+        elif channel == "agent":  # an agent's outreach: queued for people, like an escalation
+            effects.append(Escalated(self.customer_id, journey.id, "agent", profile.timeline()))
         else:
             effects.append(send)
 

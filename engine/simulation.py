@@ -190,10 +190,7 @@ class Simulation:
                         push(effect.at, customer, TimerFired(effect.journey, effect.version),
                              effect.priority)
                     elif kind is Send:
-                        if effect.channel == "agent":
-                            agents.escalate(customer, "agent", at)
-                        else:
-                            on_send(customer, effect, at)
+                        on_send(customer, effect, at)
                     elif kind is Escalated:
                         agents.escalate(customer, effect.queue, at)
                 observe(customer, effects)

@@ -954,3 +954,14 @@ def test_a_busy_timeline_still_remembers_the_sends_a_cap_counts():
     clock.handle(Event("wishlist_add"), T0 + 8 * DAY)  # the window has passed: sends may go
     timeline = clock.actor.profile.timeline()
     assert len(timeline) == 8 and [entry[1] for entry in timeline[:2]] == ["sent", "event"]
+
+
+def test_a_send_on_the_agent_channel_is_queued_for_agents_with_the_timeline():
+    prog = program("", one_send("call", entry="go", message="sales_call", channel="agent"))
+    clock = ManualClock(make_actor(prog))
+    effects = clock.handle(Event("go"), T0)
+    assert clock.sends() == []
+    assert clock.of_type(Escalated) == [
+        Escalated(C, "call", "agent", ((T0, "event", "", "go"), (T0, "sent", "agent", "sales_call")))
+    ]
+    assert effects[-1] == Exited("call", "end")
