@@ -1,15 +1,17 @@
 """The write-ahead log: every accepted message, CRC-framed MessagePack, group-committed.
 
-A frame is ``length (u32) | crc32 (u32) | payload``, the payload ``[lsn, at, customer_id,
-message, message_id]`` in MessagePack (msgspec): every message an actor is handed (events,
-receipts, and the timers that fired), with the time it was handed over and the client's message
-id if it had one, so replaying the log through the pure core rebuilds exactly the state the engine
-had, and the ids already applied.
+A frame is ``length (u32) | crc32 (u32) | payload``, one frame per batch, the payload
+``[first_lsn, [[at, customer_id, message, message_id], ...]]`` in MessagePack (msgspec): every
+message an actor is handed (events, receipts, and the timers that fired), with the time it was
+handed over and the client's message id if it had one, so replaying the log through the pure core
+rebuilds exactly the state the engine had, and the ids already applied. Entries are numbered from
+``first_lsn`` on, one number each.
 
-``append`` writes a whole batch with one write and, under the default ``fsync="batch"`` policy,
-one fsync: group commit, so a batch is durable before it is acknowledged and the cost of fsync is
-shared by every event in it (REFERENCE.md section 8: 5k fsyncs a second, 181k records a second at
-100 per fsync).
+``append`` encodes a whole batch in one call and writes it with one write and, under the default
+``fsync="batch"`` policy, one fsync: group commit, so a batch is durable before it is acknowledged
+and the cost of framing, checksumming and fsync is shared by every message in it (REFERENCE.md
+section 8: 5k fsyncs a second, 181k records a second at 100 per fsync). A batch is therefore
+all-or-nothing: a crash while it is written leaves a torn tail, and none of it was acknowledged.
 
 The log is a folder of segments named by their first sequence number. Opening it scans the last
 segment: a torn tail (the last frame cut short or garbled by a crash mid-write) is truncated;
@@ -32,8 +34,19 @@ from actors.messages import Message
 
 FRAME = struct.Struct("<II")
 FSYNC_POLICIES = ("batch", "none")
+
+
+class _Logged(msgspec.Struct, array_like=True, gc=False):
+    """One logged message, as ``[at, customer_id, message, message_id]`` (the id may be left off)."""
+
+    at: float
+    customer_id: str
+    message: Message
+    message_id: str | None = None
+
+
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(tuple[int, float, str, Message, str | None])
+_decoder = msgspec.msgpack.Decoder(tuple[int, list[_Logged]])
 
 Entry = tuple[int, float, str, Message, str | None]  # (lsn, at, customer_id, message, message_id)
 NewEntry = tuple[float, str, Message] | tuple[float, str, Message, str | None]
@@ -62,14 +75,14 @@ class WriteAheadLog:
         self.next_lsn = 1
         segments = self.segments()
         for path in segments[:-1]:
-            for entry in _read(path, last=False):
-                self.next_lsn = entry[0] + 1
+            for first, logged, _ in _scan(path, last=False):  # checks every older segment too
+                self.next_lsn = first + len(logged)
         self._file = None
         if segments:
             last = segments[-1]
             good_end = 0
-            for entry, end in _scan(last, last=True):
-                self.next_lsn, good_end = entry[0] + 1, end
+            for first, logged, end in _scan(last, last=True):
+                self.next_lsn, good_end = first + len(logged), end
             if good_end < last.stat().st_size:
                 with open(last, "r+b") as file:  # a torn tail from a crash: cut it off
                     file.truncate(good_end)
@@ -88,17 +101,11 @@ class WriteAheadLog:
         """
         if not entries:
             return self.next_lsn - 1
-        chunks = []
-        for at, customer_id, message, *message_id in entries:
-            payload = _encoder.encode(
-                (self.next_lsn, at, customer_id, message, message_id[0] if message_id else None)
-            )
-            chunks.append(FRAME.pack(len(payload), zlib.crc32(payload)))
-            chunks.append(payload)
-            self.next_lsn += 1
+        payload = _encoder.encode((self.next_lsn, entries))  # entries are arrays: as they come
         file = self._writable()
-        file.write(b"".join(chunks))
+        file.write(FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         file.flush()
+        self.next_lsn += len(entries)
         if self.fsync == "batch":
             os.fsync(file.fileno())
         return self.next_lsn - 1
@@ -141,12 +148,14 @@ def _first_lsn(path: Path) -> int:
 
 
 def _read(path: Path, *, last: bool) -> Iterator[Entry]:
-    for entry, _ in _scan(path, last=last):
-        yield entry
+    for first, logged, _ in _scan(path, last=last):
+        for lsn, entry in enumerate(logged, first):
+            yield lsn, entry.at, entry.customer_id, entry.message, entry.message_id
 
 
-def _scan(path: Path, *, last: bool) -> Iterator[tuple[Entry, int]]:
-    """Entries of one segment with the offset after each; stops at a torn tail of the last one."""
+def _scan(path: Path, *, last: bool) -> Iterator[tuple[int, list[_Logged], int]]:
+    """The batches of one segment ``(first_lsn, entries, offset after it)``; stops at a torn tail
+    of the last segment."""
     data = path.read_bytes()
     offset, size = 0, len(data)
     while offset < size:
@@ -165,10 +174,11 @@ def _scan(path: Path, *, last: bool) -> Iterator[tuple[Entry, int]]:
                 _check_torn(path, offset, last)
                 return
             raise StorageError(
-                f"{path}: corrupted record at byte {offset} with data after it; restore the data "
+                f"{path}: corrupted batch at byte {offset} with data after it; restore the data "
                 "directory from a backup, or move this file aside to start from the snapshot"
             )
-        yield _decoder.decode(payload), end
+        first, logged = _decoder.decode(payload)
+        yield first, logged, end
         offset = end
 
 

@@ -44,18 +44,19 @@ def test_a_torn_tail_is_cut_off_and_the_log_goes_on(tmp_path):
     log.close()
     segment = log.segments()[-1]
     data = segment.read_bytes()
-    segment.write_bytes(data[:-5])  # a crash in the middle of writing the last record
+    segment.write_bytes(data[:-5])  # a crash in the middle of writing the last batch
     reopened = WriteAheadLog(tmp_path)
-    assert [lsn for lsn, *_ in reopened.replay()] == [1, 2, 3, 4, 5]
-    assert reopened.next_lsn == 6
+    assert [lsn for lsn, *_ in reopened.replay()] == [1, 2, 3]  # a batch is all or nothing
+    assert reopened.next_lsn == 4
     reopened.append([(T0 + 99, "c9", Event("purchase"))])
     reopened.close()
-    assert [lsn for lsn, *_ in WriteAheadLog(tmp_path).replay()][-2:] == [5, 6]
+    assert [lsn for lsn, *_ in WriteAheadLog(tmp_path).replay()][-2:] == [3, 4]
 
 
-def test_a_garbled_last_record_is_a_torn_tail_too(tmp_path):
+def test_a_garbled_last_batch_is_a_torn_tail_too(tmp_path):
     log = WriteAheadLog(tmp_path)
-    log.append(batch(4))
+    log.append(batch(3))
+    log.append(batch(4, T0 + 10))
     log.close()
     segment = log.segments()[-1]
     data = bytearray(segment.read_bytes())
@@ -67,10 +68,11 @@ def test_a_garbled_last_record_is_a_torn_tail_too(tmp_path):
 def test_corruption_in_the_middle_stops_start_up_with_the_file_and_offset(tmp_path):
     log = WriteAheadLog(tmp_path)
     log.append(batch(6))
+    log.append(batch(6, T0 + 10))
     log.close()
     segment = log.segments()[-1]
     data = bytearray(segment.read_bytes())
-    data[12] ^= 0xFF  # inside the first record's payload, with five good records after it
+    data[12] ^= 0xFF  # inside the first batch's payload, with a good batch after it
     segment.write_bytes(bytes(data))
     with pytest.raises(StorageError) as caught:
         WriteAheadLog(tmp_path)
