@@ -84,7 +84,7 @@ def create_app(
             messages = to_messages(calls, time.time())
         except IngestError as exc:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
-        fresh = [(cid, msg, mid) for cid, msg, mid in messages if not runtime.seen.seen(mid)]
+        fresh = runtime.seen.unseen(messages)
         if runtime.saturated:
             return JSONResponse(
                 {"error": "the engine is saturated; retry later"},

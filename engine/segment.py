@@ -17,7 +17,10 @@ originalTimestamp)``, and kept as the event's ``timestamp`` property (seconds si
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -29,6 +32,7 @@ KINDS = ("identify", "track", "page", "screen", "group")
 MAX_CALL_BYTES = 32 * 1024  # REFERENCE s6: 32 KB per call and per event
 MAX_BATCH_BYTES = 500 * 1024  # and 500 KB per batch
 MAX_BATCH_EVENTS = 2_500
+Submission = tuple[str, Message, str | None]  # (customer_id, message, message_id)
 
 # Segment's semantic event names for what providers report back about a send
 RECEIPTS = {
@@ -46,8 +50,11 @@ RECEIPTS = {
 }
 
 
-class Call(msgspec.Struct, omit_defaults=True):
-    """One Segment call, as lenient as the spec (unknown fields are ignored)."""
+class Call(msgspec.Struct, omit_defaults=True, gc=False):
+    """One Segment call, as lenient as the spec (unknown fields are ignored).
+
+    Not tracked by the garbage collector (it holds no cycles): a batch decodes hundreds at once.
+    """
 
     type: str | None = None
     userId: str | int | None = None  # noqa: N815 (Segment's names)
@@ -67,13 +74,22 @@ class Call(msgspec.Struct, omit_defaults=True):
 class BatchBody(msgspec.Struct):
     """A ``/v1/batch`` body."""
 
-    batch: list[msgspec.Raw]
+    batch: list[Call]
     writeKey: str | None = None  # noqa: N815
     sentAt: str | None = None  # noqa: N815
 
 
+class BatchSizes(msgspec.Struct):
+    """A ``/v1/batch`` body's calls left as raw JSON: how many there are and how big each is."""
+
+    batch: list[msgspec.Raw]
+
+
 _call = msgspec.json.Decoder(Call)
 _batch = msgspec.json.Decoder(BatchBody)
+_sizes = msgspec.json.Decoder(BatchSizes)
+_CALL_AT = re.compile(r"at `\$\.(batch\[\d+\])")  # msgspec's path to a bad value in a batch
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # exactly what msgspec decodes JSON to
 
 
 def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
@@ -85,19 +101,21 @@ def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
     if kind == "batch":
         if len(body) > MAX_BATCH_BYTES:
             raise IngestError(f"batch of {len(body):,} bytes; the limit is {MAX_BATCH_BYTES:,}", field="body")
+        # a first pass leaves each call as raw JSON (cheap: no objects), for the limits per call;
+        # the second decodes the whole batch in one call instead of one call per event
+        raw = _decode(_sizes, body, "body").batch
+        if len(raw) > MAX_BATCH_EVENTS:
+            raise IngestError(f"{len(raw):,} events; the limit is {MAX_BATCH_EVENTS:,}", field="batch")
+        if raw and max(map(len, raw)) > MAX_CALL_BYTES:
+            i = next(i for i, call in enumerate(raw) if len(call) > MAX_CALL_BYTES)
+            raise IngestError(f"{len(raw[i]):,} bytes; the limit is {MAX_CALL_BYTES:,}", field=f"batch[{i}]")
         envelope = _decode(_batch, body, "body")
-        if len(envelope.batch) > MAX_BATCH_EVENTS:
-            count = len(envelope.batch)
-            raise IngestError(f"{count:,} events; the limit is {MAX_BATCH_EVENTS:,}", field="batch")
-        calls = []
-        for i, raw in enumerate(envelope.batch):
-            if len(raw) > MAX_CALL_BYTES:
-                raise IngestError(f"{len(raw):,} bytes; the limit is {MAX_CALL_BYTES:,}", field=f"batch[{i}]")
-            call = _decode(_call, bytes(raw), f"batch[{i}]")
-            if call.sentAt is None:
-                call.sentAt = envelope.sentAt
-            calls.append(call)
-        return calls, envelope.writeKey
+        if envelope.sentAt:
+            _sent_time(envelope.sentAt)  # checked here, so a bad one is named as the envelope's
+            for call in envelope.batch:
+                if call.sentAt is None:
+                    call.sentAt = envelope.sentAt
+        return envelope.batch, envelope.writeKey
     if len(body) > MAX_CALL_BYTES:
         raise IngestError(f"call of {len(body):,} bytes; the limit is {MAX_CALL_BYTES:,}", field="body")
     call = _decode(_call, body, "body")
@@ -105,63 +123,75 @@ def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
     return [call], call.writeKey
 
 
-def to_messages(calls: list[Call], received_at: float) -> list[tuple[str, Message, str | None]]:
+def to_messages(calls: list[Call], received_at: float) -> list[Submission]:
     """Turn validated calls into ``(customer_id, message, message_id)``.
 
     Raises:
         IngestError: the first call that cannot be applied; no message is returned then.
     """
-    out = []
-    for i, call in enumerate(calls):
-        where = f"batch[{i}]" if len(calls) > 1 else ""
-        out.append((_customer(call, where), _message(call, received_at, where), call.messageId))
+    out: list[Submission] = []
+    try:
+        for call in calls:
+            out.append((_customer(call), _message(call, received_at), call.messageId))
+    except IngestError as exc:
+        if len(calls) == 1:
+            raise
+        field = f"batch[{len(out)}].{exc.field}"  # the call that failed: the one after those done
+        raise IngestError(str(exc).removeprefix(f"{exc.field}: "), field=field) from None
     return out
 
 
 def corrected_timestamp(call: Call, received_at: float) -> float:
     """``receivedAt - (sentAt - originalTimestamp)`` when the client sent both, else its
-    ``timestamp``, else ``receivedAt`` (seconds since the epoch)."""
-    sent, original = _time(call.sentAt), _time(call.originalTimestamp)
-    if sent is not None and original is not None:
-        return received_at - (sent - original)
-    stamped = _time(call.timestamp)
-    return stamped if stamped is not None else received_at
+    ``timestamp``, else ``receivedAt`` (seconds since the epoch).
+
+    Raises:
+        IngestError: one of them is not an ISO 8601 time.
+    """
+    sent = _sent_time(call.sentAt) if call.sentAt else None
+    if call.originalTimestamp:
+        original = _time(call.originalTimestamp, "originalTimestamp")
+        if sent is not None:
+            return received_at - (sent - original)
+    return _time(call.timestamp, "timestamp") if call.timestamp else received_at
 
 
-def _message(call: Call, received_at: float, where: str) -> Message:
+def _message(call: Call, received_at: float) -> Message:
     kind = call.type
-    if kind == "track":
-        if not call.event:
-            raise IngestError("a track call needs an event name", field=_at(where, "event"))
-        props = _flatten(call.properties or {})
-        receipt = _receipt(call.event, props)
-        if receipt is not None:
-            return receipt
+    if kind == "track":  # the common case first
+        event = call.event
+        if not event:
+            raise IngestError("a track call needs an event name", field="event")
+        props = _flatten(call.properties) if call.properties else {}
+        if event in RECEIPTS:
+            receipt = _receipt(event, props)
+            if receipt is not None:
+                return receipt
         props["timestamp"] = corrected_timestamp(call, received_at)
-        return Event(call.event, props)
+        return Event(event, props)
     if kind == "identify":
-        traits = _flatten(call.traits or {})
+        traits = _flatten(call.traits) if call.traits else {}
         reachable = {ch: True for ch, trait in (("email", "email"), ("sms", "phone")) if traits.get(trait)}
         return Identified(traits, reachable)
     if kind in ("page", "screen"):
-        props = _flatten(call.properties or {})
+        props = _flatten(call.properties) if call.properties else {}
         if call.name is not None:
             props["name"] = call.name
         props["timestamp"] = corrected_timestamp(call, received_at)
         return Event("page_view" if kind == "page" else "screen", props)
     if kind == "group":
         if call.groupId is None:
-            raise IngestError("a group call needs a groupId", field=_at(where, "groupId"))
+            raise IngestError("a group call needs a groupId", field="groupId")
         traits = {f"group.{k}": v for k, v in _flatten(call.traits or {}).items()}
         traits["group_id"] = str(call.groupId)
         return Identified(traits)
-    raise IngestError(f"unknown type {kind!r}; expected one of {list(KINDS)}", field=_at(where, "type"))
+    raise IngestError(f"unknown type {kind!r}; expected one of {list(KINDS)}", field="type")
 
 
 def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:
-    known = RECEIPTS.get(event)
+    known = RECEIPTS[event]
     journey, entry = props.get("journey"), props.get("entry")
-    if known is None or not isinstance(journey, str) or not isinstance(entry, int):
+    if not isinstance(journey, str) or not isinstance(entry, int):
         return None
     channel = known[0] or props.get("channel")
     if not isinstance(channel, str):
@@ -170,42 +200,51 @@ def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:
     return DeliveryReceipt(journey, entry, channel, message if isinstance(message, str) else "", known[1])
 
 
-def _customer(call: Call, where: str) -> str:
-    identity = call.userId if call.userId not in (None, "") else call.anonymousId
-    if identity in (None, ""):
-        raise IngestError("userId or anonymousId is required", field=_at(where, "userId"))
-    return str(identity)
+def _customer(call: Call) -> str:
+    identity = call.userId
+    if identity is None or identity == "":
+        identity = call.anonymousId
+        if identity is None or identity == "":
+            raise IngestError("userId or anonymousId is required", field="userId")
+    return identity if type(identity) is str else str(identity)
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> Properties:
-    flat: dict[str, Scalar] = {}
+def _flatten(values: dict[str, Any]) -> Properties:
+    """Nested objects as dotted names; values other than scalars and objects are dropped."""
+    for value in values.values():
+        if type(value) not in _SCALARS:
+            return _flatten_into({}, values, "")
+    return values  # already flat (most are): the decoded dict itself, no copy
+
+
+def _flatten_into(flat: dict[str, Scalar], values: dict[str, Any], prefix: str) -> Properties:
     for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        elif value is None or isinstance(value, (str, int, float, bool)):
-            flat[name] = value
+        kind = type(value)
+        if kind in _SCALARS:
+            flat[prefix + key] = value
+        elif kind is dict:
+            _flatten_into(flat, value, f"{prefix}{key}.")
     return flat
 
 
-def _time(text: str | None) -> float | None:
-    if not text:
-        return None
+@lru_cache(maxsize=256)  # the calls of a batch share its sentAt: parsed once
+def _sent_time(text: str) -> float:
+    return _time(text, "sentAt")
+
+
+def _time(text: str, field: str) -> float:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(text).timestamp()  # Python 3.11 reads "Z" too
     except ValueError:
-        raise IngestError(f"{text!r} is not an ISO 8601 time", field="timestamp") from None
+        raise IngestError(f"{text!r} is not an ISO 8601 time", field=field) from None
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise IngestError(f"malformed: {exc}", field=field) from None
-
-
-def _at(where: str, field: str) -> str:
-    return f"{where}.{field}" if where else field
+        in_batch = _CALL_AT.search(str(exc))  # a bad value inside one call names that call
+        raise IngestError(f"malformed: {exc}", field=in_batch.group(1) if in_batch else field) from None
 
 
 class SeenMessageIds:
@@ -219,6 +258,12 @@ class SeenMessageIds:
         """Whether this id was already applied within the window (None ids never were)."""
         return message_id is not None and message_id in self._seen
 
+    def unseen(self, entries: list[Submission]) -> list[Submission]:
+        """The ``(customer_id, message, message_id)`` entries not applied within the window
+        (those without an id included)."""
+        seen = self._seen  # None is never a key
+        return [entry for entry in entries if entry[2] not in seen]
+
     def restore(self, seen: dict[str, float]) -> None:
         """Take over ids recovered from a snapshot and the log (id -> when applied)."""
         self._seen.update(sorted(seen.items(), key=lambda item: item[1]))
@@ -227,9 +272,8 @@ class SeenMessageIds:
         """The ids applied within the window before ``now`` (what a snapshot keeps)."""
         return {k: t for k, t in self._seen.items() if t >= now - self.window}
 
-    def remember(self, message_ids: list[str], now: float) -> None:
+    def remember(self, message_ids: Iterable[str], now: float) -> None:
         """Record ids that were just applied (durably), forgetting those older than the window."""
         if self._seen and next(iter(self._seen.values())) < now - self.window:
             self._seen = {k: t for k, t in self._seen.items() if t >= now - self.window}
-        for message_id in message_ids:
-            self._seen[message_id] = now
+        self._seen.update(dict.fromkeys(message_ids, now))
