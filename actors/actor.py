@@ -286,7 +286,8 @@ class Actor:
         run.converted = False
         run.context = props if journey.keeps_context else _NO_CONTEXT
         run.sends = 0
-        run.holdout = stable_fraction(journey.id, self.customer_id) < journey.holdout
+        holdout = journey.holdout  # (no hash needed when there is no holdout)
+        run.holdout = holdout > 0.0 and stable_fraction(journey.id, self.customer_id) < holdout
         effects.append(Entered(journey.id, run.entry, run.holdout))
         if run.holdout:
             effects.append(Exited(journey.id, "holdout"))
@@ -342,22 +343,23 @@ class Actor:
             if announce:
                 effects.append(Advanced(journey.id, step_id))
             announce = True
-            if isinstance(step, WaitStep):
+            kind = type(step)  # exact types: the compiler makes no subclasses
+            if kind is SendStep:
+                retry_at = self._send(journey, run, step, now, effects)  # type: ignore[arg-type]
+                if retry_at is not None:
+                    self._schedule(journey, run, retry_at, effects)
+                    return
+                step_id = step.next  # type: ignore[union-attr]
+            elif kind is WaitForStep:
+                self._schedule(journey, run, now + step.timeout, effects)  # type: ignore[union-attr]
+                return
+            elif isinstance(step, WaitStep):
                 if step.seconds is not None:
                     at = now + step.seconds
                 else:
                     at = next_local_time(now, self.profile.tz_offset, step.until or 0.0)
                 self._schedule(journey, run, at, effects)
                 return
-            if isinstance(step, WaitForStep):
-                self._schedule(journey, run, now + step.timeout, effects)
-                return
-            if isinstance(step, SendStep):
-                retry_at = self._send(journey, run, step, now, effects)
-                if retry_at is not None:
-                    self._schedule(journey, run, retry_at, effects)
-                    return
-                step_id = step.next
             elif isinstance(step, BranchStep):
                 step_id = self._choose_branch(step, run, now)
             elif isinstance(step, SplitStep):
@@ -381,7 +383,7 @@ class Actor:
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
 
     def _note(self, now: float, kind: str, channel: str, detail: str) -> None:
-        keep_after = now - self.program.policy.send_horizon
+        keep_after = now - self.program.send_horizon
         self.profile.note(now, kind, channel, detail, keep_sends_after=keep_after)
 
     # -- sends -----------------------------------------------------------------------------------
@@ -422,15 +424,16 @@ class Actor:
         effects: list[Effect],
     ) -> None:
         profile = self.profile
+        customer_id = profile.customer_id
         run.sends += 1
-        key = f"{self.customer_id}:{journey.id}:{run.entry}:{step.id}:{run.sends}"
+        key = f"{customer_id}:{journey.id}:{run.entry}:{step.id}:{run.sends}"
         send = Send(
-            self.customer_id, journey.id, run.entry, step.id, channel, step.message, key,
-            step.transactional,
+            customer_id, journey.id, run.entry, step.id, channel, step.message, key, step.transactional
         )
         profile.count(channel, SENDS)
         # the timeline doubles as the send history the rolling-window policies read
-        self._note(now, "sent_transactional" if step.transactional else SENT, channel, step.message)
+        kind = "sent_transactional" if step.transactional else SENT
+        profile.note(now, kind, channel, step.message, keep_sends_after=now - self.program.send_horizon)
         if channel == "in_app":
             if self.in_app is None:
                 self.in_app = []

@@ -238,7 +238,8 @@ class Policy(_Frozen, frozen=True):
 
     @property
     def send_horizon(self) -> float:
-        """How long a send must be remembered for the rolling windows to be exact."""
+        """How long a send must be remembered for the rolling windows to be exact
+        (``Program.send_horizon`` keeps it at hand)."""
         windows = [cap.per for cap in self.caps]
         if self.same_message_window is not None:
             windows.append(self.same_message_window)
@@ -258,6 +259,7 @@ class Program(_Frozen, frozen=True):
     cooldown_events: frozenset[str] = frozenset()
     wait_events: frozenset[str] = frozenset()
     journey_events: frozenset[str] = frozenset()  # every event some journey reacts to
+    send_horizon: float = 0.0  # the policy's: computed once, read on every timeline note
 
 
 def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program:
@@ -293,6 +295,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program
             | {j.goal_event for j in ordered}
             | wait_events
         ),
+        send_horizon=policy.send_horizon,
     )
 
 

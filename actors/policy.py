@@ -23,7 +23,16 @@ from __future__ import annotations
 
 from actors.durations import local_time_of_day, next_local_time
 from actors.journey import Policy, SendStep
-from actors.profile import CLICKED, DELIVERED, Profile
+from actors.profile import (
+    CHANNEL_BIT,
+    CHANNEL_INDEX,
+    CLICKED,
+    COUNTERS,
+    DELIVERED,
+    Profile,
+    message_suffix,
+    sent_prefix,
+)
 
 DEFAULT_ON_BLOCK = {"quiet_hours": "defer"}
 
@@ -54,6 +63,8 @@ class Verdict:
 
 
 ALLOWED = Verdict()
+UNREACHABLE = Verdict("unreachable")
+NO_CONSENT = Verdict("no_consent")
 
 
 def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: float) -> Verdict:
@@ -63,39 +74,46 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
         ``ALLOWED``, or a ``Verdict`` naming the rule and, when that rule lets the send wait,
         the earliest time it could pass (``retry_at``; None for rules that cannot wait).
     """
-    if not profile.can_reach(channel):
-        return Verdict("unreachable")
-    if not profile.has_consent(channel):
-        return Verdict("no_consent")
+    bit = CHANNEL_BIT[channel]
+    if not profile.reach & bit:
+        return UNREACHABLE
+    if not profile.consent & bit:
+        return NO_CONSENT
     if step.transactional:
         return ALLOWED
-    for index, cooldown in enumerate(policy.cooldowns):
-        last = profile.cooldown_started(index)
-        if last is not None and now < last + cooldown.seconds:
-            return Verdict(cooldown.rule, last + cooldown.seconds)
-    if policy.quiet_start is not None and policy.quiet_end is not None and channel != "in_app":
-        retry = _quiet_until(policy.quiet_start, policy.quiet_end, profile.tz_offset, now)
-        if retry is not None:
-            return Verdict("quiet_hours", retry)
+    if profile.cooldowns is not None:
+        for index, cooldown in enumerate(policy.cooldowns):
+            last = profile.cooldown_started(index)
+            if last is not None and now < last + cooldown.seconds:
+                return Verdict(cooldown.rule, last + cooldown.seconds)
+    start, end = policy.quiet_start, policy.quiet_end
+    if start is not None and end is not None and channel != "in_app":
+        local = local_time_of_day(now, profile.tz_offset)
+        if (start <= local < end) if start < end else (local >= start or local < end):
+            return Verdict("quiet_hours", next_local_time(now, profile.tz_offset, end))
+    sends = profile.marketing_sends()  # one pass over the timeline for every window below
+    if not sends:
+        return ALLOWED
     window = policy.same_message_window
     if window is not None:
-        last = profile.last_send_of(step.message, after=now - window)
-        if last is not None:
-            return Verdict("same_message", last + window)
+        after, suffix = now - window, message_suffix(step.message)
+        for at, what in reversed(sends):
+            if at <= after:
+                break
+            if what.endswith(suffix):
+                return Verdict("same_message", at + window)
     for cap in policy.caps:
-        if cap.channel is not None and cap.channel != channel:
-            continue  # a channel cap binds its own channel only
-        recent = profile.send_times(cap.channel, after=now - cap.per)
+        after = now - cap.per
+        if cap.channel is None:
+            recent = [at for at, _ in sends if at > after]
+        elif cap.channel == channel:  # a channel cap binds its own channel only
+            prefix = sent_prefix(channel)
+            recent = [at for at, what in sends if at > after and what.startswith(prefix)]
+        else:
+            continue
         if len(recent) >= cap.max:  # full: a slot frees when the oldest counted send ages out
             return Verdict(cap.rule, recent[len(recent) - cap.max] + cap.per)
     return ALLOWED
-
-
-def _quiet_until(start: float, end: float, tz_offset: float, now: float) -> float | None:
-    """When the quiet period around ``now`` ends, or None outside it (it may span midnight)."""
-    local = local_time_of_day(now, tz_offset)
-    quiet = start <= local < end if start < end else (local >= start or local < end)
-    return next_local_time(now, tz_offset, end) if quiet else None
 
 
 def on_block(policy: Policy, rule: str) -> str:
@@ -105,17 +123,25 @@ def on_block(policy: Policy, rule: str) -> str:
     return policy.on_block.get(rule, DEFAULT_ON_BLOCK.get(rule, "skip"))
 
 
-def rank_channels(policy: Policy, profile: Profile, candidates: tuple[str, ...]) -> list[str]:
+def rank_channels(policy: Policy, profile: Profile, candidates: tuple[str, ...]) -> tuple[str, ...]:
     """Candidates by the customer's smoothed click rate, best first; ties keep file order.
 
     score = (clicks + prior * w) / (delivered + w): a new customer ranks by the prior, and
     observed engagement takes over as deliveries accumulate.
     """
-    weight = policy.prior_weight
-
-    def score(channel: str) -> float:
-        prior = policy.channel_priors.get(channel, DEFAULT_CHANNEL_PRIORS[channel])
-        stats = profile.channel_stats(channel)
-        return (stats[CLICKED] + prior * weight) / (stats[DELIVERED] + weight)
-
-    return sorted(candidates, key=lambda ch: -score(ch))
+    weight, priors, engagement = policy.prior_weight, policy.channel_priors, profile.engagement
+    size = 0 if engagement is None else len(engagement)
+    scores = []
+    for channel in candidates:
+        prior = priors.get(channel)
+        if prior is None:
+            prior = DEFAULT_CHANNEL_PRIORS[channel]
+        start = CHANNEL_INDEX[channel] * COUNTERS
+        clicked = delivered = 0.0
+        if start < size:
+            clicked, delivered = engagement[start + CLICKED], engagement[start + DELIVERED]  # type: ignore[index]
+        scores.append((clicked + prior * weight) / (delivered + weight))
+    if len(scores) == 2:  # the usual case, without a sort
+        return candidates if scores[0] >= scores[1] else (candidates[1], candidates[0])
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep file order
+    return tuple(candidates[i] for i in order)

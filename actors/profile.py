@@ -31,6 +31,16 @@ _SENT_PREFIX = SENT + _SEP
 
 
 
+def sent_prefix(channel: str) -> str:
+    """The start of the label of every marketing send on ``channel``."""
+    return _SENT_PREFIX + channel + _SEP
+
+
+def message_suffix(message: str) -> str:
+    """The end of the label of every send of ``message``."""
+    return _SEP + message
+
+
 def label(*parts: str) -> str:
     """One interned string for a tuple of names: equal labels share one object in memory."""
     return sys.intern(_SEP.join(parts))
@@ -61,7 +71,7 @@ class Profile:
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
             flat columns cost 16 bytes an entry where a list of tuples costs about 100. The
             marketing sends (kind ``sent``) inside the policy horizon are never trimmed: the
-            rolling-window policies read them from here (``send_times``, ``last_send_of``).
+            rolling-window policies read them from here (``marketing_sends``).
         cooldowns: when each of the policy's cool-downs (by position) was last started.
     """
 
@@ -136,26 +146,13 @@ class Profile:
         """The marketing sends on the timeline ``(at, channel, message)``, oldest first."""
         return [(at, channel, detail) for at, kind, channel, detail in self.timeline() if kind == SENT]
 
-    def send_times(self, channel: str | None, after: float) -> list[float]:
-        """Times of marketing sends later than ``after``, on ``channel`` (None: any), oldest first."""
-        if self.timeline_at is None or self.timeline_what is None:
+    def marketing_sends(self) -> list[tuple[float, str]]:
+        """The marketing sends on the timeline as ``(at, label)``, oldest first: what the
+        rolling-window policies read (``sent_label`` tells a label's channel and message)."""
+        times, whats = self.timeline_at, self.timeline_what
+        if times is None or whats is None:
             return []
-        prefix = _SENT_PREFIX if channel is None else _SENT_PREFIX + channel + _SEP
-        pairs = zip(self.timeline_at, self.timeline_what, strict=True)
-        return [at for at, what in pairs if at > after and what.startswith(prefix)]
-
-    def last_send_of(self, message: str, after: float) -> float | None:
-        """The time of the latest marketing send of ``message`` later than ``after``, or None."""
-        if self.timeline_at is None or self.timeline_what is None:
-            return None
-        suffix = _SEP + message
-        pairs = zip(reversed(self.timeline_at), reversed(self.timeline_what), strict=True)
-        for at, what in pairs:
-            if at <= after:
-                return None
-            if what.startswith(_SENT_PREFIX) and what.endswith(suffix):
-                return at
-        return None
+        return [(at, what) for at, what in zip(times, whats, strict=True) if what.startswith(_SENT_PREFIX)]
 
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
@@ -178,12 +175,14 @@ class Profile:
         Trimming drops the oldest entries, except marketing sends later than ``keep_sends_after``
         (the policy horizon): those are kept however many there are, for the rolling windows.
         """
-        if self.timeline_at is None or self.timeline_what is None:
-            self.timeline_at, self.timeline_what = array("d"), []
         times, whats = self.timeline_at, self.timeline_what
+        if times is None or whats is None:
+            times, whats = self.timeline_at, self.timeline_what = array("d"), []
         times.append(at)
         # interning shares one label among every customer with the same interaction
-        whats.append(label(kind, channel, detail))
+        whats.append(sys.intern(f"{kind}{_SEP}{channel}{_SEP}{detail}"))
+        if len(whats) <= TIMELINE_LIMIT:
+            return
         index = 0
         while len(whats) > TIMELINE_LIMIT and index < len(whats):
             if times[index] > keep_sends_after and whats[index].startswith(_SENT_PREFIX):
@@ -195,13 +194,14 @@ class Profile:
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
         start = CHANNEL_INDEX[channel] * COUNTERS
-        if self.engagement is None:
-            self.engagement = array("d")
-        while len(self.engagement) <= start:  # grown up to the channels used, in CHANNELS order
-            self.engagement.extend(_NO_STATS)
-        self.engagement[start + counter] += 1
-        if at is not None and counter in (OPENED, CLICKED):
-            self.engagement[start + LAST_ENGAGED] = at
+        engagement = self.engagement
+        if engagement is None:
+            engagement = self.engagement = array("d")
+        if len(engagement) <= start:  # grown up to the channels used, in CHANNELS order
+            engagement.extend(_NO_STATS * ((start - len(engagement)) // COUNTERS + 1))
+        engagement[start + counter] += 1
+        if at is not None and (counter == OPENED or counter == CLICKED):
+            engagement[start + LAST_ENGAGED] = at
 
     def set_reachable(self, channel: str, reachable: bool) -> None:
         """Gain or lose a channel's address or opt-in."""

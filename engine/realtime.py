@@ -5,7 +5,7 @@ One task does everything, on purpose (ARCHITECTURE.md: never a task per actor or
     loop:
         wait for the next batch, but only until the next timer is due (move_on_at)
         take every batch already queued too (receive_nowait): one wake-up for many events
-        add every timer now due, in (time, -priority, sequence) order
+        add the timers now due, in (time, -priority, sequence) order, up to TIMERS_PER_BATCH
         append all of it to the write-ahead log: one write, one fsync (group commit)
         release the submitters waiting for durability (the point an HTTP edge answers 2xx)
         hand each message to its actor at the batch's time; route the effects:
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from heapq import heappop
 from collections.abc import Callable, Sequence
 
 import anyio
@@ -41,6 +42,7 @@ from reports.metrics import RunMetrics
 ProfileFactory = Callable[[str], Profile]
 Submitted = tuple[str, Message] | tuple[str, Message, str | None]  # (customer, message[, id])
 Batch = tuple[Sequence[Submitted], anyio.Event | None]  # (entries, set when durable)
+TIMERS_PER_BATCH = 8192  # due timers beyond this wait for the next round, so events get a turn
 
 
 class RealtimeRuntime:
@@ -131,16 +133,17 @@ class RealtimeRuntime:
         await durable.wait()
 
     def close(self) -> None:
-        """No more messages: ``run`` returns once the queued ones are handled."""
+        """No more messages: ``run`` returns once the queued ones are handled and the due timers fired."""
         self._inbox.close()
 
     async def run(self) -> None:
-        """Handle messages and fire timers until ``close`` (pending timers stay pending)."""
+        """Handle messages and fire timers until ``close``; then handle what was queued and fire
+        the timers already due, and return (timers due later stay pending)."""
         if self.epoch is None:
             self.epoch = time.time() - anyio.current_time()
         outbox: MemoryObjectReceiveStream[Batch] = self._outbox
         closing = False
-        while not closing:
+        while not closing or self.timers.peek_time() <= self.now():
             batches: list[Batch] = []
             deadline = self.timers.peek_time()
             with anyio.move_on_at(deadline - self.epoch if deadline != math.inf else math.inf):
@@ -161,49 +164,58 @@ class RealtimeRuntime:
         now = self.now()
         work: list[tuple[str, Message, str | None]] = []
         fresh_ids: list[str] = []
+        seen = self.seen
         for entries, _ in batches:
             for customer_id, message, *message_id in entries:
                 mid = message_id[0] if message_id else None
                 if mid is not None:
-                    if self.seen.seen(mid) or mid in fresh_ids:
+                    if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
                     fresh_ids.append(mid)
                 work.append((customer_id, message, mid))
-        while self.timers.peek_time() <= now:
-            _, _, _, customer_id, timer = self.timers.pop()
-            work.append((customer_id, timer, None))
+        timers, due = self.timers, self.timers.due
+        fired = 0
+        while fired < TIMERS_PER_BATCH and timers.peek_time() <= now:  # the rest: next round
+            work.append((*heappop(due)[3:], None))  # (customer, TimerFired, no id)
+            fired += 1
         lsn = self.applied_lsn
         if self.log is not None and work:
-            logged = [(now, cid, message, mid) for cid, message, mid in work]
             if self.log.fsync == "none":
-                lsn = self.log.append(logged)
+                lsn = self.log.append([(now, *entry) for entry in work])
             else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
                 # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
+                logged = [(now, *entry) for entry in work]
                 lsn = await anyio.to_thread.run_sync(self.log.append, logged)
         for _, durable in batches:
             if durable is not None:
                 durable.set()
-        self.seen.remember(fresh_ids, now)
-        for customer_id, message, _ in work:
-            self._apply(customer_id, message, now)
+        seen.remember(fresh_ids, now)
+        self._apply(work, now)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
 
-    def _apply(self, customer_id: str, message: Message, now: float) -> None:
-        actor = self.actors.get(customer_id)
-        if actor is None:
-            actor = self.actors[customer_id] = Actor(self.program, self.profiles(customer_id))
-        self.handled += 1
-        effects = actor.handle(message, now)
-        for effect in effects:
-            kind = type(effect)
-            if kind is Schedule:
-                self._arm(customer_id, effect)  # type: ignore[arg-type]
-            elif kind is Send or kind is Escalated:
-                self.channel.deliver_nowait(now, effect)  # type: ignore[arg-type]
-        if effects:
-            self.metrics.observe_journeys(effects)
-        if self.trace is not None:
-            self.trace.extend((now, customer_id, effect) for effect in effects)
+    def _apply(self, work: list[tuple[str, Message, str | None]], now: float) -> None:
+        """Hand each message to its actor and route the effects (the hot loop: names are local)."""
+        actors, program, profiles = self.actors, self.program, self.profiles
+        push, deliver = self.timers.push, self.channel.deliver_nowait
+        observe, trace = self.metrics.observe_journeys, self.trace
+        for customer_id, message, _ in work:
+            actor = actors.get(customer_id)
+            if actor is None:
+                actor = actors[customer_id] = Actor(program, profiles(customer_id))
+            effects = actor.handle(message, now)
+            if not effects:
+                continue
+            for effect in effects:
+                kind = type(effect)
+                if kind is Schedule:
+                    timer: Schedule = effect  # type: ignore[assignment]
+                    push(timer.at, customer_id, TimerFired(timer.journey, timer.version), timer.priority)
+                elif kind is Send or kind is Escalated:
+                    deliver(now, effect)  # type: ignore[arg-type]
+            observe(effects)
+            if trace is not None:
+                trace.extend((now, customer_id, effect) for effect in effects)
+        self.handled += len(work)
 
     def _arm(self, customer_id: str, timer: Schedule) -> None:
         fired = TimerFired(timer.journey, timer.version)
