@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import sys
 import time
 import tomllib
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from actors import ScenarioError
@@ -28,6 +31,12 @@ from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
 from engine.simulation import DAY, Simulation
 from reports.summary import print_summary
 from scenarios import built_in_names
+
+if TYPE_CHECKING:  # serve's modules load when it runs: other commands start faster without them
+    from engine.outbox import OutboxSettings
+    from engine.providers import ProviderSettings
+
+_Settings = TypeVar("_Settings", bound=msgspec.Struct)
 
 app = typer.Typer(
     help="Touchpoint: cross-channel customer journeys, and a laboratory to test them before launch.",
@@ -166,21 +175,58 @@ def serve(
         Path | None,
         typer.Option(envvar="TOUCHPOINT_CONFIG",
                      help="A TOML file with any of: data, host, port, write_keys, admin_token, "
-                          "snapshot_every, fsync. Options and environment variables win over it."),
+                          "snapshot_every, fsync (options and environment variables win over it); "
+                          "a \\[channels.NAME] table choosing the provider of a channel; an "
+                          "\\[outbox] table of retry and breaker settings (see above)."),
     ] = None,
 ) -> None:
-    """Serve the engine: Segment-compatible ingestion on HTTP, journeys on the wall clock.
+    r"""Serve the engine: Segment-compatible ingestion on HTTP, journeys on the wall clock.
 
-    State is restored from --data at start-up (newest snapshot plus the write-ahead log after it);
-    SIGINT or SIGTERM stops accepting, finishes what was accepted, writes a snapshot and exits 0.
-    Sends go through the outbox to mock providers for now (recorded and reported delivered).
+    State is restored from --data at start-up (the newest snapshot plus the
+    write-ahead log after it). SIGINT or SIGTERM stops accepting, finishes what
+    was accepted, writes a snapshot and exits 0.
+
+    Sends leave through the outbox (rate limit, retries with backoff, circuit
+    breaker, dead letters), each with its idempotency key, to the provider of
+    its channel, chosen in the --config file:
+
+    \[channels.email]
+    provider = "smtp"     # needs host, port, sender
+    host = "localhost"
+    port = 25
+    sender = "shop@example.com"
+    address_trait = "email"   # the profile trait holding the address
+    \[channels.sms]
+    provider = "http"     # needs url; headers, timeout (s) optional
+    url = "https://sms.example.com/v1/send"
+    headers = { Authorization = "Bearer KEY" }
+    address_trait = "phone"   # optional: sent in the body as "to"
+    rate = 10             # any channel: at most 10 sends a second
+    \[channels.push]
+    provider = "mock"     # latency (s), failure_rate, seed
+    \[outbox]              # every channel: workers (calls at once), max_attempts,
+    max_attempts = 8      # base_delay, max_delay, breaker_failures, breaker_reset
+
+    Channels: email, sms, push, in_app, webhook. One without a table gets the
+    mock, which records its sends and reports them delivered. A bad table
+    exits 2 naming the file and the key.
+
+    The HTTP provider POSTs JSON (customer, channel, message, journey, entry,
+    transactional, to) with an Idempotency-Key header; 2xx is success, 408,
+    429 and 5xx are retried, other statuses are dead-lettered. A restart after
+    a crash sends again, under the same keys, whatever was not known to be
+    settled: a provider that honours the key applies each send once.
     """
     import trio
 
+    from engine.outbox import OutboxSettings
+    from engine.providers import describe
     from engine.service import run_service
 
+    channels: dict[str, ProviderSettings] = {}
+    outbox_settings = OutboxSettings()
     if config is not None:
-        settings = _service_config(config)
+        settings, channels, outbox_settings = _service_config(config)
         given = {n for n in settings if _given(ctx, n)}
         chosen = {name: value for name, value in settings.items() if name not in given}
         data = Path(chosen.get("data", data))
@@ -205,8 +251,12 @@ def serve(
     def ready(urls: list[str]) -> None:
         console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False)
 
+    sending = ", ".join(f"{channel} {describe(settings)}" for channel, settings in channels.items())
+    console.print(f"sends: {sending or 'mock'}{', others mock' if sending else ''}", highlight=False,
+                  soft_wrap=True)
     trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
-                     snapshot_every=snapshot_every, fsync=fsync, on_ready=ready))
+                     snapshot_every=snapshot_every, fsync=fsync, channels=channels,
+                     outbox_settings=outbox_settings, on_ready=ready))
     console.print("stopped cleanly: snapshot written", highlight=False)
 
 
@@ -218,21 +268,83 @@ def _given(ctx: typer.Context, name: str) -> bool:
 
 _CONFIG_KEYS = {"data": "data", "host": "host", "port": "port", "write_keys": "write_key",
                 "admin_token": "admin_token", "snapshot_every": "snapshot_every", "fsync": "fsync"}
+_CONFIG_TABLES = ("channels", "outbox")
+_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
 
 
-def _service_config(path: Path) -> dict[str, Any]:
-    """The settings of a serve config file, by option name; exits 2 on a bad file."""
+class _ConfigError(Exception):
+    """A bad value in a serve config file; the message starts with its key."""
+
+
+def _service_config(
+    path: Path,
+) -> tuple[dict[str, Any], dict[str, ProviderSettings], OutboxSettings]:
+    """The settings of a serve config file by option name, the channels' provider settings and
+    the outbox's; exits 2 with one line naming the file and the key on a bad file."""
+    from engine.outbox import OutboxSettings
+
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        errors.print(f"[bold red]config {path}[/]: {exc}", highlight=False)
+        errors.print(f"[bold red]config {path}[/]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    unknown = sorted(set(document) - set(_CONFIG_KEYS))
+    unknown = sorted(set(document) - set(_CONFIG_KEYS) - set(_CONFIG_TABLES))
     if unknown:
-        errors.print(f"[bold red]config {path}[/]: unknown keys {unknown}; expected {sorted(_CONFIG_KEYS)}",
-                     highlight=False)
+        expected = sorted([*_CONFIG_KEYS, *_CONFIG_TABLES])
+        errors.print(f"[bold red]config {path}[/]: unknown keys {unknown}; expected {expected}",
+                     highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    return {_CONFIG_KEYS[key]: value for key, value in document.items()}
+    try:
+        channels = _channels(document.get("channels", {}))
+        outbox = _convert(document.get("outbox", {}), OutboxSettings, "outbox")
+    except _ConfigError as exc:
+        errors.print(f"[bold red]config {path}[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    options = {_CONFIG_KEYS[key]: value for key, value in document.items() if key in _CONFIG_KEYS}
+    return options, channels, outbox
+
+
+def _channels(table: object) -> dict[str, ProviderSettings]:
+    """``[channels.NAME]`` tables as provider settings, by channel."""
+    from engine.providers import HttpSettings, MockSettings, SmtpSettings
+
+    providers: dict[str, type[ProviderSettings]] = {
+        "http": HttpSettings, "mock": MockSettings, "smtp": SmtpSettings,
+    }
+    if not isinstance(table, dict):
+        raise _ConfigError("channels: expected tables such as [channels.email]")
+    channels: dict[str, ProviderSettings] = {}
+    for channel, settings in table.items():
+        where = f"channels.{channel}"
+        if channel not in _CHANNELS:
+            raise _ConfigError(f"{where}: unknown channel; expected one of {list(_CHANNELS)}")
+        if not isinstance(settings, dict):
+            raise _ConfigError(f"{where}: expected a table with provider = {' | '.join(providers)}")
+        kind = settings.get("provider")
+        if kind not in providers:
+            what = "missing" if kind is None else f"unknown provider {kind!r}"
+            raise _ConfigError(f"{where}.provider: {what}; expected one of {list(providers)}")
+        channels[channel] = _convert(settings, providers[kind], where)
+    return channels
+
+
+def _convert(table: object, kind: type[_Settings], where: str) -> _Settings:
+    """``table`` as a ``kind`` settings record; ``_ConfigError`` naming the key if it is not one."""
+    try:
+        return msgspec.convert(table, kind)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        key = where + path.rstrip("`")
+        fields = msgspec.structs.fields(kind)
+        missing = re.fullmatch(r"Object missing required field `(\w+)`", message)
+        if missing:
+            needed = [f.name for f in fields if f.required]
+            raise _ConfigError(f"{key}.{missing[1]}: missing (required: {needed})") from None
+        extra = re.fullmatch(r"Object contains unknown field `(.+)`", message)
+        if extra:
+            known = [f.name for f in fields]
+            raise _ConfigError(f"{key}.{extra[1]}: unknown key; expected one of {known}") from None
+        raise _ConfigError(f"{key}: {message}") from None
 
 
 @app.command()

@@ -10,16 +10,24 @@ Each send carries its idempotency key, derived by the core from (customer, journ
 n): a provider that honours keys never delivers one twice, however often it is retried or
 re-sent after a restart. Nothing is dropped silently: a send is pending, delivered or dead.
 A bounded number of workers per channel: no task per send.
+
+A ``SettledLog`` remembers, across a crash, which sends were settled (delivered or dead-lettered)
+since the last snapshot, so a restart re-sends only what may not have gone out. What stays is
+inherent: a provider may accept a send an instant before the engine dies, before the engine
+hears back; that send goes out again under the same key, at most one per call in flight.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Mapping
-from typing import Protocol
+from pathlib import Path
+from typing import Annotated, Protocol
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -81,6 +89,61 @@ class TokenBucket:
             await anyio.sleep((1.0 - self.tokens) / self.rate)
 
 
+class SettledLog:
+    """The idempotency keys of the sends settled since the last snapshot, one JSON string a line.
+
+    Each key is written (not fsynced) the moment its send settles: a killed process loses none,
+    the kernel has them; a power cut may lose the last ones, which only means those sends go out
+    again under their keys. A torn or garbled line is skipped for the same reason.
+
+    Args:
+        path: the file (created if missing); the keys already in it are ``settled_before``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.settled_before = _read_keys(path)
+        self._file = open(path, "a", encoding="utf-8")
+
+    def record(self, key: str) -> None:
+        """Remember that the send with this key is settled."""
+        self._file.write(json.dumps(key) + "\n")
+        self._file.flush()
+
+    def restart(self) -> None:
+        """Forget every key: call once a snapshot holds the state (its pending sends included)."""
+        self._file.truncate(0)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def _read_keys(path: Path) -> set[str]:
+    keys: set[str] = set()
+    if not path.exists():
+        return keys
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            key = json.loads(line)
+        except ValueError:
+            continue  # torn by a crash mid-write: at worst that send goes out again
+        if isinstance(key, str):
+            keys.add(key)
+    return keys
+
+
+class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``[outbox]`` table of a service config file: ``Outbox`` arguments for every channel."""
+
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 8
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 5
+    base_delay: Annotated[float, msgspec.Meta(ge=0)] = 0.5
+    max_delay: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
+    breaker_reset: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+
 class Outbox:
     """Queues, workers, retries and dead letters for every channel's provider.
 
@@ -92,6 +155,7 @@ class Outbox:
         rates: sends per second allowed per channel (None: unlimited).
         breaker_failures, breaker_reset: the circuit breaker of each channel.
         seed: the jitter's random seed.
+        settled_log: where each settled send's key is recorded (None: nowhere).
     """
 
     def __init__(
@@ -106,8 +170,10 @@ class Outbox:
         breaker_failures: int = 5,
         breaker_reset: float = 30.0,
         seed: int | None = None,
+        settled_log: SettledLog | None = None,
     ) -> None:
         self.providers = dict(providers)
+        self.settled_log = settled_log
         self.workers = workers
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -130,9 +196,11 @@ class Outbox:
         if not isinstance(item, Send):
             self.escalations.append((at, item))
             return
+        if item.key in self.pending:
+            return  # handed over again (a restart's re-send) while still queued: once is enough
         queue = self._queues.get(item.channel)
         if queue is None:
-            self.dead_letters.append((item, f"no provider for channel {item.channel!r}"))
+            self._dead(item, f"no provider for channel {item.channel!r}")
             return
         self.pending[item.key] = item
         queue[0].send_nowait(item)
@@ -180,11 +248,18 @@ class Outbox:
                         raise
                     breaker.record(True, anyio.current_time())
         except ProviderError as exc:
-            self.dead_letters.append((send, str(exc)))
+            self._dead(send, str(exc))
         else:
             self.delivered += 1
+            if self.settled_log is not None:
+                self.settled_log.record(send.key)
         finally:
             self.pending.pop(send.key, None)
+
+    def _dead(self, send: Send, reason: str) -> None:
+        self.dead_letters.append((send, reason))
+        if self.settled_log is not None:
+            self.settled_log.record(send.key)  # settled too: a restart does not try it again
 
     def _backoff(self, state: RetryCallState) -> float:
         """Full-jitter exponential backoff, or the provider's Retry-After when it gave one."""

@@ -8,6 +8,10 @@ receipts back to the engine: the engine's test double, and a dry-run channel for
 success; 408, 429 and 5xx are retried (honouring ``Retry-After``); any other status is permanent.
 
 ``SmtpProvider`` sends email with smtplib in a worker thread; a 5xx reply is permanent.
+
+``MockSettings``, ``HttpSettings`` and ``SmtpSettings`` are one channel's table of a service
+config file (``provider = "mock" | "http" | "smtp"``), validated by msgspec: what
+``touchpoint serve`` builds each channel's provider from.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import random
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage
+from typing import Annotated
 
 import anyio
 import httpx
+import msgspec
 
 from actors.errors import ProviderError
 from actors.messages import DeliveryReceipt, Send
 
 Receipts = Callable[[str, DeliveryReceipt], None]
+AddressOf = Callable[[str], str | None]  # a customer's address on a channel, or None
 
 
 class MockProvider:
@@ -74,16 +81,25 @@ class HttpProvider:
         url: the endpoint.
         client: the httpx client to use (its timeouts and limits apply).
         headers: extra headers (an API key, say).
+        address_of: when given, the customer's address (a phone number, a device token) goes in
+            the body as ``to``; a customer without one is a permanent failure.
     """
 
-    def __init__(self, url: str, client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        headers: dict[str, str] | None = None,
+        address_of: AddressOf | None = None,
+    ) -> None:
         self.url = url
         self.client = client
         self.headers = headers or {}
+        self.address_of = address_of
 
     async def send(self, send: Send) -> None:
         """POST the send; raise ``ProviderError`` (retryable or permanent) on failure."""
-        body = {
+        body: dict[str, object] = {
             "customer": send.customer,
             "channel": send.channel,
             "message": send.message,
@@ -91,6 +107,11 @@ class HttpProvider:
             "entry": send.entry,
             "transactional": send.transactional,
         }
+        if self.address_of is not None:
+            to = self.address_of(send.customer)
+            if not to:
+                raise ProviderError(f"no {send.channel} address for {send.customer!r}", permanent=True)
+            body["to"] = to
         headers = {**self.headers, "Idempotency-Key": send.key}
         try:
             response = await self.client.post(self.url, json=body, headers=headers)
@@ -130,7 +151,7 @@ class SmtpProvider:
         host: str,
         port: int,
         sender: str,
-        address_of: Callable[[str], str | None],
+        address_of: AddressOf,
         render: Callable[[Send], tuple[str, str]] | None = None,
     ) -> None:
         self.host = host
@@ -162,3 +183,49 @@ class SmtpProvider:
                                 permanent=500 <= exc.smtp_code < 600) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderError(f"SMTP: {type(exc).__name__}: {exc}") from None
+
+
+# -- a channel's table in a service config file ------------------------------------------------
+
+Rate = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class MockSettings(msgspec.Struct, tag="mock", tag_field="provider", forbid_unknown_fields=True):
+    """``provider = "mock"``: records sends and reports them delivered (the default)."""
+
+    latency: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    seed: int | None = None
+    rate: Rate | None = None  # sends per second on this channel (None: unlimited)
+
+
+class HttpSettings(msgspec.Struct, tag="http", tag_field="provider", forbid_unknown_fields=True):
+    """``provider = "http"``: ``HttpProvider`` posting to ``url``."""
+
+    url: Annotated[str, msgspec.Meta(pattern="^https?://")]
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    address_trait: str | None = None  # the profile trait sent as ``to`` (e.g. "phone")
+    rate: Rate | None = None
+
+
+class SmtpSettings(msgspec.Struct, tag="smtp", tag_field="provider", forbid_unknown_fields=True):
+    """``provider = "smtp"``: ``SmtpProvider`` through the server at ``host:port``."""
+
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    sender: str
+    address_trait: str = "email"  # the profile trait holding the recipient's address
+    rate: Rate | None = None
+
+
+ProviderSettings = MockSettings | HttpSettings | SmtpSettings
+
+
+def describe(settings: ProviderSettings) -> str:
+    """One line for people, without secrets: ``smtp mail.example.com:587``, ``http https://...``."""
+    if isinstance(settings, SmtpSettings):
+        return f"smtp {settings.host}:{settings.port}"
+    if isinstance(settings, HttpSettings):
+        return f"http {settings.url}"
+    return "mock"

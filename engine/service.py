@@ -5,8 +5,13 @@ and re-arms timers; then the HTTP edge, the engine task and a periodic snapshot 
 trio nursery. SIGINT or SIGTERM stops accepting requests, lets the engine finish what it has
 accepted, writes a snapshot, closes the log, and returns (exit status 0).
 
-The data folder holds ``wal/``, ``snapshots/`` and ``scenario.toml`` (the scenario the state was
-built with, which ``export`` reads back).
+Each channel sends through the provider its settings name (``engine.providers``: mock, HTTP or
+SMTP); a channel without settings gets the mock, which records sends and reports them delivered.
+
+The data folder holds ``wal/``, ``snapshots/``, ``settled.log`` (the sends settled since the
+last snapshot) and ``scenario.toml`` (the scenario the state was built with, which ``export``
+reads back). A restart hands the outbox again every send of the recovered state that is not in
+``settled.log``, under its idempotency key.
 """
 
 from __future__ import annotations
@@ -14,25 +19,38 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
 
 import anyio
+import httpx
+import msgspec
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from actors.messages import DeliveryReceipt
 from engine.http import create_app
-from engine.outbox import Outbox
-from engine.providers import MockProvider
+from engine.outbox import Outbox, OutboxSettings, Provider, SettledLog
+from engine.providers import (
+    AddressOf,
+    HttpProvider,
+    HttpSettings,
+    MockProvider,
+    MockSettings,
+    ProviderSettings,
+    Receipts,
+    SmtpProvider,
+    SmtpSettings,
+)
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
 from engine.snapshots import recover, write_snapshot
 from engine.views import profile_view
 
-MOCK_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
 
 
 async def run_service(
@@ -45,14 +63,21 @@ async def run_service(
     admin_token: str | None = None,
     snapshot_every: float = 300.0,
     fsync: str = "batch",
+    channels: Mapping[str, ProviderSettings] | None = None,
+    outbox_settings: OutboxSettings | None = None,
     on_ready: object = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM; ``on_ready(urls)`` is called once the port is bound."""
+    """Serve until SIGINT or SIGTERM; ``on_ready(urls)`` is called once the port is bound.
+
+    ``channels`` gives a channel's provider settings (the mock for a channel not in it);
+    ``outbox_settings`` the outbox's workers, retries and breaker.
+    """
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
     recovered = recover(data, scenario.program, fsync=fsync)
     log = recovered.log
+    settled = SettledLog(data / "settled.log")
 
     def receipt(customer_id: str, message: DeliveryReceipt) -> None:
         try:
@@ -60,12 +85,56 @@ async def run_service(
         except anyio.WouldBlock:
             outbox.receipts_refused += 1  # synthetic receipts only; counted, never silent
 
-    # dry-run providers for now: every channel's sends are recorded and acknowledged
-    outbox = Outbox({channel: MockProvider(receipts=receipt) for channel in MOCK_CHANNELS})
-    runtime = RealtimeRuntime(scenario.program, outbox, log=log)
-    runtime.restore(recovered.actors, recovered.timers, recovered.seen)
-    for send in recovered.resend:  # not known to be settled before the stop: again, same keys
-        outbox.deliver_nowait(0.0, send)
+    def trait_of(name: str) -> AddressOf:
+        def address_of(customer_id: str) -> str | None:
+            actor = runtime.actors.get(customer_id)
+            value = actor.profile.trait(name) if actor is not None else None
+            return value if isinstance(value, str) else None
+
+        return address_of
+
+    chosen = {channel: (channels or {}).get(channel, MockSettings()) for channel in PROVIDER_CHANNELS}
+    async with AsyncExitStack() as clients:
+        providers = {ch: await _provider(s, receipt, trait_of, clients) for ch, s in chosen.items()}
+        rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
+        options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
+        outbox = Outbox(providers, rates=rates, settled_log=settled, **options)
+        runtime = RealtimeRuntime(scenario.program, outbox, log=log)
+        runtime.restore(recovered.actors, recovered.timers, recovered.seen)
+        for send in recovered.resend:  # not known to be settled before the stop: again, same keys
+            if send.key not in settled.settled_before:
+                outbox.deliver_nowait(0.0, send)
+        await _serve(runtime, outbox, data, host, port, write_keys, admin_token, snapshot_every, on_ready)
+    settled.close()
+
+
+async def _provider(
+    settings: ProviderSettings,
+    receipts: Receipts,
+    trait_of: Callable[[str], AddressOf],
+    clients: AsyncExitStack,
+) -> Provider:
+    """The provider ``settings`` describe (an HTTP one's client closes with ``clients``)."""
+    if isinstance(settings, SmtpSettings):
+        return SmtpProvider(settings.host, settings.port, settings.sender, trait_of(settings.address_trait))
+    if isinstance(settings, HttpSettings):
+        client = await clients.enter_async_context(httpx.AsyncClient(timeout=settings.timeout))
+        address_of = trait_of(settings.address_trait) if settings.address_trait else None
+        return HttpProvider(settings.url, client, dict(settings.headers), address_of)
+    return MockProvider(settings.latency, settings.failure_rate, settings.seed, receipts=receipts)
+
+
+async def _serve(
+    runtime: RealtimeRuntime,
+    outbox: Outbox,
+    data: Path,
+    host: str,
+    port: int,
+    write_keys: set[str],
+    admin_token: str | None,
+    snapshot_every: float,
+    on_ready: object,
+) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -86,7 +155,7 @@ async def run_service(
             outbox_done.set()
 
         nursery.start_soon(sending)
-        nursery.start_soon(_snapshots, runtime, data, snapshot_every)
+        nursery.start_soon(_snapshots, runtime, outbox, data, snapshot_every)
         app = create_app(runtime, write_keys, admin_token)
         urls = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
         if callable(on_ready):
@@ -97,8 +166,9 @@ async def run_service(
         await engine_done.wait()
         outbox.close()  # let the queued sends settle (delivered or dead-lettered)
         await outbox_done.wait()
-        _snapshot(runtime, data)
-        log.close()
+        _snapshot(runtime, outbox, data)
+        if runtime.log is not None:
+            runtime.log.close()
         nursery.cancel_scope.cancel()
 
 
@@ -109,19 +179,22 @@ async def _on_signals(stop: trio.Event) -> None:
             return
 
 
-async def _snapshots(runtime: RealtimeRuntime, data: Path, every: float) -> None:
+async def _snapshots(runtime: RealtimeRuntime, outbox: Outbox, data: Path, every: float) -> None:
     while True:
         await trio.sleep(every)
-        _snapshot(runtime, data)
+        _snapshot(runtime, outbox, data)
 
 
-def _snapshot(runtime: RealtimeRuntime, data: Path) -> None:
+def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
     # synchronous on purpose: no other task runs meanwhile, so the actors are exactly the state
-    # after ``applied_lsn``
+    # after ``applied_lsn``, and the outbox's pending sends are exactly those not yet settled
     lsn = runtime.applied_lsn
-    pending = runtime.channel.pending.values() if isinstance(runtime.channel, Outbox) else ()
     seen = runtime.seen.recent(runtime.now())
-    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, pending)
+    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values())
+    if outbox.settled_log is not None:
+        # a restart from this snapshot re-sends its pending sends and those the log after it
+        # produces: none of the keys settled so far can be among them
+        outbox.settled_log.restart()
     for old in sorted((data / "snapshots").glob("snap-*.msgpack"))[:-2]:
         old.unlink()  # keep the two newest
     if runtime.log is not None:

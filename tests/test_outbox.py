@@ -3,10 +3,12 @@ idempotency keys; and the HTTP provider against a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from functools import partial
 
 import httpx
+import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
@@ -18,12 +20,13 @@ from starlette.routing import Route
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import Outbox
+from engine.outbox import Outbox, SettledLog
 from engine.providers import HttpProvider, MockProvider
 
 
 def sends(n: int, channel: str = "email") -> list[Send]:
-    return [Send(f"c{i}", "j", 1, "s", channel, "m", f"c{i}:j:1:s:1") for i in range(n)]
+    """``n`` sends on ``channel``, from a step of that name (keys differ across channels)."""
+    return [Send(f"c{i}", "j", 1, channel, channel, "m", f"c{i}:j:1:{channel}:1") for i in range(n)]
 
 
 def run_outbox(outbox: Outbox, items: list[Send]) -> float:
@@ -137,15 +140,66 @@ def test_http_provider_against_a_real_server_retries_and_never_delivers_a_key_tw
                     inner.start_soon(outbox.run)
                     for item in items + sends(1, "email"):
                         outbox.deliver_nowait(0.0, item)
-                    for item in items[:5]:  # re-sent after a restart: same keys
-                        outbox.deliver_nowait(0.0, item)
                     outbox.close()
                 results["outbox"] = outbox
+                again = Outbox({"sms": HttpProvider(f"{binds[0]}/send", client)}, seed=1)
+                async with trio.open_nursery() as inner:  # re-sent after a restart: same keys
+                    inner.start_soon(again.run)
+                    for item in items[:5]:
+                        again.deliver_nowait(0.0, item)
+                    again.close()
             stop.set()
 
     trio.run(main)
     outbox = results["outbox"]
     assert sorted(applied) == sorted(s.key for s in items)  # each key applied exactly once
     assert all(seen[s.key] >= 3 for s in items) and seen["rejected"] == 1  # no retry of a 400
+    assert all(seen[s.key] == 4 for s in items[:5])  # the re-sends arrived, and applied nothing
     assert [s.channel for s, _ in outbox.dead_letters] == ["email"]
     assert "HTTP 400" in outbox.dead_letters[0][1]
+
+
+def test_the_settled_log_remembers_delivered_and_dead_sends_until_a_snapshot(tmp_path):
+    path = tmp_path / "settled.log"
+    log = SettledLog(path)
+    outbox = Outbox({"email": MockProvider(), "sms": Refusing(True)}, settled_log=log, seed=1)
+    items = sends(3) + sends(1, "sms") + sends(1, "push")  # delivered, refused, no provider
+    run_outbox(outbox, items)
+    log.close()
+    with open(path, "a") as file:
+        file.write('"c9:j:1:em')  # a write torn by a crash
+    reopened = SettledLog(path)  # the next start: these need not go out again
+    assert reopened.settled_before == {s.key for s in items}
+    reopened.restart()  # a snapshot holds the state now
+    reopened.record("c0:j:2:email:1")
+    reopened.close()
+    assert SettledLog(path).settled_before == {"c0:j:2:email:1"}
+
+
+def test_a_send_handed_over_again_while_still_queued_goes_out_once():
+    provider = MockProvider()
+    outbox = Outbox({"email": provider}, seed=1)
+    run_outbox(outbox, sends(2) + sends(2))
+    assert provider.calls == 2 and outbox.delivered == 2
+
+
+def test_the_http_provider_sends_the_address_and_refuses_a_customer_without_one():
+    bodies: list[dict[str, object]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    phones = {"c0": "+15550000"}
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+            provider = HttpProvider("https://sms.example/send", client, address_of=phones.get)
+            first, second = sends(2, "sms")
+            await provider.send(first)
+            with pytest.raises(ProviderError) as refused:
+                await provider.send(second)
+            assert refused.value.permanent and "no sms address for 'c1'" in str(refused.value)
+
+    trio.run(main)
+    assert [body["to"] for body in bodies] == ["+15550000"]  # c1 was never posted

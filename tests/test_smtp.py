@@ -3,12 +3,12 @@ and stops on purchase."""
 
 from __future__ import annotations
 
-import socket
 import tomllib
 
 import pytest
 import trio
 from aiosmtpd.controller import Controller
+from local_providers import SmtpInbox, free_port
 
 from actors.messages import Event, Exited, Identified
 from engine.outbox import Outbox
@@ -40,24 +40,9 @@ end = true
 """
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], str]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode()))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_cart_emails_go_through_smtp_and_stop_on_purchase():
-    inbox = Inbox()
+    inbox = SmtpInbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
