@@ -51,7 +51,7 @@ class CountingProvider:
         self.mark_header = mark_header
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str | None, dict[str, Any]]] = []  # (key, mark, body)
-        self.applied: dict[str, int] = {}  # key -> times applied (1, for a provider honouring keys)
+        self.applied: set[str] = set()  # keys applied: each once, as the provider honours keys
         self.headers: list[dict[str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -91,7 +91,7 @@ class CountingProvider:
             self.headers.append(headers)
             if key in self.applied:
                 return False
-            self.applied[key] = 1
+            self.applied.add(key)
             return True
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -96,6 +96,11 @@ def test_serve_refuses_to_start_without_a_write_key(tmp_path):
     assert done.returncode == 2 and "write key" in done.stderr and "Traceback" not in done.stderr
 
 
+def send_key(customer: str, channel: str) -> str:
+    """The idempotency key of a timed_sends.toml send: the email is the entry's 1st, the SMS its 2nd."""
+    return f"{customer}:thanks:1:{channel}:{1 if channel == 'email' else 2}"
+
+
 def crash_config(provider_url: str, run: int, workers: int) -> str:
     """Email and SMS through the counting provider, each request marked with the engine's run."""
     headers = f'{{ Authorization = "Bearer test-key", X-Engine-Run = "{run}" }}'
@@ -150,7 +155,7 @@ def test_kill_9_at_random_moments_loses_no_event_forgets_no_send_and_fires_each_
         acked = [line.split() for line in acked_file.read_text().splitlines()]
         customers = sorted({who for _, who, _ in acked})
         assert len(customers) == 300  # every batch was acknowledged in the end
-        expected = {f"{c}:thanks:1:email:1" for c in customers} | {f"{c}:thanks:1:sms:2" for c in customers}
+        expected = {send_key(c, channel) for c in customers for channel in ("email", "sms")}
         missing = provider.wait_for(expected, timeout=30)  # the last timers come due meanwhile
         assert not missing, f"sends never made: {sorted(missing)[:5]}"
         stop(server, signal.SIGTERM)
@@ -173,8 +178,9 @@ def test_kill_9_at_random_moments_loses_no_event_forgets_no_send_and_fires_each_
         sent = [(e["channel"], e["detail"]) for e in profile["timeline"] if e["kind"] == "sent"]
         assert sent == [("email", "thank_you"), ("sms", "survey")], profile["customer_id"]
         assert profile["journeys"]["thanks"]["step"] is None
-    # the provider applied exactly the expected keys, each once, to the right addresses
-    assert provider.applied_keys() == expected and set(provider.applied.values()) == {1}
+    # the provider applied exactly the expected keys (each once: it honours keys), to the right
+    # addresses
+    assert provider.applied_keys() == expected
     assert all(body["to"] == (f"{body['customer']}@example.com" if body["channel"] == "email"
                               else profiles[body["customer"]]["traits"]["phone"])
                for _, _, body in provider.requests)
@@ -190,9 +196,8 @@ def test_kill_9_at_random_moments_loses_no_event_forgets_no_send_and_fires_each_
     # the kills did find sends made but not yet settled, which a later run sent: the re-send path
     # at restart was exercised (the timers that came due while the engine was down fire together
     # at restart, and queue up for a provider taking 50 ms a call)
-    made_in = {f"{p['customer_id']}:thanks:1:{e['channel']}:{1 if e['channel'] == 'email' else 2}":
-               bisect.bisect(killed_at, e["at"]) for p in profiles.values()
-               for e in p["timeline"] if e["kind"] == "sent"}
+    made_in = {send_key(p["customer_id"], e["channel"]): bisect.bisect(killed_at, e["at"])
+               for p in profiles.values() for e in p["timeline"] if e["kind"] == "sent"}
     resent = sum(1 for key, run in made_in.items() if min(runs_of[key]) > run)
     assert resent > 0
     print(f"\n{len(provider.requests)} requests for {len(expected)} sends after {kills} kills: "
