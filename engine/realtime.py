@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-from heapq import heappop
 from collections.abc import Callable, Sequence
 
 import anyio
@@ -173,11 +172,8 @@ class RealtimeRuntime:
                         continue  # a retry of what was already applied
                     fresh_ids.append(mid)
                 work.append((customer_id, message, mid))
-        timers, due = self.timers, self.timers.due
-        fired = 0
-        while fired < TIMERS_PER_BATCH and timers.peek_time() <= now:  # the rest: next round
-            work.append((*heappop(due)[3:], None))  # (customer, TimerFired, no id)
-            fired += 1
+        for _, _, _, customer_id, timer in self.timers.pop_due(now, TIMERS_PER_BATCH):  # the rest:
+            work.append((customer_id, timer, None))  # next round
         lsn = self.applied_lsn
         if self.log is not None and work:
             if self.log.fsync == "none":

@@ -5,11 +5,12 @@ Never a task, coroutine or SimPy process per customer or per timer. Items are tu
 priority first, then first scheduled first (as in SimPy's own kernel), so runs are deterministic.
 
 Structure: a bucketed timing wheel. Items go into buckets of ``width`` seconds (a dict of lists,
-appends only); a heap of bucket numbers says which bucket is next; only the bucket being drained
-is a heap of items. A heap over all pending items costs a tuple comparison per level, about 18
-levels at 200k pending; the wheel keeps each item's heap work to the few dozen items of its
-bucket. Cancelling is lazy: a cancelled timer stays queued and the actor ignores it by its
-version stamp.
+appends only); a heap of bucket numbers says which bucket is next. The bucket being drained is
+sorted once (in C; items are mostly appended in time order already, which the sort exploits) and
+consumed from its end, so a pop costs no comparison at all, however many items share the bucket
+(a broadcast: a million timers due the same minute). Items pushed into the bucket being drained,
+or earlier, go to a small heap that ``pop`` merges in. Cancelling is lazy: a cancelled timer stays
+queued and the actor ignores it by its version stamp.
 """
 
 from __future__ import annotations
@@ -28,18 +29,19 @@ class TimerQueue:
         width: bucket width in seconds.
     """
 
-    __slots__ = ("_width", "_buckets", "_keys", "_current", "_current_key", "_seq")
+    __slots__ = ("_width", "_buckets", "_keys", "_current", "_late", "_current_key", "_seq")
 
     def __init__(self, width: float = 60.0) -> None:
         self._width = width
         self._buckets: dict[int, list[Item]] = {}
         self._keys: list[int] = []  # heap of the numbers of non-empty future buckets
-        self._current: list[Item] = []  # heap: the bucket being drained (and anything earlier)
+        self._current: list[Item] = []  # the bucket being drained, sorted last-first
+        self._late: list[Item] = []  # heap: pushed into the bucket being drained, or earlier
         self._current_key = -(1 << 62)
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._current) + sum(len(bucket) for bucket in self._buckets.values())
+        return len(self._current) + len(self._late) + sum(len(b) for b in self._buckets.values())
 
     def push(self, at: float, customer: int, payload: Any, priority: int = 0) -> None:
         """Schedule ``payload`` for ``customer`` at ``at``."""
@@ -47,7 +49,7 @@ class TimerQueue:
         item = (at, -priority, seq, customer, payload)
         key = int(at // self._width)
         if key <= self._current_key:
-            heapq.heappush(self._current, item)
+            heapq.heappush(self._late, item)
             return
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -56,26 +58,21 @@ class TimerQueue:
         else:
             bucket.append(item)
 
-    @property
-    def due(self) -> list[Item]:
-        """The heap of the bucket being drained: the same list object for the queue's lifetime.
-
-        A hot loop may read ``due[0]`` and ``heapq.heappop(due)`` directly while ``due`` is not
-        empty, and call ``peek_time`` when it is (which moves the next bucket in).
-        """
-        return self._current
-
     def peek_time(self) -> float:
         """When the next item is due (infinity when nothing is pending)."""
-        current = self._current
+        current, late = self._current, self._late
         if not current:
+            if late:
+                return late[0][0]
             if not self._keys:
                 return math.inf
             key = heapq.heappop(self._keys)
             current[:] = self._buckets.pop(key)
-            heapq.heapify(current)
+            current.sort(reverse=True)
             self._current_key = key
-        return current[0][0]
+        if late and late[0] < current[-1]:
+            return late[0][0]
+        return current[-1][0]
 
     def pop(self) -> Item:
         """Remove and return the next item ``(at, -priority, seq, customer, payload)``.
@@ -85,4 +82,32 @@ class TimerQueue:
         """
         if self.peek_time() == math.inf:
             raise IndexError("pop from an empty TimerQueue")
-        return heapq.heappop(self._current)
+        current, late = self._current, self._late
+        if late and (not current or late[0] < current[-1]):
+            return heapq.heappop(late)
+        return current.pop()
+
+    def pop_due(self, now: float, limit: int) -> list[Item]:
+        """Remove and return the items due at or before ``now``, in order, at most ``limit``."""
+        out: list[Item] = []
+        current, late = self._current, self._late
+        while len(out) < limit and self.peek_time() <= now:
+            if late:
+                out.append(self.pop())
+                continue
+            # no late items: take a run of the sorted bucket at once, from its end
+            take = min(limit - len(out), len(current))
+            if current[-take][0] > now:  # not all due: find where the due ones start
+                lo, hi = len(current) - take, len(current) - 1
+                while lo < hi:  # first index whose item is due (times fall towards the end)
+                    mid = (lo + hi) // 2
+                    if current[mid][0] <= now:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                take = len(current) - lo
+            run = current[-take:]
+            del current[-take:]
+            run.reverse()
+            out.extend(run)
+        return out

@@ -17,7 +17,6 @@ reachability.
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -140,14 +139,14 @@ class Simulation:
         env, queue, actors, world, metrics = self.env, self.queue, self.actors, self.world, self.metrics
         program, population, agents = self.scenario.program, self.population, self.agents
         horizon, tick = self.horizon, self.tick
-        push, peek_time, due, heappop = queue.push, queue.peek_time, queue.due, heapq.heappop
+        push, peek_time, pop = queue.push, queue.peek_time, queue.pop
         tz_offsets, reaches, trace = population.tz_offset, population.reach, self.trace
         shared_tz: dict[float, float] = {}
         on_wake, on_send, observe = world.on_wake, world.on_send, metrics.observe
         next_report = 3600.0 if on_progress is not None else math.inf
         handled, wakes = self.handled, self.wakes
         while True:
-            at = due[0][0] if due else peek_time()
+            at = peek_time()
             if agents.open_cases and env.peek() <= at and env.peek() <= horizon:
                 self.handled, self.wakes = handled, wakes
                 yield env.timeout(env.peek() - env.now)  # agent queues first, in time order
@@ -161,7 +160,7 @@ class Simulation:
             if at >= next_report:
                 on_progress(at)  # type: ignore[misc]
                 next_report = at - at % 3600.0 + 3600.0
-            _, _, _, customer, payload = heappop(due)
+            _, _, _, customer, payload = pop()
             if type(payload) is tuple:
                 wakes += 1
                 messages = on_wake(customer, payload, at)  # what the customer does right now

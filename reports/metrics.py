@@ -16,16 +16,21 @@ import numpy as np
 
 from actors.journey import Program
 from actors.messages import (
+    Advanced,
+    Cancel,
     Converted,
     DeliveryReceipt,
     Effect,
     Entered,
     Escalated,
     Exited,
+    Schedule,
     Send,
     Suppressed,
 )
 from reports.stats import two_proportions
+
+_UNTALLIED = frozenset({Advanced, Schedule, Cancel})
 
 
 class JourneyTally:
@@ -71,6 +76,8 @@ class RunMetrics:
         """Fold effects into the per-journey tallies only (a runtime with no population numbers)."""
         for effect in effects:
             kind = type(effect)
+            if kind in _UNTALLIED:
+                continue  # the commonest effects: say nothing the tallies count
             if kind is Send:
                 self.journeys[effect.journey].sends[effect.channel] += 1  # type: ignore[union-attr]
             elif kind is Suppressed:

@@ -73,3 +73,29 @@ def test_matches_a_plain_sort_under_interleaved_pushes_and_pops(
     popped.extend(item[:3] for item in drain(queue))
     assert sorted(set(popped)) == sorted(popped)  # nothing popped twice
     assert len(popped) == len(items)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, 5.0, 30.0, 59.0, 61.0, 200.0]), st.integers(-2, 2)), max_size=200
+    ),
+    st.lists(st.tuples(st.floats(0, 300), st.integers(1, 50)), max_size=20),
+)
+def test_pop_due_takes_the_due_items_in_order_whatever_the_limit(
+    items: list[tuple[float, int]], rounds: list[tuple[float, int]]
+) -> None:
+    queue, reference = TimerQueue(width=60.0), TimerQueue(width=60.0)
+    for at, priority in items:  # many items share a time, as in a broadcast
+        queue.push(at, 0, None, priority)
+        reference.push(at, 0, None, priority)
+    taken = []
+    for now, limit in sorted(rounds):
+        batch = queue.pop_due(now, limit)
+        assert len(batch) <= limit and all(item[0] <= now for item in batch)
+        if len(batch) < limit:
+            assert queue.peek_time() > now  # nothing due was left behind
+        taken.extend(batch)
+        queue.push(now + 1.0, 0, None)  # a late push, into the bucket being drained
+        reference.push(now + 1.0, 0, None)
+    taken.extend(drain(queue))
+    assert [item[:3] for item in taken] == [item[:3] for item in drain(reference)]
