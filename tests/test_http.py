@@ -104,6 +104,12 @@ def test_auth_limits_malformed_input_and_duplicates(tmp_path):
         ]}
         rejected = await client.post("/v1/batch", json=half_bad)
         assert rejected.status_code == 400 and rejected.json()["field"] == "batch[1].userId"
+        wrong_type = {"writeKey": KEY, "batch": [
+            {"type": "track", "userId": "u4", "event": "cart_add", "messageId": "d5"},
+            {"type": "track", "userId": "u4", "event": "cart_add", "properties": [80]},  # no object
+        ]}
+        mistyped = await client.post("/v1/batch", json=wrong_type)
+        assert mistyped.status_code == 400 and mistyped.json()["field"] == "batch[1]"
         no_event = await client.post("/v1/track", json={"userId": "u2", "writeKey": KEY})
         assert no_event.status_code == 400 and no_event.json()["field"] == "event"
 
@@ -111,7 +117,7 @@ def test_auth_limits_malformed_input_and_duplicates(tmp_path):
     logged = list(WriteAheadLog(tmp_path / "wal", fsync="none").replay())
     events = [(cid, m.name) for _, _, cid, m, _ in logged if not isinstance(m, TimerFired)]
     assert events == [("u2", "cart_add")]
-    assert "u3" not in runtime.actors  # nothing of a rejected batch was applied
+    assert "u3" not in runtime.actors and "u4" not in runtime.actors  # nothing of a rejected batch
 
 
 def test_a_full_inbox_answers_429_with_retry_after_and_then_accepts(tmp_path):
