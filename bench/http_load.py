@@ -116,15 +116,19 @@ def batch_requests(host: str, port: int, events: int, batch: int, users: int, se
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
-def _status(buffer: bytearray) -> int | None:
-    """The status of the response in ``buffer`` once it is whole, else None."""
+def _answer(buffer: bytearray) -> tuple[int, bool] | None:
+    """The status of the response in ``buffer`` and whether the service closes the connection
+    after it (hypercorn does after 1,000 requests on one), once it is whole; else None."""
     head_end = buffer.find(b"\r\n\r\n")
     if head_end < 0:
         return None
-    found = _LENGTH.search(buffer, 0, head_end)
+    head = bytes(buffer[:head_end]).lower()
+    found = _LENGTH.search(head)
     if found is None:
-        raise RuntimeError(f"an answer without content-length: {bytes(buffer[:head_end])!r}")
-    return int(buffer[9:12]) if len(buffer) >= head_end + 4 + int(found.group(1)) else None
+        raise RuntimeError(f"an answer without content-length: {head!r}")
+    if len(buffer) < head_end + 4 + int(found.group(1)):
+        return None
+    return int(head[9:12]), b"\r\nconnection: close" in head
 
 
 def drive(host: str, port: int, events: int, batch: int, users: int, connections: int, seconds: float,
@@ -149,32 +153,41 @@ def drive(host: str, port: int, events: int, batch: int, users: int, connections
         pending[sock] = (index, time.perf_counter(), bytearray())
         sock.sendall(requests[index])
 
+    def connect() -> None:
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        selector.register(sock, selectors.EVENT_READ, data=sock)
+        send_next(sock)
+
     started, cpu = time.perf_counter(), time.process_time()
     deadline = started + seconds
     for _ in range(connections):
-        sock = socket.create_connection((host, port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        selector.register(sock, selectors.EVENT_READ)
-        send_next(sock)
+        connect()
     while selector.get_map():
         if time.perf_counter() > deadline + 60.0:
             raise RuntimeError(f"no answer for {len(pending)} requests a minute after the deadline")
         for key, _ in selector.select(timeout=1.0):
-            sock = key.fileobj  # type: ignore[assignment]
+            sock = key.data
             index, sent_at, buffer = pending[sock]
             chunk = sock.recv(65536)
             if not chunk:
                 raise RuntimeError("the service closed a connection")
             buffer += chunk
-            status = _status(buffer)
-            if status is None:
+            answer = _answer(buffer)
+            if answer is None:
                 continue
+            status, closing = answer
             latencies.append(time.perf_counter() - sent_at)
             statuses[status] = statuses.get(status, 0) + 1
             if 200 <= status < 300:
                 acknowledged += sizes[index]
             del pending[sock]
-            send_next(sock)
+            if closing:  # go on over a new connection
+                selector.unregister(sock)
+                sock.close()
+                connect()
+            else:
+                send_next(sock)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"wall": wall, "load_cpu": cpu, "acknowledged": acknowledged, "latencies": latencies,
             "statuses": statuses, "requests": len(latencies)}
