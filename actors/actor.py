@@ -360,6 +360,10 @@ class Actor:
                     at = next_local_time(now, self.profile.tz_offset, step.until or 0.0)
                 self._schedule(journey, run, at, effects)
                 return
+            elif kind is EndStep:
+                run.step, run.due_at = None, 0.0
+                effects.append(Exited(journey.id, "end"))
+                return
             elif isinstance(step, BranchStep):
                 step_id = self._choose_branch(step, run, now)
             elif isinstance(step, SplitStep):
@@ -372,10 +376,6 @@ class Actor:
                 timeline = self.profile.timeline()
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
-            elif isinstance(step, EndStep):
-                run.step, run.due_at = None, 0.0
-                effects.append(Exited(journey.id, "end"))
-                return
 
     def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
         run.version += 1

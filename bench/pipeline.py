@@ -3,7 +3,8 @@
     python -m bench.pipeline --actors 1000000 --rate 100000 --seconds 5
 
 Loads N actors, then a producer task hands the runtime ``rate`` events a second (in 1-ms
-chunks, ``ingest_nowait``) for ``seconds``; each event enters a journey that sends at once, and
+batches, ``ingest_batch_nowait``, as an ingestion edge hands over each request's events) for
+``seconds``; each event enters a journey that sends at once, and
 an adapter stamps each send. Reports the achieved rate, refusals (a full inbox), and latency
 percentiles from acceptance to hand-over, with the bare-loop ceiling of the same run.
 """
@@ -24,6 +25,7 @@ from actors.messages import Escalated, Event, Send
 from actors.profile import Profile
 from bench.ceiling import measure
 from bench.report import report
+from engine.memory import freeze_long_lived
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import scenario_from_document
 
@@ -73,6 +75,7 @@ def main(
         loaded[cid] = actor = Actor(program, Profile(cid))
         actor.handle(ping, -10.0)
     runtime.restore(loaded, [])
+    freeze_long_lived()
     offered = refused = 0
 
     async def producer() -> None:
@@ -83,15 +86,17 @@ def main(
         while (now := trio.current_time()) - start < seconds:
             due = int((now - start) * rate)
             while offered < due:
+                batch = []
                 for _ in range(min(chunk, due - offered)):
                     cid = ids[index % actors]
                     index += 1
                     accepted[cid] = time.perf_counter()
-                    try:
-                        runtime.ingest_nowait(cid, ping)
-                    except anyio.WouldBlock:
-                        refused += 1
-                    offered += 1
+                    batch.append((cid, ping))
+                try:
+                    runtime.ingest_batch_nowait(batch)  # as an edge hands over a request's events
+                except anyio.WouldBlock:
+                    refused += len(batch)
+                offered += len(batch)
                 await trio.sleep(0)
             await trio.sleep(0.001)
         runtime.close()

@@ -119,6 +119,15 @@ class RealtimeRuntime:
         """
         self._inbox.send_nowait(([(customer_id, message, message_id)], None))
 
+    def ingest_batch_nowait(self, entries: Sequence[Submitted]) -> None:
+        """Queue a batch of ``(customer_id, message[, message_id])`` as one item: an edge that
+        receives events in batches hands each over in one go (one wake-up, one queue slot).
+
+        Raises:
+            anyio.WouldBlock: the engine is saturated; retry later.
+        """
+        self._inbox.send_nowait((entries, None))
+
     async def ingest(self, customer_id: str, message: Message, message_id: str | None = None) -> None:
         """Queue a message, waiting while the engine is saturated."""
         await self._inbox.send(([(customer_id, message, message_id)], None))
@@ -165,13 +174,16 @@ class RealtimeRuntime:
         fresh_ids: list[str] = []
         seen = self.seen
         for entries, _ in batches:
-            for customer_id, message, *message_id in entries:
-                mid = message_id[0] if message_id else None
+            for entry in entries:
+                if len(entry) == 2:
+                    work.append((*entry, None))
+                    continue
+                mid = entry[2]
                 if mid is not None:
                     if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
                     fresh_ids.append(mid)
-                work.append((customer_id, message, mid))
+                work.append(entry)  # type: ignore[arg-type]
         for _, _, _, customer_id, timer in self.timers.pop_due(now, TIMERS_PER_BATCH):  # the rest:
             work.append((customer_id, timer, None))  # next round
         lsn = self.applied_lsn

@@ -33,6 +33,7 @@ from hypercorn.trio import serve
 
 from actors.messages import DeliveryReceipt
 from engine.http import create_app
+from engine.memory import freeze_long_lived
 from engine.outbox import Outbox, OutboxSettings, Provider, SettledLog
 from engine.providers import (
     AddressOf,
@@ -101,6 +102,7 @@ async def run_service(
         outbox = Outbox(providers, rates=rates, settled_log=settled, **options)
         runtime = RealtimeRuntime(scenario.program, outbox, log=log)
         runtime.restore(recovered.actors, recovered.timers, recovered.seen)
+        freeze_long_lived()
         for send in recovered.resend:  # not known to be settled before the stop: again, same keys
             if send.key not in settled.settled_before:
                 outbox.deliver_nowait(0.0, send)
