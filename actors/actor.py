@@ -11,6 +11,9 @@ then walks every journey the message concerns, in journey priority order (highes
                      journey's wait_for
     Identified       traits and reachability
 
+``absorb`` folds another actor of the same person into this one (an identity merge): a
+runtime applies a ``Merged`` message with it, since that needs both actors.
+
 A walk runs instant steps (send, branch, split, update, escalate) until the run stops on a step
 that waits (wait, wait_for, or a send deferred by policy), or ends. So an active run always has
 exactly one live timer, whose version is ``run.version``; older timers are ignored when they fire.
@@ -188,7 +191,7 @@ class Actor:
             self._on_receipt(message, now, effects)
         elif isinstance(message, Identified):
             self._on_identified(message)
-        else:
+        else:  # (a Merged message needs the other actor: runtimes apply it with ``absorb``)
             raise EngineInternalError(f"actor {self.customer_id!r}: unknown message {message!r}")
         return effects
 
@@ -268,6 +271,41 @@ class Actor:
                 profile.consent |= CHANNEL_BIT[channel]
             else:
                 profile.withdraw_consent(channel)
+
+    def absorb(self, other: Actor, now: float) -> list[Effect]:
+        """Take over the history of ``other``, found to be the same person (identify or alias).
+
+        The profiles fold together (``Profile.absorb``). Journey by journey, this actor's
+        active run stays; where it has none, ``other``'s active run moves over (numbered after
+        this actor's own entries, so idempotency keys cannot repeat); ``other``'s runs that do
+        not move end with reason ``merged``. Every active run afterwards gets a new timer
+        version and is scheduled again at its due time, so the timers still queued for
+        ``other`` (a runtime routes them here) are stale and ignored. Pending in-app messages
+        join this actor's. ``other`` is not used again.
+        """
+        effects: list[Effect] = []
+        self.profile.absorb(other.profile, keep_sends_after=now - self.program.send_horizon)
+        if other.runs is not None:
+            if self.runs is None:
+                self.runs = [None] * len(self.program.journeys)
+            for journey, theirs in zip(self.program.journeys, other.runs, strict=True):
+                mine = self.runs[journey.index]
+                if theirs is None or theirs.step is None:
+                    continue
+                if mine is not None and mine.step is not None:
+                    effects.append(Exited(journey.id, "merged"))  # the other person's run ends
+                    mine.version = max(mine.version, theirs.version)
+                    continue
+                if mine is not None:
+                    theirs.entry = max(theirs.entry, mine.entry + 1)
+                    theirs.version = max(theirs.version, mine.version)
+                self.runs[journey.index] = theirs
+        for journey, run in zip(self.program.journeys, self.runs or (), strict=False):
+            if run is not None and run.step is not None:
+                self._schedule(journey, run, run.due_at, effects)
+        if other.in_app:
+            self.in_app = [*(self.in_app or ()), *other.in_app]
+        return effects
 
     # -- journey transitions ---------------------------------------------------------------------
 

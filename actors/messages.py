@@ -68,7 +68,14 @@ class DeliveryReceipt(_Record, frozen=True):
     status: str
 
 
-Message = Event | Identified | TimerFired | DeliveryReceipt
+class Merged(_Record, frozen=True):
+    """Customer ``source`` turned out to be this customer (identify or alias): their histories
+    become one. A runtime applies it with ``Actor.absorb``, since it needs both actors."""
+
+    source: str
+
+
+Message = Event | Identified | TimerFired | DeliveryReceipt | Merged
 
 
 # -- effects out ---------------------------------------------------------------------------------

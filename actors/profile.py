@@ -181,8 +181,12 @@ class Profile:
         times.append(at)
         # interning shares one label among every customer with the same interaction
         whats.append(sys.intern(f"{kind}{_SEP}{channel}{_SEP}{detail}"))
-        if len(whats) <= TIMELINE_LIMIT:
-            return
+        if len(whats) > TIMELINE_LIMIT:
+            self._trim(keep_sends_after)
+
+    def _trim(self, keep_sends_after: float) -> None:
+        times, whats = self.timeline_at, self.timeline_what
+        assert times is not None and whats is not None
         index = 0
         while len(whats) > TIMELINE_LIMIT and index < len(whats):
             if times[index] > keep_sends_after and whats[index].startswith(_SENT_PREFIX):
@@ -217,6 +221,47 @@ class Profile:
         if self.traits is None:
             self.traits = {}
         self.traits.update(traits)
+
+    def absorb(self, other: Profile, keep_sends_after: float) -> None:
+        """Fold another profile of the same person into this one (an identity merge).
+
+        This profile's traits win, ``other``'s fill the gaps; an address known on either side
+        counts, and an unsubscribe on either side stands; engagement counters and purchases
+        add up, the later of each timestamp is kept; the timelines interleave by time and are
+        trimmed as ``note`` trims (marketing sends after ``keep_sends_after`` stay).
+        """
+        if other.traits:
+            self.traits = {**other.traits, **(self.traits or {})}
+        self.reach |= other.reach
+        self.consent &= other.consent
+        if other.engagement is not None:
+            mine = self.engagement if self.engagement is not None else array("d")
+            theirs = other.engagement
+            if len(mine) < len(theirs):
+                mine.extend(_NO_STATS * ((len(theirs) - len(mine)) // COUNTERS))
+            for index, value in enumerate(theirs):
+                if index % COUNTERS == LAST_ENGAGED:
+                    mine[index] = max(mine[index], value)
+                else:
+                    mine[index] += value
+            self.engagement = mine
+        self.purchases += other.purchases
+        self.revenue += other.revenue
+        if other.last_purchase_at is not None:
+            self.last_purchase_at = max(self.last_purchase_at or _NEVER, other.last_purchase_at)
+        if other.cooldowns is not None:
+            for index, started in enumerate(other.cooldowns):
+                if started > (self.cooldown_started(index) or _NEVER):
+                    self.start_cooldown(index, started)
+        if other.timeline_at is not None and other.timeline_what is not None:
+            entries = sorted(  # by time; on a tie this profile's entry first (a stable sort)
+                [*zip(self.timeline_at or (), self.timeline_what or (), strict=True),
+                 *zip(other.timeline_at, other.timeline_what, strict=True)],
+                key=lambda entry: entry[0],
+            )
+            self.timeline_at = array("d", [at for at, _ in entries])
+            self.timeline_what = [what for _, what in entries]
+            self._trim(keep_sends_after)
 
     def start_cooldown(self, index: int, at: float) -> None:
         """Remember that the policy's cool-down number ``index`` started at ``at``."""

@@ -1,0 +1,84 @@
+"""Identity merge in the core: an anonymous visitor's history folds into the known profile."""
+
+from __future__ import annotations
+
+from harness import DAY, HOUR, T0, load_program, make_actor
+
+from actors.messages import DeliveryReceipt, Event, Exited, Identified, Schedule, Send, TimerFired
+from actors.profile import CHANNEL_BIT
+
+
+def test_an_anonymous_cart_run_moves_to_the_known_profile_and_sends_under_its_id():
+    program = load_program()
+    visitor, known = make_actor(program, "anon-1"), make_actor(program, "ada", channels=("email",))
+    visitor.handle(Event("cart_add", {"value": 80}), T0)
+    old_timer = visitor.live_timers()[0]
+    known.handle(Identified({"name": "Ada"}, {}, {}), T0 + 60)
+
+    effects = known.absorb(visitor, T0 + 120)
+
+    [moved] = [e for e in effects if isinstance(e, Schedule)]
+    assert moved.at == old_timer.at and moved.version > old_timer.version
+    assert known.handle(TimerFired(old_timer.journey, old_timer.version), old_timer.at) == []  # stale
+    fired = known.handle(TimerFired(moved.journey, moved.version), moved.at)
+    sends = [e for e in fired if isinstance(e, Send)]
+    assert [s.customer for s in sends] == ["ada"] and sends[0].key.startswith("ada:")
+    assert known.profile.traits == {"name": "Ada"}
+    assert known.profile.reach & CHANNEL_BIT["push"]  # the visitor's push token counts too
+    kinds = [kind for _, kind, _, _ in known.profile.timeline()]
+    assert kinds[:2] == ["event", "sent"]  # the visitor's cart, then the send to Ada
+
+
+def test_counters_add_up_unsubscribes_stand_and_the_known_traits_win():
+    program = load_program()
+    visitor, known = make_actor(program, "anon-2"), make_actor(program, "bo")
+    visitor.handle(Event("cart_add", {"value": 10}), T0)  # below the entry threshold
+    visitor.handle(Event("purchase", {"value": 30}), T0 + HOUR)
+    visitor.handle(Identified({"plan": "free", "city": "Oslo"}, {}, {"sms": False}), T0 + HOUR)
+    visitor.handle(DeliveryReceipt("cart_abandonment", 1, "email", "m", "clicked"), T0 + 2 * HOUR)
+    known.handle(Identified({"plan": "pro"}, {}, {}), T0)
+    known.handle(Event("purchase", {"value": 12}), T0 + DAY)
+    known.handle(DeliveryReceipt("cart_abandonment", 1, "email", "m", "clicked"), T0 + DAY)
+
+    known.absorb(visitor, T0 + 2 * DAY)
+
+    profile = known.profile
+    assert profile.traits == {"plan": "pro", "city": "Oslo"}
+    assert profile.purchases == 2 and profile.revenue == 42.0 and profile.last_purchase_at == T0 + DAY
+    assert not profile.has_consent("sms") and profile.has_consent("email")
+    assert profile.channel_stats("email")[3] == 2  # clicks from both sides
+    times = [at for at, *_ in profile.timeline()]
+    assert times == sorted(times)
+    known.check_invariants()
+
+
+def test_when_both_are_in_a_journey_the_known_run_stays_and_the_other_ends():
+    program = load_program()
+    visitor, known = make_actor(program, "anon-3"), make_actor(program, "cy")
+    visitor.handle(Event("cart_add", {"value": 80}), T0)
+    known.handle(Event("cart_add", {"value": 90}), T0 + 10)
+    mine = known.runs_by_id()["cart_abandonment"]
+    entry, due = mine.entry, mine.due_at
+
+    effects = known.absorb(visitor, T0 + 20)
+
+    assert Exited("cart_abandonment", "merged") in effects
+    run = known.runs_by_id()["cart_abandonment"]
+    assert (run.entry, run.due_at) == (entry, due)
+    [timer] = [e for e in effects if isinstance(e, Schedule)]
+    visitor_version = visitor.live_timers()[0].version
+    assert timer.version > visitor_version  # the visitor's queued timer can never match
+    known.check_invariants()
+
+
+def test_a_moved_run_is_numbered_after_the_known_customers_own_entries():
+    program = load_program()
+    visitor, known = make_actor(program, "anon-4"), make_actor(program, "di")
+    known.handle(Event("cart_add", {"value": 50}), T0)
+    known.handle(Event("purchase", {"value": 50}), T0 + 60)  # exits: run inactive, entry 1
+    visitor.handle(Event("cart_add", {"value": 70}), T0 + 8 * DAY)
+
+    known.absorb(visitor, T0 + 8 * DAY + 60)
+
+    run = known.runs_by_id()["cart_abandonment"]
+    assert run.step is not None and run.entry == 2  # keys "di:cart_abandonment:2:..." are new
