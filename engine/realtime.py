@@ -30,9 +30,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from actors.actor import Actor
 from actors.journey import Program
-from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFired
+from actors.messages import Effect, Escalated, Merged, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.channels import ChannelAdapter
+from engine.identities import Aliases
 from engine.scheduler import TimerQueue
 from engine.segment import SeenMessageIds
 from engine.wal import WriteAheadLog
@@ -80,6 +81,7 @@ class RealtimeRuntime:
         self.handled = 0
         self.applied_lsn = log.next_lsn - 1 if log is not None else 0  # state includes the log to here
         self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
+        self.aliases = Aliases()  # ids merged into others (identify, alias)
         self.metrics = RunMetrics(program, 0)  # journey tallies, as the simulation keeps them
         self._inbox, self._outbox = anyio.create_memory_object_stream[Batch](buffer)
 
@@ -88,11 +90,13 @@ class RealtimeRuntime:
         actors: dict[str, Actor],
         timers: list[tuple[str, Schedule]],
         seen: dict[str, float] | None = None,
+        aliases: dict[str, str] | None = None,
     ) -> None:
-        """Take over recovered actors and message ids, and re-arm the actors' live timers
-        (overdue ones fire at once)."""
+        """Take over recovered actors, message ids and aliases, and re-arm the actors' live
+        timers (overdue ones fire at once)."""
         self.actors = actors
         self.seen.restore(seen or {})
+        self.aliases = Aliases(aliases)
         for customer_id, timer in timers:
             self._arm(customer_id, timer)
 
@@ -173,19 +177,24 @@ class RealtimeRuntime:
         work: list[tuple[str, Message, str | None]] = []
         fresh_ids: list[str] = []
         seen = self.seen
+        aliases = self.aliases.of
         for entries, _ in batches:
             for entry in entries:
-                if len(entry) == 2:
-                    work.append((*entry, None))
-                    continue
-                mid = entry[2]
+                mid = entry[2] if len(entry) == 3 else None  # type: ignore[misc]
                 if mid is not None:
                     if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
                     fresh_ids.append(mid)
-                work.append(entry)  # type: ignore[arg-type]
+                if entry[0] in aliases:  # a merged id: its messages go to whom it merged into
+                    work.append((self.aliases.resolve(entry[0]), entry[1], mid))
+                elif len(entry) == 2:
+                    work.append((*entry, None))
+                else:
+                    work.append(entry)  # type: ignore[arg-type]
         for _, _, _, customer_id, timer in self.timers.pop_due(now, TIMERS_PER_BATCH):  # the rest:
-            work.append((customer_id, timer, None))  # next round
+            if customer_id in aliases:  # next round
+                customer_id = self.aliases.resolve(customer_id)  # stale there: it is ignored
+            work.append((customer_id, timer, None))
         lsn = self.applied_lsn
         if self.log is not None and work:
             if self.log.fsync == "none":
@@ -210,7 +219,10 @@ class RealtimeRuntime:
             actor = actors.get(customer_id)
             if actor is None:
                 actor = actors[customer_id] = Actor(program, profiles(customer_id))
-            effects = actor.handle(message, now)
+            if type(message) is Merged:
+                effects = self.aliases.merge(actors, actor, message.source, now)
+            else:
+                effects = actor.handle(message, now)
             if not effects:
                 continue
             for effect in effects:

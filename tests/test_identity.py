@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness import DAY, HOUR, T0, load_program, make_actor
 
 from actors.messages import DeliveryReceipt, Event, Exited, Identified, Schedule, Send, TimerFired
-from actors.profile import CHANNEL_BIT
+from actors.profile import CHANNEL_BIT, Profile
 
 
 def test_an_anonymous_cart_run_moves_to_the_known_profile_and_sends_under_its_id():
@@ -82,3 +82,38 @@ def test_a_moved_run_is_numbered_after_the_known_customers_own_entries():
 
     run = known.runs_by_id()["cart_abandonment"]
     assert run.step is not None and run.entry == 2  # keys "di:cart_abandonment:2:..." are new
+
+
+def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_customer():
+    import trio
+    import trio.testing
+
+    from actors.messages import Merged
+    from engine.channels import MockChannel
+    from engine.realtime import RealtimeRuntime
+
+    program = load_program()
+    channel = MockChannel()
+    reach = CHANNEL_BIT["push"] | CHANNEL_BIT["email"]
+
+    def profile_of(customer_id: str) -> Profile:
+        return Profile(customer_id, reach=reach)
+
+    async def main() -> RealtimeRuntime:
+        runtime = RealtimeRuntime(program, channel, profiles=profile_of, epoch=T0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            runtime.ingest_nowait("anon-9", Event("cart_add", {"value": 80}))  # a 1-hour wait
+            await trio.sleep(600)
+            runtime.ingest_batch_nowait([("eve", Merged("anon-9")), ("eve", Identified({"n": 1}, {}, {}))])
+            await trio.sleep(60)
+            runtime.ingest_nowait("anon-9", Event("page_view"))  # a late message for the old id
+            await trio.sleep(2 * HOUR)
+            runtime.close()
+        return runtime
+
+    runtime = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+    assert set(runtime.actors) == {"eve"} and runtime.aliases.resolve("anon-9") == "eve"
+    [(at, send)] = channel.delivered  # the visitor's queued timer was stale; eve's fired once
+    assert isinstance(send, Send) and send.customer == "eve" and at == T0 + HOUR

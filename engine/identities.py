@@ -1,0 +1,42 @@
+"""Identity merges at the runtime level: which customer ids became other names of whom.
+
+When an anonymous visitor identifies (Segment ``identify`` with both ids) or one id is aliased
+to another (``alias``), the edge hands the known customer a ``Merged(source)`` message. The
+runtime applies it here, because it needs both actors: the source's actor folds into the
+target's (``Actor.absorb``) and leaves the table, and the source id becomes an alias, so every
+later message for it (events, receipts, the timers still queued for it) reaches the target. The
+write-ahead log holds the ``Merged`` messages and the snapshots the alias table, so a restart
+routes the same way.
+"""
+
+from __future__ import annotations
+
+from actors.actor import Actor
+from actors.messages import Effect
+
+
+class Aliases:
+    """Customer ids merged into others: ``source -> target`` (targets may merge again later)."""
+
+    def __init__(self, known: dict[str, str] | None = None) -> None:
+        self.of: dict[str, str] = dict(known or {})
+
+    def resolve(self, customer_id: str) -> str:
+        """The id the customer's actor lives under now."""
+        of = self.of
+        while customer_id in of:
+            customer_id = of[customer_id]
+        return customer_id
+
+    def merge(self, actors: dict[str, Actor], target: Actor, source_id: str, now: float) -> list[Effect]:
+        """Fold the actor of ``source_id`` (if it exists) into ``target``; return the effects.
+
+        The source id resolves to ``target`` from now on. Merging a customer into itself, or
+        twice, changes nothing.
+        """
+        source_id = self.resolve(source_id)
+        if source_id == target.customer_id:
+            return []
+        self.of[source_id] = target.customer_id
+        source = actors.pop(source_id, None)
+        return [] if source is None else target.absorb(source, now)
