@@ -33,9 +33,9 @@ from actors.journey import Program
 from actors.messages import Effect, Escalated, Merged, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.channels import ChannelAdapter
+from engine.dedupe import SeenMessageIds
 from engine.identities import Aliases
 from engine.scheduler import TimerQueue
-from engine.segment import SeenMessageIds
 from engine.wal import WriteAheadLog
 from reports.metrics import RunMetrics
 
@@ -175,7 +175,7 @@ class RealtimeRuntime:
     async def _handle(self, batches: list[Batch]) -> None:
         now = self.now()
         work: list[tuple[str, Message, str | None]] = []
-        fresh_ids: list[str] = []
+        fresh_ids: dict[str, None] = {}  # (a dict: a batch may hold thousands)
         seen = self.seen
         aliases = self.aliases.of
         for entries, _ in batches:
@@ -184,7 +184,7 @@ class RealtimeRuntime:
                 if mid is not None:
                     if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
-                    fresh_ids.append(mid)
+                    fresh_ids[mid] = None
                 if entry[0] in aliases:  # a merged id: its messages go to whom it merged into
                     work.append((self.aliases.resolve(entry[0]), entry[1], mid))
                 elif len(entry) == 2:

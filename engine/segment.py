@@ -18,7 +18,6 @@ originalTimestamp)``, and kept as the event's ``timestamp`` property (seconds si
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -245,35 +244,3 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> Any:
     except msgspec.DecodeError as exc:
         in_batch = _CALL_AT.search(str(exc))  # a bad value inside one call names that call
         raise IngestError(f"malformed: {exc}", field=in_batch.group(1) if in_batch else field) from None
-
-
-class SeenMessageIds:
-    """Message ids applied within ``window`` seconds, so a client's retry is applied once."""
-
-    def __init__(self, window: float = 86_400.0) -> None:
-        self.window = window
-        self._seen: dict[str, float] = {}
-
-    def seen(self, message_id: str | None) -> bool:
-        """Whether this id was already applied within the window (None ids never were)."""
-        return message_id is not None and message_id in self._seen
-
-    def unseen(self, entries: list[Submission]) -> list[Submission]:
-        """The ``(customer_id, message, message_id)`` entries not applied within the window
-        (those without an id included)."""
-        seen = self._seen  # None is never a key
-        return [entry for entry in entries if entry[2] not in seen]
-
-    def restore(self, seen: dict[str, float]) -> None:
-        """Take over ids recovered from a snapshot and the log (id -> when applied)."""
-        self._seen.update(sorted(seen.items(), key=lambda item: item[1]))
-
-    def recent(self, now: float) -> dict[str, float]:
-        """The ids applied within the window before ``now`` (what a snapshot keeps)."""
-        return {k: t for k, t in self._seen.items() if t >= now - self.window}
-
-    def remember(self, message_ids: Iterable[str], now: float) -> None:
-        """Record ids that were just applied (durably), forgetting those older than the window."""
-        if self._seen and next(iter(self._seen.values())) < now - self.window:
-            self._seen = {k: t for k, t in self._seen.items() if t >= now - self.window}
-        self._seen.update(dict.fromkeys(message_ids, now))

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from actors.errors import IngestError
 from actors.messages import DeliveryReceipt, Event, Identified
-from engine.segment import MAX_BATCH_EVENTS, MAX_CALL_BYTES, SeenMessageIds, parse, to_messages
+from engine.dedupe import SeenMessageIds
+from engine.segment import MAX_BATCH_EVENTS, MAX_CALL_BYTES, parse, to_messages
 
 RECEIVED = 1_700_000_000.0
 
