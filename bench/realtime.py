@@ -4,14 +4,14 @@
 
 Loads N actors into a ``RealtimeRuntime`` (each enters the cart journey, so each has one pending
 timer), then measures: memory per actor; firing all N timers in one batch through the runtime
-(fires per second); writing a snapshot of every actor and restoring it (seconds). The bare-loop
-ceiling of the same run is printed beside, as everywhere in bench/.
+(fires per second); writing a snapshot of every actor and restoring it (seconds;
+``bench.snapshots`` measures these alone, quicker to iterate on). The bare-loop ceiling of the
+same run is printed beside, as everywhere in bench/.
 """
 
 from __future__ import annotations
 
 import gc
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -24,11 +24,11 @@ from actors.messages import Event
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
+from bench.snapshots import measure_snapshot
 from engine.channels import MockChannel
 from engine.memory import peak_rss_bytes, rss_bytes
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario
-from engine.snapshots import load_latest, write_snapshot
 
 app = typer.Typer(add_completion=False)
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
@@ -67,15 +67,7 @@ def main(
 
     fire_seconds = trio.run(fire_all)
     sends = len(channel.delivered)
-    with tempfile.TemporaryDirectory() as folder:
-        began = time.perf_counter()
-        path = write_snapshot(Path(folder), 1, loaded_actors.values())
-        write_seconds = time.perf_counter() - began
-        size = path.stat().st_size
-        began = time.perf_counter()
-        restored = load_latest(Path(folder), program)
-        restore_seconds = time.perf_counter() - began
-    assert len(restored.actors) == actors
+    snapshot = measure_snapshot(program, loaded_actors)
     ceiling = measure(3)
     result = {
         "actors": actors,
@@ -84,9 +76,9 @@ def main(
         "pending_timers": pending,
         "timer_fires_per_second": pending / fire_seconds,
         "sends_from_fired_timers": sends,
-        "snapshot_write_seconds": write_seconds,
-        "snapshot_restore_seconds": restore_seconds,
-        "snapshot_bytes": size,
+        "snapshot_write_seconds": snapshot["write_seconds"],
+        "snapshot_restore_seconds": snapshot["restore_seconds"],
+        "snapshot_bytes": int(snapshot["bytes"]),
         "ceiling_events_per_second_median": ceiling["median"],
         "peak_rss_mb": peak_rss_bytes() / 2**20,
     }

@@ -1,0 +1,88 @@
+"""Benchmark of snapshots alone: write every actor's state and restore it, N actors.
+
+    python -m bench.snapshots --actors 1000000 --repeat 3
+
+The actors are in the state ``bench.realtime`` snapshots: each entered the cart journey and its
+first timer fired (one push sent, the next wait pending), driven here straight through the pure
+core instead of the runtime, which gives the same state in a fraction of the time. Write and
+restore are each run ``repeat`` times; the medians are printed beside the bare-loop ceiling of the
+same run, as everywhere in bench/.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actors.actor import Actor
+from actors.journey import Program
+from actors.messages import Event, TimerFired
+from actors.profile import CHANNEL_BIT, Profile
+from bench.ceiling import measure
+from bench.report import report
+from engine.scenario_files import load_scenario
+from engine.snapshots import load_latest, write_snapshot
+
+app = typer.Typer(add_completion=False)
+REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
+
+
+def cart_actors(program: Program, count: int) -> dict[str, Actor]:
+    """``count`` actors that entered the cart journey and had their first timer fire."""
+    cart = Event("cart_add", {"value": 50.0})
+    actors = {}
+    for i in range(count):
+        actor = Actor(program, Profile(f"c{i:07d}", reach=REACH))
+        actor.handle(cart, 36_000.0)
+        for timer in actor.live_timers():
+            actor.handle(TimerFired(timer.journey, timer.version), 43_200.0)
+        actors[actor.customer_id] = actor
+    return actors
+
+
+def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, float]:
+    """Write a snapshot of ``actors`` and restore it once: seconds each, and the file's size."""
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        path = write_snapshot(Path(folder), 1, actors.values())
+        write_seconds = time.perf_counter() - began
+        size = path.stat().st_size
+        began = time.perf_counter()
+        restored = load_latest(Path(folder), program)
+        restore_seconds = time.perf_counter() - began
+    if len(restored.actors) != len(actors):
+        raise AssertionError(f"restored {len(restored.actors)} actors of {len(actors)}")
+    return {"write_seconds": write_seconds, "restore_seconds": restore_seconds, "bytes": size}
+
+
+@app.command()
+def main(
+    actors: Annotated[int, typer.Option(help="How many actors to snapshot.")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="Write and restore this many times.")] = 3,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the results here.")] = None,
+) -> None:
+    """Measure snapshot write and restore seconds (medians) and the file's size."""
+    program = load_scenario("cart_abandonment").program
+    loaded = cart_actors(program, actors)
+    runs = [measure_snapshot(program, loaded) for _ in range(repeat)]
+    ceiling = measure(3)
+    writes = [run["write_seconds"] for run in runs]
+    restores = [run["restore_seconds"] for run in runs]
+    report({
+        "actors": actors,
+        "snapshot_write_seconds": statistics.median(writes),
+        "snapshot_restore_seconds": statistics.median(restores),
+        "snapshot_write_runs": " ".join(f"{s:.2f}" for s in writes),
+        "snapshot_restore_runs": " ".join(f"{s:.2f}" for s in restores),
+        "snapshot_mb": runs[0]["bytes"] / 1e6,
+        "ceiling_events_per_second_median": ceiling["median"],
+    }, json_out)
+
+
+if __name__ == "__main__":
+    app()
