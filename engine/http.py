@@ -1,9 +1,16 @@
 """The HTTP edge: Segment-compatible ingestion served by Starlette (hypercorn, trio worker).
 
-    POST /v1/identify | track | page | screen | group | batch    write key in the body or as
-                                                                 HTTP Basic user
+    POST /v1/identify | track | page | screen | group | alias | batch
+                                  write key in the body or as HTTP Basic user; an identify with
+                                  userId and anonymousId, or an alias, merges the other id's
+                                  history into the userId's profile (engine/segment.py)
+    POST /v1/receipts/{channel}   a provider's webhook for delivery receipts, authenticated
+                                  the same way: ``{"receipts": [{"key", "status", "messageId"}]}``
+                                  or one ``{"key", "status"}``; see below
     GET  /v1/profiles/{userId}    traits, consent, engagement, timeline (sends made and
-                                  suppressed, with reasons), journey states and next timers
+                                  suppressed, with reasons), journey states and next timers;
+                                  an id merged into another answers with that profile, whose
+                                  ``customer_id`` says which
     GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
     GET  /v1/dead-letters         sends given up on after the last try, with the error
     GET  /metrics                 Prometheus text format, low-cardinality labels
@@ -16,6 +23,15 @@ and applies nothing; when the engine's inbox is full the answer is 429 with ``Re
 goes out only once the calls are in the write-ahead log. Calls whose messageId was already applied
 within 24 hours are acknowledged and skipped (clients retry with the same ids); the ids are in
 the log and the snapshots, so this holds across restarts.
+
+A receipt names the send it reports on by its idempotency key (``customer:journey:entry:step:n``,
+the ``Idempotency-Key`` the send went out with) and says what happened: delivered, opened,
+clicked, bounced or unsubscribed. It reaches that customer's actor (or whom the customer merged
+into) as the send's ``DeliveryReceipt``: it counts in the engagement and may resume the
+journey's ``wait_for`` (``message_clicked``, ...). An unknown channel, an unknown
+status, or a key that is no send step of the scenario on that channel answers 400 naming it
+(``receipts[2].key``) and applies nothing. A receipt is applied once per ``messageId`` when the
+provider sends one, else once per key and status, so a provider's retry applies once.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from starlette.routing import Route
 from actors.errors import IngestError
 from engine.monitoring import dead_letters, journey_statistics, registry_for
 from engine.realtime import RealtimeRuntime
-from engine.segment import KINDS, parse, to_messages
+from engine.segment import KINDS, Submission, parse, parse_receipts, receipts_to_messages, to_messages
 from engine.views import profile_view
 
 
@@ -59,7 +75,7 @@ def create_app(
         refused = admin(request)
         if refused is not None:
             return refused
-        actor = runtime.actors.get(request.path_params["user_id"])
+        actor = runtime.actors.get(runtime.aliases.resolve(request.path_params["user_id"]))
         if actor is None:
             return JSONResponse({"error": "no such profile"}, status_code=404)
         return JSONResponse(profile_view(actor))
@@ -80,10 +96,25 @@ def create_app(
         try:
             calls, body_key = parse(kind, body)
             if (body_key or _basic_user(request)) not in write_keys:
-                return JSONResponse({"error": "missing or unknown write key"}, status_code=401)
+                return _unknown_write_key()
             messages = to_messages(calls, time.time())
         except IngestError as exc:
-            return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
+            return _bad_request(exc)
+        return await apply(messages)
+
+    async def receipts(request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            decoded = parse_receipts(body)
+            if (decoded.writeKey or _basic_user(request)) not in write_keys:
+                return _unknown_write_key()
+            messages = receipts_to_messages(request.path_params["channel"], decoded, runtime.program)
+        except IngestError as exc:
+            return _bad_request(exc)
+        return await apply(messages)
+
+    async def apply(messages: list[Submission]) -> JSONResponse:
+        """Hand validated messages to the engine; answer once they are in the log."""
         fresh = runtime.seen.unseen(messages)
         if runtime.saturated:
             return JSONResponse(
@@ -103,11 +134,20 @@ def create_app(
             Route("/v1/profiles/{user_id}", profile, methods=["GET"]),
             Route("/v1/journeys", journeys, methods=["GET"]),
             Route("/v1/dead-letters", dead, methods=["GET"]),
+            Route("/v1/receipts/{channel}", receipts, methods=["POST"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
         ]
     )
+
+
+def _unknown_write_key() -> JSONResponse:
+    return JSONResponse({"error": "missing or unknown write key"}, status_code=401)
+
+
+def _bad_request(exc: IngestError) -> JSONResponse:
+    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
 
 
 def _basic_user(request: Request) -> str | None:

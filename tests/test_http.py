@@ -11,11 +11,12 @@ from functools import partial
 
 import httpx
 import trio
-from harness import load_program
+from harness import T0, load_program
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from actors.messages import Event, Identified, TimerFired
+from actors.profile import Profile
 from engine.channels import MockChannel
 from engine.http import create_app
 from engine.realtime import RealtimeRuntime
@@ -34,11 +35,20 @@ async def start_server(nursery, runtime, stop: trio.Event) -> list[str]:
     return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
 
 
-def run_against_server(tmp_path, client_script, *, buffer: int = 1024):
-    """Start engine + server, run ``client_script(client, runtime)``, stop; return the runtime."""
+def run_against_server(tmp_path, client_script, *, buffer: int = 1024, profiles=Profile, clock=None):
+    """Start engine + server, run ``client_script(client, runtime)``, stop; return the runtime.
+
+    With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
+    engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
+    """
     program = load_program()
     runtime = RealtimeRuntime(
-        program, MockChannel(), buffer=buffer, log=WriteAheadLog(tmp_path / "wal")
+        program,
+        MockChannel(),
+        profiles=profiles,
+        epoch=None if clock is None else T0,
+        buffer=buffer,
+        log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
     )
 
     async def main() -> None:
@@ -51,7 +61,7 @@ def run_against_server(tmp_path, client_script, *, buffer: int = 1024):
             stop.set()
             runtime.close()
 
-    trio.run(main)
+    trio.run(main, clock=clock)
     runtime.log.close()
     return runtime
 

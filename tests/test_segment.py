@@ -1,5 +1,6 @@
 """Segment payloads to actor messages (engine/segment.py), without HTTP: limits, the field a 400
-names, timestamp correction, flattening, receipts, and message id dedupe."""
+names, timestamp correction, flattening, receipts, identity merges, message id dedupe, and a
+provider's receipts webhook."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from harness import load_program
 from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.errors import IngestError
-from actors.messages import DeliveryReceipt, Event, Identified
+from actors.messages import DeliveryReceipt, Event, Identified, Merged
 from engine.dedupe import SeenMessageIds
-from engine.segment import MAX_BATCH_EVENTS, MAX_CALL_BYTES, parse, to_messages
+from engine.segment import (
+    MAX_BATCH_EVENTS,
+    MAX_CALL_BYTES,
+    parse,
+    parse_receipts,
+    receipts_to_messages,
+    to_messages,
+)
 
 RECEIVED = 1_700_000_000.0
 
@@ -70,7 +79,7 @@ def test_a_call_that_cannot_be_applied_is_named_within_the_batch():
     assert failure("batch", batch(*pages, sentAt="soon")).field == "sentAt"
     assert failure("batch", batch(pages[0], {**pages[0], "sentAt": "soon"})).field == "batch[1].sentAt"
     assert failure("track", b'{"userId": "u"}').field == "event"
-    assert failure("batch", batch({"type": "alias", "userId": "u"})).field == "type"
+    assert failure("batch", batch({"type": "merge", "userId": "u"})).field == "type"
 
 
 def test_timestamps_are_corrected_for_the_client_clock():
@@ -105,6 +114,89 @@ def test_calls_become_messages():
     assert messages[3][1] == Identified({"group.name": "Acme", "group_id": "9"})
     assert messages[4][1] == DeliveryReceipt("cart", 2, "email", "cart_reminder_email", "opened")
     assert messages[5][1] == Event("Email Opened", {"subject": "hi", "timestamp": RECEIVED})
+
+
+def test_an_identify_with_both_ids_merges_the_visitor_before_it_identifies():
+    messages = to_messages(parse("batch", batch(
+        {"type": "identify", "userId": "ada", "anonymousId": "anon-1", "messageId": "i1",
+         "traits": {"name": "Ada"}},
+        {"type": "identify", "userId": 7, "anonymousId": 9},  # numbers, no messageId
+        {"type": "identify", "userId": "bo", "anonymousId": "bo"},  # the same id: nothing to merge
+        {"type": "identify", "anonymousId": "anon-2", "traits": {"plan": "free"}},  # not known yet
+        {"type": "track", "userId": "ada", "anonymousId": "anon-3", "event": "cart_add"},
+    ))[0], RECEIVED)
+    assert [(cid, type(m).__name__, mid) for cid, m, mid in messages] == [
+        ("ada", "Merged", "i1:merge"), ("ada", "Identified", "i1"),
+        ("7", "Merged", None), ("7", "Identified", None),
+        ("bo", "Identified", None),
+        ("anon-2", "Identified", None),
+        ("ada", "Event", None),  # other calls go by userId; the runtime resolves merged ids
+    ]
+    assert messages[0][1] == Merged("anon-1") and messages[2][1] == Merged("9")
+
+
+def test_an_alias_merges_the_previous_id_and_needs_both_ids():
+    [entry] = to_messages(parse("alias", b'{"previousId": "old@x", "userId": "ada", "messageId": "a1"}')[0],
+                          RECEIVED)
+    assert entry == ("ada", Merged("old@x"), "a1")
+    [entry] = to_messages(parse("batch", batch({"type": "alias", "previousId": 3, "userId": 4}))[0], RECEIVED)
+    assert entry == ("4", Merged("3"), None)
+    assert failure("alias", b'{"userId": "ada"}').field == "previousId"
+    assert failure("alias", b'{"previousId": "x", "anonymousId": "y"}').field == "userId"
+    in_batch = failure("batch", batch({"type": "page", "userId": "u"}, {"type": "alias", "userId": "u"}))
+    assert in_batch.field == "batch[1].previousId"
+    after_a_merge = batch(  # the identify yields two entries; the failed call is still named by its index
+        {"type": "identify", "userId": "ada", "anonymousId": "anon-1"},
+        {"type": "alias", "previousId": "", "userId": "u"},
+    )
+    assert failure("batch", after_a_merge).field == "batch[1].previousId"
+
+
+def receipts(channel: str, body: Any) -> list[Any]:
+    return receipts_to_messages(channel, parse_receipts(json.dumps(body).encode()), load_program())
+
+
+def receipt_failure(channel: str, body: Any) -> IngestError:
+    with pytest.raises(IngestError) as caught:
+        receipts(channel, body)
+    return caught.value
+
+
+def test_a_providers_receipts_become_the_sends_delivery_receipts():
+    entries = receipts("push", {"receipts": [
+        {"key": "ada:cart_abandonment:2:push:1", "status": "clicked", "messageId": "p-9"},
+        {"key": "shop:eu:42:cart_abandonment:1:push:1", "status": "delivered"},  # ':' in the customer id
+    ]})
+    assert entries == [
+        ("ada", DeliveryReceipt("cart_abandonment", 2, "push", "cart_reminder", "clicked"),
+         "receipt:push:p-9"),
+        ("shop:eu:42", DeliveryReceipt("cart_abandonment", 1, "push", "cart_reminder", "delivered"),
+         "receipt:shop:eu:42:cart_abandonment:1:push:1:delivered"),
+    ]
+    [single] = receipts("email", {"key": "bo:cart_abandonment:1:email:2", "status": "opened"})
+    assert single[:2] == ("bo", DeliveryReceipt("cart_abandonment", 1, "email", "cart_reminder_email",
+                                                "opened"))
+    assert parse_receipts(b'{"key": "k", "status": "opened", "writeKey": "wk"}').writeKey == "wk"
+
+
+def test_a_receipt_that_names_no_send_of_the_scenario_is_refused_by_its_field():
+    good = {"key": "ada:cart_abandonment:1:push:1", "status": "clicked"}
+
+    def field(channel: str, *items: dict[str, Any]) -> str | None:
+        return receipt_failure(channel, {"receipts": [good, *items]}).field
+
+    assert field("pigeon") == "channel"
+    assert field("push", {**good, "status": "read"}) == "receipts[1].status"
+    assert field("push", {"status": "clicked"}) == "receipts[1].key"
+    malformed = ("ada", "cart_abandonment:1:push:1", "ada:cart_abandonment:one:push:1",
+                 "ada:cart_abandonment:1:push:", "ada:cart_abandonment:1:push:²")
+    unknown = ("ada:nope:1:push:1", "ada:cart_abandonment:1:nope:1", "ada:cart_abandonment:1:wait_1h:1")
+    for key in (*malformed, *unknown):
+        assert field("push", {**good, "key": key}) == "receipts[1].key", key
+    assert field("sms", good) == "receipts[0].key"  # the push step sends on push or email only
+    assert receipt_failure("push", {"key": "x", "status": "clicked"}).field == "key"
+    assert receipt_failure("push", {"receipts": [good, {"key": 7}]}).field == "receipts[1]"
+    assert receipt_failure("push", {"receipts": [good] * (MAX_BATCH_EVENTS + 1)}).field == "receipts"
 
 
 def test_unseen_keeps_calls_without_an_id_and_those_not_applied_lately():
