@@ -48,6 +48,9 @@ def label(*parts: str) -> str:
 
 Stats = Sequence[float]
 _NO_STATS: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, -1.0)
+# every channel's counters at zero: engagement arrays are sliced from it (an array from an
+# array is a memory copy; extending one from a tuple converts item by item, several times slower)
+_NO_ENGAGEMENT = array("d", _NO_STATS * len(CHANNELS))
 _NEVER = float("-inf")
 
 BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
@@ -199,10 +202,10 @@ class Profile:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
         start = CHANNEL_INDEX[channel] * COUNTERS
         engagement = self.engagement
-        if engagement is None:
-            engagement = self.engagement = array("d")
-        if len(engagement) <= start:  # grown up to the channels used, in CHANNELS order
-            engagement.extend(_NO_STATS * ((start - len(engagement)) // COUNTERS + 1))
+        if engagement is None:  # grown up to the channels used, in CHANNELS order
+            engagement = self.engagement = _NO_ENGAGEMENT[: start + COUNTERS]  # (a copy)
+        elif len(engagement) <= start:
+            engagement.extend(_NO_ENGAGEMENT[len(engagement) : start + COUNTERS])
         engagement[start + counter] += 1
         if at is not None and (counter == OPENED or counter == CLICKED):
             engagement[start + LAST_ENGAGED] = at
@@ -238,7 +241,7 @@ class Profile:
             mine = self.engagement if self.engagement is not None else array("d")
             theirs = other.engagement
             if len(mine) < len(theirs):
-                mine.extend(_NO_STATS * ((len(theirs) - len(mine)) // COUNTERS))
+                mine.extend(_NO_ENGAGEMENT[len(mine) : len(theirs)])
             for index, value in enumerate(theirs):
                 if index % COUNTERS == LAST_ENGAGED:
                     mine[index] = max(mine[index], value)
