@@ -306,6 +306,9 @@ def _compile_policy(raw: object) -> Policy:
 
 def _compile_journey(raw: object) -> Journey:
     spec: JourneySpec = _convert(raw, JourneySpec)
+    for name, field in ((spec.id, "id"), *((step_id, f"steps.{step_id}") for step_id in spec.steps)):
+        if ":" in name:  # send keys are "customer:journey:entry:step:n", read from the right
+            raise ScenarioError(f"{name!r} contains ':', which idempotency keys reserve", field=field)
     if not 0.0 <= spec.holdout < 1.0:
         raise ScenarioError(f"{spec.holdout} is not a fraction in [0, 1)", field="holdout")
     steps: dict[str, Step] = {}

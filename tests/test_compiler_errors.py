@@ -213,3 +213,9 @@ def test_the_built_in_scenario_compiles_and_errors_name_its_file():
         "cart_abandonment.toml, journey 'cart_abandonment', step 'push', field 'next': "
         "unknown step 'nowhere'"
     )
+
+
+def test_a_colon_in_a_step_id_is_refused_since_send_keys_use_it():
+    steps = '[journeys.steps.first]\nwait = "1h"\nnext = "a:b"\n[journeys.steps."a:b"]\nend = true\n'
+    exc = compile_error(steps)
+    assert_located(exc, None, "steps.a:b", "':'")
