@@ -101,7 +101,7 @@ async def run_service(
         options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
         outbox = Outbox(providers, rates=rates, settled_log=settled, **options)
         runtime = RealtimeRuntime(scenario.program, outbox, log=log)
-        runtime.restore(recovered.actors, recovered.timers, recovered.seen)
+        runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases)
         freeze_long_lived()
         for send in recovered.resend:  # not known to be settled before the stop: again, same keys
             if send.key not in settled.settled_before:
@@ -192,7 +192,8 @@ def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
     # after ``applied_lsn``, and the outbox's pending sends are exactly those not yet settled
     lsn = runtime.applied_lsn
     seen = runtime.seen.recent(runtime.now())
-    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values())
+    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
+                   runtime.aliases.of)
     if outbox.settled_log is not None:
         # a restart from this snapshot re-sends its pending sends and those the log after it
         # produces: none of the keys settled so far can be among them

@@ -1,8 +1,8 @@
 """Snapshots: every actor's state, written atomically, read back for recovery.
 
-A snapshot file is a stream of MessagePack values: a header ``{"format", "lsn", "seen",
-"pending"}`` (message ids applied lately, sends not yet settled), the actors in chunks of
-``CHUNK`` (``actors.codec.to_chunk``), and a trailer ``{"end": count}``. It is written to a
+A snapshot file is a stream of MessagePack values: a header ``{"format", "lsn", "seen", "pending",
+"aliases"}`` (message ids applied lately, sends not yet settled, merged ids), the actors in chunks
+of ``CHUNK`` (``actors.codec.to_chunk``), and a trailer ``{"end": count}``. It is written to a
 temporary file, fsynced, renamed into place and the folder fsynced, so a crash leaves either the
 old snapshots or the new one complete. A file without its trailer (or that fails to parse) is
 skipped for the next older one; a file of another format stops the load with a ``StorageError``
@@ -40,8 +40,9 @@ from actors.actor import Actor
 from actors.codec import from_chunk, send_record, to_chunk
 from actors.errors import StorageError
 from actors.journey import Program
-from actors.messages import Schedule, Send
+from actors.messages import Merged, Schedule, Send
 from actors.profile import Profile
+from engine.identities import Aliases
 from engine.wal import WriteAheadLog, fsync_directory
 
 FORMAT = 2  # 1: one record per actor (before chunks)
@@ -55,6 +56,7 @@ class Snapshot(NamedTuple):
     actors: dict[str, Actor]
     seen: dict[str, float]
     pending: list[Send]
+    aliases: dict[str, str]
 
 
 class Recovered(NamedTuple):
@@ -65,6 +67,7 @@ class Recovered(NamedTuple):
     log: WriteAheadLog
     seen: dict[str, float]
     resend: list[Send]
+    aliases: dict[str, str]
 
 
 def write_snapshot(
@@ -73,9 +76,11 @@ def write_snapshot(
     actors: Iterable[Actor],
     seen: dict[str, float] | None = None,
     pending: Iterable[Send] = (),
+    aliases: dict[str, str] | None = None,
 ) -> Path:
-    """Write every actor's state, the message ids applied lately (id -> when) and the sends not
-    yet settled, as of log position ``lsn``; return the snapshot's path."""
+    """Write every actor's state, the message ids applied lately (id -> when), the sends not
+    yet settled and the merged ids (source -> target), as of log position ``lsn``; return the
+    snapshot's path."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"snap-{lsn:016d}.msgpack"
     temporary = directory / f".{final.name}.tmp"
@@ -84,7 +89,7 @@ def write_snapshot(
     count = 0
     with open(temporary, "wb") as file, _collector_paused():
         header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
-                  "pending": [send_record(send) for send in pending]}
+                  "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
         file.write(pack(header))
         while chunk := list(islice(remaining, CHUNK)):
             file.write(pack(to_chunk(chunk)))
@@ -109,7 +114,7 @@ def load_latest(directory: Path, program: Program) -> Snapshot:
         loaded = _load(path, program)
         if loaded is not None:
             return loaded
-    return Snapshot(0, {}, {}, [])
+    return Snapshot(0, {}, {}, [], {})
 
 
 def _load(path: Path, program: Program) -> Snapshot | None:
@@ -153,7 +158,8 @@ def _read(path: Path, program: Program) -> Snapshot | None:
                     if value.get("end") != len(actors):
                         return None
                     pending = [Send(*fields) for fields in header.get("pending", [])]
-                    return Snapshot(header["lsn"], actors, dict(header.get("seen", {})), pending)
+                    return Snapshot(header["lsn"], actors, dict(header.get("seen", {})), pending,
+                                    dict(header.get("aliases", {})))
                 actors.update(from_chunk(value, program))
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
@@ -172,10 +178,12 @@ def recover(
         ready for appends, the client message ids applied (id -> when), and the sends to hand
         to the outbox again: those pending at the snapshot and those the replay produced. They
         may have gone out before the crash; their idempotency keys make a second try harmless
-        at a provider that honours keys, and forgetting them is not an option.
+        at a provider that honours keys, and forgetting them is not an option. And the merged
+        ids (source -> target), which the runtime keeps routing.
     """
     snapshot = load_latest(data / "snapshots", program)
     actors, seen, resend = snapshot.actors, snapshot.seen, list(snapshot.pending)
+    aliases = Aliases(snapshot.aliases)
     log = WriteAheadLog(data / "wal", fsync=fsync)
     for _, at, customer_id, message, message_id in log.replay(after=snapshot.lsn):
         if message_id is not None:
@@ -184,7 +192,11 @@ def recover(
         if actor is None:
             actor = actors[customer_id] = Actor(program, profiles(customer_id))
         # the pure core rebuilds the state; of its effects only the sends matter again
-        resend.extend(e for e in actor.handle(message, at) if isinstance(e, Send))
+        if isinstance(message, Merged):  # as the runtime applied it (the log has resolved ids)
+            effects = aliases.merge(actors, actor, message.source, at)
+        else:
+            effects = actor.handle(message, at)
+        resend.extend(e for e in effects if isinstance(e, Send))
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
-    return Recovered(actors, timers, log, seen, resend)
+    return Recovered(actors, timers, log, seen, resend, aliases.of)
 

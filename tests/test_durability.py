@@ -107,12 +107,12 @@ def test_a_snapshot_restores_every_actor_and_a_cut_one_is_skipped(tmp_path, monk
         actor.handle(Event("purchase", {"value": 30 + i}), T0 + HOUR * (i % 3))
     write_snapshot(tmp_path, 7, actors[:5])
     newest = write_snapshot(tmp_path, 9, actors)
-    lsn, restored, _, _ = load_latest(tmp_path, program)
+    lsn, restored, *_ = load_latest(tmp_path, program)
     assert lsn == 9 and restored == {a.customer_id: a for a in actors}
     data = newest.read_bytes()
     for cut in (len(data) - 3, len(data) // 2):  # no trailer; a chunk cut short
         newest.write_bytes(data[:cut])
-        lsn, restored, _, _ = load_latest(tmp_path, program)
+        lsn, restored, *_ = load_latest(tmp_path, program)
         assert lsn == 7 and sorted(restored) == [f"c{i}" for i in range(5)]
 
 
@@ -199,7 +199,7 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
     def empty_profile(cid: str):
         return make_actor(program, cid, channels=()).profile
 
-    actors, timers, reopened, _, _ = recover(tmp_path, program, empty_profile)
+    actors, timers, reopened, *_ = recover(tmp_path, program, empty_profile)
     assert actors == live
     assert sorted(timers, key=lambda t: t[0]) == sorted(
         ((cid, t) for cid, a in live.items() for t in a.live_timers()), key=lambda t: t[0]
@@ -251,7 +251,7 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     acknowledged = sum(1 for at, _, _ in script if at < crash)
 
     # fsync="none": a worker thread would let MockClock jump while the engine waits on it
-    actors, timers, log, _, _ = recover(tmp_path, program, profile_of, fsync="none")
+    actors, timers, log, *_ = recover(tmp_path, program, profile_of, fsync="none")
     assert actors == first.actors  # every acknowledged message is in the rebuilt state
     overdue = [t for _, t in timers if t.at < restart]
     assert overdue, "the scenario should leave timers due during the downtime"
@@ -291,7 +291,7 @@ def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path
     program = load_program()
 
     def life(ids_to_submit, snapshot_after: bool):
-        actors, timers, log, seen, _ = recover(tmp_path, program, fsync="none")
+        actors, timers, log, seen, *_ = recover(tmp_path, program, fsync="none")
         runtime = RealtimeRuntime(program, MockChannel(), log=log)
         runtime.restore(actors, timers, seen)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness import DAY, HOUR, T0, load_program, make_actor
 
-from actors.messages import DeliveryReceipt, Event, Exited, Identified, Schedule, Send, TimerFired
+from actors.messages import DeliveryReceipt, Event, Exited, Identified, Merged, Schedule, Send, TimerFired
 from actors.profile import CHANNEL_BIT, Profile
 
 
@@ -88,7 +88,6 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
     import trio
     import trio.testing
 
-    from actors.messages import Merged
     from engine.channels import MockChannel
     from engine.realtime import RealtimeRuntime
 
@@ -117,3 +116,22 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
     assert set(runtime.actors) == {"eve"} and runtime.aliases.resolve("anon-9") == "eve"
     [(at, send)] = channel.delivered  # the visitor's queued timer was stale; eve's fired once
     assert isinstance(send, Send) and send.customer == "eve" and at == T0 + HOUR
+
+
+def test_a_merge_survives_a_restart_through_the_log_and_the_snapshot(tmp_path):
+    from engine.snapshots import load_latest, recover, write_snapshot
+    from engine.wal import WriteAheadLog
+
+    program = load_program()
+    log = WriteAheadLog(tmp_path / "wal", fsync="none")
+    log.append([(T0, "anon-5", Event("cart_add", {"value": 80})), (T0 + 60, "fay", Identified({"n": 2}))])
+    log.append([(T0 + 120, "fay", Merged("anon-5"))])
+    log.close()
+
+    recovered = recover(tmp_path, program, fsync="none")  # replayed from the log alone
+    assert set(recovered.actors) == {"fay"} and recovered.aliases == {"anon-5": "fay"}
+    assert [cid for cid, _ in recovered.timers] == ["fay"]  # the cart run moved, timer and all
+    write_snapshot(tmp_path / "snapshots", recovered.log.next_lsn - 1, recovered.actors.values(),
+                   aliases=recovered.aliases)
+    recovered.log.close()
+    assert load_latest(tmp_path / "snapshots", program).aliases == {"anon-5": "fay"}
