@@ -1,4 +1,4 @@
-"""Channel adapters: one interface, the engine's own mock, and (later) real providers.
+"""Channel adapters: one interface for what the runtime hands its sends to, and the mock.
 
 An adapter takes sends without blocking the engine (``deliver_nowait``); what it does with them
 (a provider call, a retry, a dead letter) is its own business. ``MockChannel`` records every send
