@@ -4,9 +4,11 @@ When an anonymous visitor identifies (Segment ``identify`` with both ids) or one
 to another (``alias``), the edge hands the known customer a ``Merged(source)`` message. The
 runtime applies it here, because it needs both actors: the source's actor folds into the
 target's (``Actor.absorb``) and leaves the table, and the source id becomes an alias, so every
-later message for it (events, receipts, the timers still queued for it) reaches the target. The
-write-ahead log holds the ``Merged`` messages and the snapshots the alias table, so a restart
-routes the same way.
+later message for it (events, receipts, the timers still queued for it) reaches the target.
+Messages are logged under the id they came with and routed as they are applied, by the runtime
+and by recovery alike, so one sent to the old id in the very batch of the merge lands on the
+target too. The write-ahead log holds the ``Merged`` messages and the snapshots the alias table,
+so a restart routes the same way.
 """
 
 from __future__ import annotations

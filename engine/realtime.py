@@ -177,24 +177,19 @@ class RealtimeRuntime:
         work: list[tuple[str, Message, str | None]] = []
         fresh_ids: dict[str, None] = {}  # (a dict: a batch may hold thousands)
         seen = self.seen
-        aliases = self.aliases.of
         for entries, _ in batches:
             for entry in entries:
-                mid = entry[2] if len(entry) == 3 else None  # type: ignore[misc]
+                if len(entry) == 2:
+                    work.append((*entry, None))
+                    continue
+                mid = entry[2]
                 if mid is not None:
                     if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
                     fresh_ids[mid] = None
-                if entry[0] in aliases:  # a merged id: its messages go to whom it merged into
-                    work.append((self.aliases.resolve(entry[0]), entry[1], mid))
-                elif len(entry) == 2:
-                    work.append((*entry, None))
-                else:
-                    work.append(entry)  # type: ignore[arg-type]
+                work.append(entry)  # type: ignore[arg-type]
         for _, _, _, customer_id, timer in self.timers.pop_due(now, TIMERS_PER_BATCH):  # the rest:
-            if customer_id in aliases:  # next round
-                customer_id = self.aliases.resolve(customer_id)  # stale there: it is ignored
-            work.append((customer_id, timer, None))
+            work.append((customer_id, timer, None))  # next round
         lsn = self.applied_lsn
         if self.log is not None and work:
             if self.log.fsync == "none":
@@ -214,13 +209,15 @@ class RealtimeRuntime:
         """Hand each message to its actor and route the effects (the hot loop: names are local)."""
         actors, program, profiles = self.actors, self.program, self.profiles
         push, deliver = self.timers.push, self.channel.deliver_nowait
-        observe, trace = self.metrics.observe_journeys, self.trace
+        observe, trace, aliases = self.metrics.observe_journeys, self.trace, self.aliases
         for customer_id, message, _ in work:
+            if customer_id in aliases.of:  # merged: its messages (and stale timers) go to the target
+                customer_id = aliases.resolve(customer_id)
             actor = actors.get(customer_id)
             if actor is None:
                 actor = actors[customer_id] = Actor(program, profiles(customer_id))
             if type(message) is Merged:
-                effects = self.aliases.merge(actors, actor, message.source, now)
+                effects = aliases.merge(actors, actor, message.source, now)
             else:
                 effects = actor.handle(message, now)
             if not effects:

@@ -188,11 +188,12 @@ def recover(
     for _, at, customer_id, message, message_id in log.replay(after=snapshot.lsn):
         if message_id is not None:
             seen[message_id] = at
+        customer_id = aliases.resolve(customer_id)  # as the runtime routed it when applying
         actor = actors.get(customer_id)
         if actor is None:
             actor = actors[customer_id] = Actor(program, profiles(customer_id))
         # the pure core rebuilds the state; of its effects only the sends matter again
-        if isinstance(message, Merged):  # as the runtime applied it (the log has resolved ids)
+        if isinstance(message, Merged):  # as the runtime applied it
             effects = aliases.merge(actors, actor, message.source, at)
         else:
             effects = actor.handle(message, at)

@@ -135,3 +135,36 @@ def test_a_merge_survives_a_restart_through_the_log_and_the_snapshot(tmp_path):
                    aliases=recovered.aliases)
     recovered.log.close()
     assert load_latest(tmp_path / "snapshots", program).aliases == {"anon-5": "fay"}
+
+
+def test_a_message_for_the_merged_id_in_the_same_batch_reaches_the_known_customer(tmp_path):
+    import trio
+    import trio.testing
+
+    from engine.channels import MockChannel
+    from engine.realtime import RealtimeRuntime
+    from engine.snapshots import recover
+    from engine.wal import WriteAheadLog
+
+    program = load_program()
+    log = WriteAheadLog(tmp_path / "wal", fsync="none")
+
+    async def main() -> RealtimeRuntime:
+        runtime = RealtimeRuntime(program, MockChannel(), epoch=T0, log=log)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            runtime.ingest_batch_nowait([
+                ("anon-7", Event("page_view"), "m1"),
+                ("gus", Merged("anon-7"), "m2"),
+                ("anon-7", Event("cart_add", {"value": 80}), "m3"),  # sent before the client knew
+            ])
+            await trio.sleep(60)
+            runtime.close()
+        return runtime
+
+    runtime = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    log.close()
+    assert set(runtime.actors) == {"gus"} and "cart_abandonment" in runtime.actors["gus"].runs_by_id()
+    recovered = recover(tmp_path, program, fsync="none")  # the log replays to the same state
+    recovered.log.close()
+    assert set(recovered.actors) == {"gus"} and recovered.actors["gus"] == runtime.actors["gus"]
