@@ -103,14 +103,13 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
             if what.endswith(suffix):
                 return Verdict("same_message", at + window)
     for cap in policy.caps:
-        after = now - cap.per
-        if cap.channel is None:
-            recent = [at for at, _ in sends if at > after]
-        elif cap.channel == channel:  # a channel cap binds its own channel only
-            prefix = sent_prefix(channel)
-            recent = [at for at, what in sends if at > after and what.startswith(prefix)]
-        else:
-            continue
+        if cap.channel is not None and cap.channel != channel:
+            continue  # a channel cap binds its own channel only
+        after, prefix = now - cap.per, None if cap.channel is None else sent_prefix(channel)
+        recent = []  # (plain loops here and above: comprehensions cost a call each)
+        for at, what in sends:
+            if at > after and (prefix is None or what.startswith(prefix)):
+                recent.append(at)
         if len(recent) >= cap.max:  # full: a slot frees when the oldest counted send ages out
             return Verdict(cap.rule, recent[len(recent) - cap.max] + cap.per)
     return ALLOWED

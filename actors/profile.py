@@ -155,7 +155,11 @@ class Profile:
         times, whats = self.timeline_at, self.timeline_what
         if times is None or whats is None:
             return []
-        return [(at, what) for at, what in zip(times, whats, strict=True) if what.startswith(_SENT_PREFIX)]
+        sends = []
+        for index, what in enumerate(whats):  # (a plain loop: the hot path of every decision)
+            if what.startswith(_SENT_PREFIX):
+                sends.append((times[index], what))
+        return sends
 
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
