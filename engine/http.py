@@ -88,6 +88,7 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         return admin(request) or Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     async def ingest(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
