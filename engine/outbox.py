@@ -12,7 +12,8 @@ re-sent after a restart. Nothing is dropped silently: a send is pending, deliver
 A bounded number of workers per channel: no task per send.
 
 A ``SettledLog`` remembers, across a crash, which sends were settled (delivered or dead-lettered)
-since the last snapshot, so a restart re-sends only what may not have gone out. What stays is
+since the last snapshot, so a restart re-sends only what may not have gone out. A
+``DeadLetterFile`` keeps the sends given up on, so the dead-letter list survives restarts too. What stays is
 inherent: a provider may accept a send an instant before the engine dies, before the engine
 hears back; that send goes out again under the same key, at most one per call in flight.
 """
@@ -31,6 +32,7 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from actors.codec import send_record
 from actors.errors import ProviderError
 from actors.messages import Escalated, Send
 
@@ -133,6 +135,42 @@ def _read_keys(path: Path) -> set[str]:
     return keys
 
 
+class DeadLetterFile:
+    """The sends given up on, kept across restarts: one JSON object a line, ``{"send", "error"}``.
+
+    Written the moment a send is given up on (flushed, not fsynced: as for ``SettledLog``, a
+    killed process loses none). The file only grows: it is the operator's list of what did not
+    go out, to act on and then archive or delete. A torn last line is skipped.
+
+    Args:
+        path: the file (created if missing).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")
+
+    def load(self) -> list[tuple[Send, str]]:
+        """The sends given up on so far, oldest first, with the reason."""
+        letters = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                letters.append((Send(*entry["send"]), str(entry["error"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # torn by a crash mid-write
+        return letters
+
+    def record(self, send: Send, reason: str) -> None:
+        """Keep a send given up on, with the reason."""
+        self._file.write(json.dumps({"send": send_record(send), "error": reason}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
 class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True):
     """The ``[outbox]`` table of a service config file: ``Outbox`` arguments for every channel."""
 
@@ -156,6 +194,8 @@ class Outbox:
         breaker_failures, breaker_reset: the circuit breaker of each channel.
         seed: the jitter's random seed.
         settled_log: where each settled send's key is recorded (None: nowhere).
+        dead_letter_file: where sends given up on are kept across restarts (None: in memory
+            only); those already in it are ``dead_letters`` from the start.
     """
 
     def __init__(
@@ -171,9 +211,11 @@ class Outbox:
         breaker_reset: float = 30.0,
         seed: int | None = None,
         settled_log: SettledLog | None = None,
+        dead_letter_file: DeadLetterFile | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.settled_log = settled_log
+        self.dead_letter_file = dead_letter_file
         self.workers = workers
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -184,7 +226,7 @@ class Outbox:
         self.pending: dict[str, Send] = {}  # by idempotency key: handed over, not yet settled
         self.delivered = 0
         self.attempts = 0
-        self.dead_letters: list[tuple[Send, str]] = []
+        self.dead_letters = [] if dead_letter_file is None else dead_letter_file.load()
         self.escalations: list[tuple[float, Escalated]] = []  # for the agent desk (not a provider's)
         self.receipts_refused = 0  # synthetic receipts a saturated engine could not take
         self._queues: dict[str, tuple[MemoryObjectSendStream[Send], MemoryObjectReceiveStream[Send]]] = {
@@ -258,6 +300,8 @@ class Outbox:
 
     def _dead(self, send: Send, reason: str) -> None:
         self.dead_letters.append((send, reason))
+        if self.dead_letter_file is not None:
+            self.dead_letter_file.record(send, reason)  # before it counts as settled
         if self.settled_log is not None:
             self.settled_log.record(send.key)  # settled too: a restart does not try it again
 

@@ -9,9 +9,10 @@ Each channel sends through the provider its settings name (``engine.providers``:
 SMTP); a channel without settings gets the mock, which records sends and reports them delivered.
 
 The data folder holds ``wal/``, ``snapshots/``, ``settled.log`` (the sends settled since the
-last snapshot) and ``scenario.toml`` (the scenario the state was built with, which ``export``
-reads back). A restart hands the outbox again every send of the recovered state that is not in
-``settled.log``, under its idempotency key.
+last snapshot), ``dead-letters.jsonl`` (the sends given up on, for the operator) and
+``scenario.toml`` (the scenario the state was built with, which ``export`` reads back). A
+restart hands the outbox again every send of the recovered state that is not in ``settled.log``,
+under its idempotency key.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hypercorn.trio import serve
 from actors.messages import DeliveryReceipt
 from engine.http import create_app
 from engine.memory import freeze_long_lived
-from engine.outbox import Outbox, OutboxSettings, Provider, SettledLog
+from engine.outbox import DeadLetterFile, Outbox, OutboxSettings, Provider, SettledLog
 from engine.providers import (
     AddressOf,
     HttpProvider,
@@ -79,6 +80,7 @@ async def run_service(
     recovered = recover(data, scenario.program, fsync=fsync)
     log = recovered.log
     settled = SettledLog(data / "settled.log")
+    dead = DeadLetterFile(data / "dead-letters.jsonl")
 
     def receipt(customer_id: str, message: DeliveryReceipt) -> None:
         try:
@@ -99,7 +101,7 @@ async def run_service(
         providers = {ch: await _provider(s, receipt, trait_of, clients) for ch, s in chosen.items()}
         rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
         options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
-        outbox = Outbox(providers, rates=rates, settled_log=settled, **options)
+        outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
         runtime = RealtimeRuntime(scenario.program, outbox, log=log)
         runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases)
         freeze_long_lived()
@@ -108,6 +110,7 @@ async def run_service(
                 outbox.deliver_nowait(0.0, send)
         await _serve(runtime, outbox, data, host, port, write_keys, admin_token, snapshot_every, on_ready)
     settled.close()
+    dead.close()
 
 
 async def _provider(

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import Outbox, SettledLog
+from engine.outbox import DeadLetterFile, Outbox, SettledLog
 from engine.providers import HttpProvider, MockProvider
 
 
@@ -203,3 +203,17 @@ def test_the_http_provider_sends_the_address_and_refuses_a_customer_without_one(
 
     trio.run(main)
     assert [body["to"] for body in bodies] == ["+15550000"]  # c1 was never posted
+
+
+def test_dead_letters_are_kept_across_a_restart(tmp_path):
+    path = tmp_path / "dead-letters.jsonl"
+    letters = DeadLetterFile(path)
+    outbox = Outbox({"email": MockProvider(), "sms": Refusing(True)}, dead_letter_file=letters, seed=1)
+    run_outbox(outbox, sends(2) + sends(1, "sms") + sends(1, "push"))  # delivered, refused, no provider
+    letters.close()
+    with open(path, "a") as file:
+        file.write('{"send": ["c9", "j"')  # a write torn by a crash
+    again = Outbox({"email": MockProvider()}, dead_letter_file=DeadLetterFile(path))  # the next start
+    assert again.dead_letters == outbox.dead_letters
+    assert sorted(send.channel for send, _ in again.dead_letters) == ["push", "sms"]
+    assert "no provider" in dict((s.channel, why) for s, why in again.dead_letters)["push"]
