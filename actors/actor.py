@@ -431,7 +431,10 @@ class Actor:
     ) -> float | None:
         """Send on the first channel the policy allows; return a retry time if deferred."""
         policy, profile = self.program.policy, self.profile
-        channels = rank_channels(policy, profile, step.channels) if step.best else step.channels
+        channels = step.channels
+        if step.best:  # with no engagement yet, the ranking is the one the compiler worked out
+            no_history = profile.engagement is None and step.by_prior
+            channels = step.by_prior if no_history else rank_channels(policy, profile, step.channels)
         blocked: tuple[str, str, float | None] | None = None
         for channel in channels:
             verdict = decide(policy, profile, step, channel, now)

@@ -38,6 +38,8 @@ from actors.journey import (
     successors,
 )
 from actors.messages import CHANNELS, Scalar
+from actors.policy import rank_channels
+from actors.profile import Profile
 
 STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
 SOURCES = {
@@ -249,6 +251,10 @@ def _compile(document: dict[str, Any], source: str) -> Program:
             raise exc.located(journey=label) from None
         if any(j.id == journey.id for j in journeys):
             raise ScenarioError("journey ids must be unique", journey=journey.id, field="id")
+        for step_id, step in journey.steps.items():  # (the graph is not shared yet)
+            if isinstance(step, SendStep) and step.best:  # how a customer without history ranks
+                order = rank_channels(policy, Profile(""), step.channels)
+                journey.steps[step_id] = msgspec.structs.replace(step, by_prior=order)
         journeys.append(journey)
     name = document.get("name", source)
     return build_program(str(name), journeys, policy)

@@ -125,6 +125,7 @@ class SendStep(_Frozen, frozen=True):
     best: bool
     next: str
     transactional: bool = False
+    by_prior: tuple[str, ...] = ()  # ``best``: the ranking for a customer with no engagement yet
 
 
 class BranchStep(_Frozen, frozen=True):
