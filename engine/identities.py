@@ -13,8 +13,10 @@ so a restart routes the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from actors.actor import Actor
-from actors.messages import Effect
+from actors.messages import Effect, Merged, Message
 
 
 class Aliases:
@@ -42,3 +44,24 @@ class Aliases:
         self.of[source_id] = target.customer_id
         source = actors.pop(source_id, None)
         return [] if source is None else target.absorb(source, now)
+
+
+def apply_message(
+    actors: dict[str, Actor],
+    aliases: Aliases,
+    new_actor: Callable[[str], Actor],
+    customer_id: str,
+    message: Message,
+    now: float,
+) -> tuple[str, list[Effect]]:
+    """Hand one message to the actor it concerns, as the runtime and recovery both must: an
+    aliased id resolves first, an unknown customer gets ``new_actor(id)``, a ``Merged`` folds
+    its source in. Returns the id the actor lives under and the effects."""
+    if customer_id in aliases.of:
+        customer_id = aliases.resolve(customer_id)
+    actor = actors.get(customer_id)
+    if actor is None:
+        actor = actors[customer_id] = new_actor(customer_id)
+    if type(message) is Merged:
+        return customer_id, aliases.merge(actors, actor, message.source, now)
+    return customer_id, actor.handle(message, now)

@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import anyio
 import msgspec
@@ -91,84 +91,84 @@ class TokenBucket:
             await anyio.sleep((1.0 - self.tokens) / self.rate)
 
 
-class SettledLog:
+class _JsonLines:
+    """An append-only file of JSON values, one a line, written (flushed, not fsynced) at once.
+
+    A killed process loses no line: the kernel has them. A power cut may lose the last ones, and
+    a line torn by a crash mid-write is skipped when read: both files below are built so that a
+    lost line costs at most a repeat under the same idempotency key, or a missing list entry.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")
+
+    def read(self) -> list[Any]:
+        """Every whole line's value, oldest first."""
+        values = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                values.append(json.loads(line))
+            except ValueError:
+                continue  # torn by a crash mid-write
+        return values
+
+    def write(self, value: Any) -> None:
+        """Append one value."""
+        self._file.write(json.dumps(value) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class SettledLog(_JsonLines):
     """The idempotency keys of the sends settled since the last snapshot, one JSON string a line.
 
-    Each key is written (not fsynced) the moment its send settles: a killed process loses none,
-    the kernel has them; a power cut may lose the last ones, which only means those sends go out
-    again under their keys. A torn or garbled line is skipped for the same reason.
+    Each key is written the moment its send settles; a key lost to a power cut only means that
+    send goes out again under its key.
 
     Args:
         path: the file (created if missing); the keys already in it are ``settled_before``.
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.settled_before = _read_keys(path)
-        self._file = open(path, "a", encoding="utf-8")
+        super().__init__(path)
+        self.settled_before = {key for key in self.read() if isinstance(key, str)}
 
     def record(self, key: str) -> None:
         """Remember that the send with this key is settled."""
-        self._file.write(json.dumps(key) + "\n")
-        self._file.flush()
+        self.write(key)
 
     def restart(self) -> None:
         """Forget every key: call once a snapshot holds the state (its pending sends included)."""
         self._file.truncate(0)
 
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
 
-
-def _read_keys(path: Path) -> set[str]:
-    keys: set[str] = set()
-    if not path.exists():
-        return keys
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            key = json.loads(line)
-        except ValueError:
-            continue  # torn by a crash mid-write: at worst that send goes out again
-        if isinstance(key, str):
-            keys.add(key)
-    return keys
-
-
-class DeadLetterFile:
+class DeadLetterFile(_JsonLines):
     """The sends given up on, kept across restarts: one JSON object a line, ``{"send", "error"}``.
 
-    Written the moment a send is given up on (flushed, not fsynced: as for ``SettledLog``, a
-    killed process loses none). The file only grows: it is the operator's list of what did not
-    go out, to act on and then archive or delete. A torn last line is skipped.
+    The file only grows: it is the operator's list of what did not go out, to act on and then
+    archive or delete.
 
     Args:
         path: the file (created if missing).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = open(path, "a", encoding="utf-8")
-
     def load(self) -> list[tuple[Send, str]]:
         """The sends given up on so far, oldest first, with the reason."""
         letters = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for entry in self.read():
             try:
-                entry = json.loads(line)
                 letters.append((Send(*entry["send"]), str(entry["error"])))
-            except (ValueError, KeyError, TypeError):
-                continue  # torn by a crash mid-write
+            except (KeyError, TypeError):
+                continue  # not one of ours
         return letters
 
     def record(self, send: Send, reason: str) -> None:
         """Keep a send given up on, with the reason."""
-        self._file.write(json.dumps({"send": send_record(send), "error": reason}) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        self.write({"send": send_record(send), "error": reason})
 
 
 class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True):

@@ -30,11 +30,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from actors.actor import Actor
 from actors.journey import Program
-from actors.messages import Effect, Escalated, Merged, Message, Schedule, Send, TimerFired
+from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.channels import ChannelAdapter
 from engine.dedupe import SeenMessageIds
-from engine.identities import Aliases
+from engine.identities import Aliases, apply_message
 from engine.scheduler import TimerQueue
 from engine.wal import WriteAheadLog
 from reports.metrics import RunMetrics
@@ -192,11 +192,11 @@ class RealtimeRuntime:
             work.append((customer_id, timer, None))  # next round
         lsn = self.applied_lsn
         if self.log is not None and work:
+            logged = [(now, *entry) for entry in work]
             if self.log.fsync == "none":
-                lsn = self.log.append([(now, *entry) for entry in work])
+                lsn = self.log.append(logged)
             else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
                 # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
-                logged = [(now, *entry) for entry in work]
                 lsn = await anyio.to_thread.run_sync(self.log.append, logged)
         for _, durable in batches:
             if durable is not None:
@@ -207,19 +207,12 @@ class RealtimeRuntime:
 
     def _apply(self, work: list[tuple[str, Message, str | None]], now: float) -> None:
         """Hand each message to its actor and route the effects (the hot loop: names are local)."""
-        actors, program, profiles = self.actors, self.program, self.profiles
+        actors, aliases, new_actor = self.actors, self.aliases, self._new_actor
         push, deliver = self.timers.push, self.channel.deliver_nowait
-        observe, trace, aliases = self.metrics.observe_journeys, self.trace, self.aliases
+        observe, trace = self.metrics.observe_journeys, self.trace
         for customer_id, message, _ in work:
-            if customer_id in aliases.of:  # merged: its messages (and stale timers) go to the target
-                customer_id = aliases.resolve(customer_id)
-            actor = actors.get(customer_id)
-            if actor is None:
-                actor = actors[customer_id] = Actor(program, profiles(customer_id))
-            if type(message) is Merged:
-                effects = aliases.merge(actors, actor, message.source, now)
-            else:
-                effects = actor.handle(message, now)
+            # (a merged id's messages, and its stale timers, go to the customer it merged into)
+            customer_id, effects = apply_message(actors, aliases, new_actor, customer_id, message, now)
             if not effects:
                 continue
             for effect in effects:
@@ -233,6 +226,9 @@ class RealtimeRuntime:
             if trace is not None:
                 trace.extend((now, customer_id, effect) for effect in effects)
         self.handled += len(work)
+
+    def _new_actor(self, customer_id: str) -> Actor:
+        return Actor(self.program, self.profiles(customer_id))
 
     def _arm(self, customer_id: str, timer: Schedule) -> None:
         fired = TimerFired(timer.journey, timer.version)

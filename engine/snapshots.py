@@ -40,9 +40,9 @@ from actors.actor import Actor
 from actors.codec import from_chunk, send_record, to_chunk
 from actors.errors import StorageError
 from actors.journey import Program
-from actors.messages import Merged, Schedule, Send
+from actors.messages import Schedule, Send
 from actors.profile import Profile
-from engine.identities import Aliases
+from engine.identities import Aliases, apply_message
 from engine.wal import WriteAheadLog, fsync_directory
 
 FORMAT = 2  # 1: one record per actor (before chunks)
@@ -185,18 +185,16 @@ def recover(
     actors, seen, resend = snapshot.actors, snapshot.seen, list(snapshot.pending)
     aliases = Aliases(snapshot.aliases)
     log = WriteAheadLog(data / "wal", fsync=fsync)
+
+    def new_actor(customer_id: str) -> Actor:
+        return Actor(program, profiles(customer_id))
+
     for _, at, customer_id, message, message_id in log.replay(after=snapshot.lsn):
         if message_id is not None:
             seen[message_id] = at
-        customer_id = aliases.resolve(customer_id)  # as the runtime routed it when applying
-        actor = actors.get(customer_id)
-        if actor is None:
-            actor = actors[customer_id] = Actor(program, profiles(customer_id))
-        # the pure core rebuilds the state; of its effects only the sends matter again
-        if isinstance(message, Merged):  # as the runtime applied it
-            effects = aliases.merge(actors, actor, message.source, at)
-        else:
-            effects = actor.handle(message, at)
+        # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
+        # the sends matter again
+        _, effects = apply_message(actors, aliases, new_actor, customer_id, message, at)
         resend.extend(e for e in effects if isinstance(e, Send))
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
     return Recovered(actors, timers, log, seen, resend, aliases.of)
