@@ -41,11 +41,6 @@ def message_suffix(message: str) -> str:
     return _SEP + message
 
 
-def label(*parts: str) -> str:
-    """One interned string for a tuple of names: equal labels share one object in memory."""
-    return sys.intern(_SEP.join(parts))
-
-
 Stats = Sequence[float]
 _NO_STATS: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, -1.0)
 # every channel's counters at zero: engagement arrays are sliced from it (an array from an
