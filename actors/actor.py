@@ -60,6 +60,7 @@ from actors.messages import (
     Send,
     Suppressed,
     TimerFired,
+    send_key,
 )
 from actors.policy import decide, on_block, rank_channels
 from actors.profile import (
@@ -467,7 +468,7 @@ class Actor:
         profile = self.profile
         customer_id = profile.customer_id
         run.sends += 1
-        key = f"{customer_id}:{journey.id}:{run.entry}:{step.id}:{run.sends}"
+        key = send_key(customer_id, journey.id, run.entry, step.id, run.sends)
         send = Send(
             customer_id, journey.id, run.entry, step.id, channel, step.message, key, step.transactional
         )

@@ -12,6 +12,8 @@ a runtime may cancel lazily (``Cancel`` is advice it may use to free memory).
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 Scalar = str | int | float | bool | None
@@ -82,7 +84,8 @@ Message = Event | Identified | TimerFired | DeliveryReceipt | Merged
 
 
 class Send(_Record, frozen=True):
-    """Hand a message to a channel. ``key`` is the idempotency key of this very send."""
+    """Hand a message to a channel. ``key`` is the idempotency key of this very send
+    (``send_key``)."""
 
     customer: str
     journey: str
@@ -163,3 +166,24 @@ class Escalated(_Record, frozen=True):
 
 
 Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated
+
+
+def send_key(customer: str, journey: str, entry: int, step: str, n: int) -> str:
+    """The idempotency key of the ``n``-th send of a journey entry: ``customer:journey:entry:step:n``.
+
+    Journey and step ids hold no ':' (the compiler refuses them), so a key reads back from the
+    right whatever the customer id holds (``parse_send_key``).
+    """
+    return f"{customer}:{journey}:{entry}:{step}:{n}"
+
+
+_SEND_KEY = re.compile(r"(.+):([^:]+):([0-9]+):([^:]+):([0-9]+)")
+
+
+def parse_send_key(key: str) -> tuple[str, str, int, str, int] | None:
+    """``(customer, journey, entry, step, n)`` of a ``send_key``, or None if it is not one."""
+    found = _SEND_KEY.fullmatch(key)
+    if found is None:
+        return None
+    customer, journey, entry, step, n = found.groups()
+    return customer, journey, int(entry), step, int(n)

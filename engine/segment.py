@@ -46,6 +46,7 @@ from actors.messages import (
     Message,
     Properties,
     Scalar,
+    parse_send_key,
 )
 
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
@@ -132,7 +133,6 @@ _receipts = msgspec.json.Decoder(ReceiptsBody)
 _ITEM_AT = re.compile(r"at `\$\.(batch\[\d+\]|receipts\[\d+\])")  # msgspec's path to a bad item
 # a send's idempotency key, customer:journey:entry:step:n (actors/actor.py); read from the right,
 # since a customer id may hold ':'
-_SEND_KEY = re.compile(r"(.+):([^:]+):([0-9]+):([^:]+):[0-9]+")
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # exactly what msgspec decodes JSON to
 
 
@@ -295,11 +295,11 @@ def _delivery(channel: str, receipt: ProviderReceipt, program: Program) -> Submi
     if status not in RECEIPT_STATUSES:
         raise IngestError(f"unknown status {status!r}; expected one of {list(RECEIPT_STATUSES)}",
                           field="status")
-    send = _SEND_KEY.fullmatch(key) if key else None
+    send = parse_send_key(key) if key else None
     if send is None:
         raise IngestError(f"{key!r} is not a send's idempotency key (customer:journey:entry:step:n)",
                           field="key")
-    customer, journey_id, entry, step_id = send.groups()
+    customer, journey_id, entry, step_id, _ = send
     journey = program.by_id.get(journey_id)
     step = journey.steps.get(step_id) if journey is not None else None
     if not isinstance(step, SendStep):
@@ -307,7 +307,7 @@ def _delivery(channel: str, receipt: ProviderReceipt, program: Program) -> Submi
     if channel not in step.channels:
         raise IngestError(f"step {step_id!r} sends on {list(step.channels)}, not {channel!r}", field="key")
     message_id = f"receipt:{channel}:{receipt.messageId}" if receipt.messageId else f"receipt:{key}:{status}"
-    return customer, DeliveryReceipt(journey_id, int(entry), channel, step.message, status), message_id
+    return customer, DeliveryReceipt(journey_id, entry, channel, step.message, status), message_id
 
 
 def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:
