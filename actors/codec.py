@@ -24,8 +24,9 @@ Restoring a million actors is bound by how many objects it makes (REFERENCE.md s
 layout is shaped to make few: a profile's arrays are slices of one chunk-wide array (one
 allocation each, where building one from its own bytes takes two and twice the time), and label
 sequences, which a few patterns cover (``cart_add`` then ``sent push cart_reminder``...), are
-decoded once per chunk and copied per actor. Profiles, actors and runs are made with ``__new__``
-and filled slot by slot (``__init__`` would set every field twice). Labels and step ids come back
+decoded once per chunk and shared by the actors that have them (a profile replaces its tuple of
+labels when it changes, never changes it in place). Profiles, actors and runs are made with
+``__new__`` and filled slot by slot (``__init__`` would set every field twice). Labels and step ids come back
 interned and empty contexts share one dict (a run's context is replaced, never mutated), so a
 restored engine holds its state as compactly as a live one.
 
@@ -101,7 +102,7 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             None if engagement is None else len(engagement),
             p.purchases, p.revenue, p.last_purchase_at,
             None if timeline_at is None else len(timeline_at),
-            None if what is None else timelines.setdefault(tuple(what), len(timelines)),
+            None if what is None else timelines.setdefault(what, len(timelines)),
             None if cooldowns is None else len(cooldowns),
             runs,
             None if actor.in_app is None else [send_record(send) for send in actor.in_app],
@@ -145,7 +146,7 @@ def from_chunk(chunk: Sequence[Any], program: Program) -> dict[str, Actor]:
         at += timeline_at or 0
         p.cooldowns = None if cooldowns is None else doubles[at : at + cooldowns]
         at += cooldowns or 0
-        p.timeline_what = None if what is None else list(timelines[what])
+        p.timeline_what = None if what is None else timelines[what]
         actor = actors[customer_id] = new_actor(Actor)
         actor.program = program
         actor.profile = p

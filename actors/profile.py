@@ -68,6 +68,8 @@ class Profile:
         timeline_at, timeline_what: the most recent interactions, newest last: their times, and
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
             flat columns cost 16 bytes an entry where a list of tuples costs about 100. The
+            labels are a tuple, replaced on each change rather than changed in place, so
+            profiles with the same sequence may share one (a restored snapshot does). The
             marketing sends (kind ``sent``) inside the policy horizon are never trimmed: the
             rolling-window policies read them from here (``marketing_sends``).
         cooldowns: when each of the policy's cool-downs (by position) was last started.
@@ -106,7 +108,7 @@ class Profile:
         self.revenue = 0.0
         self.last_purchase_at: float | None = None
         self.timeline_at: array[float] | None = None
-        self.timeline_what: list[str] | None = None
+        self.timeline_what: tuple[str, ...] | None = None
         self.cooldowns: array[float] | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -177,25 +179,37 @@ class Profile:
         Trimming drops the oldest entries, except marketing sends later than ``keep_sends_after``
         (the policy horizon): those are kept however many there are, for the rolling windows.
         """
+        # interning shares one label among every customer with the same interaction
+        label = sys.intern(f"{kind}{_SEP}{channel}{_SEP}{detail}")
         times, whats = self.timeline_at, self.timeline_what
         if times is None or whats is None:
-            times, whats = self.timeline_at, self.timeline_what = array("d"), []
+            self.timeline_at, self.timeline_what = array("d", (at,)), (label,)
+            return
         times.append(at)
-        # interning shares one label among every customer with the same interaction
-        whats.append(sys.intern(f"{kind}{_SEP}{channel}{_SEP}{detail}"))
+        whats = self.timeline_what = whats + (label,)
         if len(whats) > TIMELINE_LIMIT:
             self._trim(keep_sends_after)
 
     def _trim(self, keep_sends_after: float) -> None:
         times, whats = self.timeline_at, self.timeline_what
         assert times is not None and whats is not None
-        index = 0
-        while len(whats) > TIMELINE_LIMIT and index < len(whats):
-            if times[index] > keep_sends_after and whats[index].startswith(_SENT_PREFIX):
-                index += 1  # a send the policies still need
-            else:
-                del times[index]
-                del whats[index]
+        excess = len(whats) - TIMELINE_LIMIT
+        if excess <= 0:
+            return
+        if excess == 1 and not (times[0] > keep_sends_after and whats[0].startswith(_SENT_PREFIX)):
+            del times[0]  # the usual case: one entry too many, and the oldest may go
+            self.timeline_what = whats[1:]
+            return
+        dropped: list[int] = []  # the oldest entries that may go, as many as there are too many
+        for index, what in enumerate(whats):
+            if len(dropped) == excess:
+                break
+            if not (times[index] > keep_sends_after and what.startswith(_SENT_PREFIX)):
+                dropped.append(index)  # (a send the policies still need stays)
+        for index in reversed(dropped):
+            del times[index]
+        gone = set(dropped)
+        self.timeline_what = tuple(what for index, what in enumerate(whats) if index not in gone)
 
     def count(self, channel: str, counter: int, at: float | None = None) -> None:
         """Increment one engagement counter; an open or click also stamps ``LAST_ENGAGED``."""
@@ -262,7 +276,7 @@ class Profile:
                 key=lambda entry: entry[0],
             )
             self.timeline_at = array("d", [at for at, _ in entries])
-            self.timeline_what = [what for _, what in entries]
+            self.timeline_what = tuple(what for _, what in entries)
             self._trim(keep_sends_after)
 
     def start_cooldown(self, index: int, at: float) -> None:
