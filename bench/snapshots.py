@@ -5,12 +5,17 @@
 The actors are in the state ``bench.realtime`` snapshots: each entered the cart journey and its
 first timer fired (one push sent, the next wait pending), driven here straight through the pure
 core instead of the runtime, which gives the same state in a fraction of the time. Write and
-restore are each run ``repeat`` times; the medians are printed beside the bare-loop ceiling of the
-same run, as everywhere in bench/.
+restore are each run ``repeat`` times, and so is a write by a forked child as ``serve`` does
+periodically (how long the parent pauses for the fork, how long the child takes, and its peak
+resident memory: the pages it shares with the parent count there too, so this is the bound of
+what copy-on-write may have copied, not the copy itself). The medians are printed beside the bare-loop
+ceiling of the same run, as everywhere in bench/.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import tempfile
 import time
@@ -26,7 +31,7 @@ from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
 from engine.scenario_files import load_scenario
-from engine.snapshots import load_latest, write_snapshot
+from engine.snapshots import fork_snapshot, load_latest, write_snapshot
 
 app = typer.Typer(add_completion=False)
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
@@ -57,7 +62,18 @@ def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, fl
         restore_seconds = time.perf_counter() - began
     if len(restored.actors) != len(actors):
         raise AssertionError(f"restored {len(restored.actors)} actors of {len(actors)}")
-    return {"write_seconds": write_seconds, "restore_seconds": restore_seconds, "bytes": size}
+    del restored
+    with tempfile.TemporaryDirectory() as folder:  # as ``serve`` writes its periodic snapshots
+        began = time.perf_counter()
+        pid = fork_snapshot(Path(folder), 1, actors.values(), dict, [], {})
+        pause = time.perf_counter() - began  # the engine waits this long
+        _, status, usage = os.wait4(pid, 0)
+        child_seconds = time.perf_counter() - began
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise AssertionError("the forked snapshot writer failed")
+    return {"write_seconds": write_seconds, "restore_seconds": restore_seconds, "bytes": size,
+            "fork_pause_seconds": pause, "forked_write_seconds": child_seconds,
+            "forked_writer_rss_mb": usage.ru_maxrss / 1024}
 
 
 @app.command()
@@ -80,6 +96,10 @@ def main(
         "snapshot_write_runs": " ".join(f"{s:.2f}" for s in writes),
         "snapshot_restore_runs": " ".join(f"{s:.2f}" for s in restores),
         "snapshot_mb": runs[0]["bytes"] / 1e6,
+        "fork_pause_seconds": statistics.median(run["fork_pause_seconds"] for run in runs),
+        "forked_write_seconds": statistics.median(run["forked_write_seconds"] for run in runs),
+        "forked_writer_rss_mb": max(run["forked_writer_rss_mb"] for run in runs),
+        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "ceiling_events_per_second_median": ceiling["median"],
     }, json_out)
 

@@ -105,8 +105,13 @@ class _JsonLines:
 
     def read(self) -> list[Any]:
         """Every whole line's value, oldest first."""
+        return _JsonLines.read_file(self.path)
+
+    @staticmethod
+    def read_file(path: Path) -> list[Any]:
+        """Every whole line's value in ``path``, oldest first."""
         values = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 values.append(json.loads(line))
             except ValueError:
@@ -127,15 +132,22 @@ class SettledLog(_JsonLines):
     """The idempotency keys of the sends settled since the last snapshot, one JSON string a line.
 
     Each key is written the moment its send settles; a key lost to a power cut only means that
-    send goes out again under its key.
+    send goes out again under its key. While a snapshot is being written in the background, the
+    keys settled before it started wait in a second file (``<path>.prev``) until it is in place
+    (``rotate``, ``drop_rotated``); a restart reads both.
 
     Args:
-        path: the file (created if missing); the keys already in it are ``settled_before``.
+        path: the file (created if missing); the keys already in it, and in ``<path>.prev``,
+            are ``settled_before``.
     """
 
     def __init__(self, path: Path) -> None:
+        self.previous = path.with_name(path.name + ".prev")
+        if self.previous.exists():  # a background snapshot did not finish: its keys still count
+            self._append_to_previous(path)
         super().__init__(path)
-        self.settled_before = {key for key in self.read() if isinstance(key, str)}
+        before = self.read() + (_JsonLines.read_file(self.previous) if self.previous.exists() else [])
+        self.settled_before = {key for key in before if isinstance(key, str)}
 
     def record(self, key: str) -> None:
         """Remember that the send with this key is settled."""
@@ -144,6 +156,28 @@ class SettledLog(_JsonLines):
     def restart(self) -> None:
         """Forget every key: call once a snapshot holds the state (its pending sends included)."""
         self._file.truncate(0)
+        self.previous.unlink(missing_ok=True)
+
+    def rotate(self) -> None:
+        """Set the keys settled so far aside, as a background snapshot starts: keys from now on
+        go to a fresh file. The snapshot's pending sends are exactly those not set aside."""
+        self._file.close()
+        self._append_to_previous(self.path)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def drop_rotated(self) -> None:
+        """Forget the keys set aside: the background snapshot is in place."""
+        self.previous.unlink(missing_ok=True)
+
+    def _append_to_previous(self, path: Path) -> None:
+        if not path.exists():
+            return
+        if self.previous.exists():  # an older background snapshot failed: keep adding
+            with open(self.previous, "a", encoding="utf-8") as previous:  # (after a line break:
+                previous.write("\n" + path.read_text(encoding="utf-8"))  # a torn line stays alone)
+            path.unlink()
+        else:
+            path.rename(self.previous)
 
 
 class DeadLetterFile(_JsonLines):

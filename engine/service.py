@@ -5,21 +5,29 @@ and re-arms timers; then the HTTP edge, the engine task and a periodic snapshot 
 trio nursery. SIGINT or SIGTERM stops accepting requests, lets the engine finish what it has
 accepted, writes a snapshot, closes the log, and returns (exit status 0).
 
+Periodic snapshots are written by a forked child (``engine.snapshots.fork_snapshot``), so the
+engine pauses for the fork, not for the write; once the child has put the snapshot in place, the
+log before it is dropped. Where there is no ``fork``, and for the last snapshot, the engine
+writes it itself.
+
 Each channel sends through the provider its settings name (``engine.providers``: mock, HTTP or
 SMTP); a channel without settings gets the mock, which records sends and reports them delivered.
 
 The data folder holds ``wal/``, ``snapshots/``, ``settled.log`` (the sends settled since the
-last snapshot), ``dead-letters.jsonl`` (the sends given up on, for the operator) and
-``scenario.toml`` (the scenario the state was built with, which ``export`` reads back). A
-restart hands the outbox again every send of the recovered state that is not in ``settled.log``,
-under its idempotency key.
+last snapshot; ``settled.log.prev`` while a background snapshot is written),
+``dead-letters.jsonl`` (the sends given up on, for the operator) and ``scenario.toml`` (the
+scenario the state was built with, which ``export`` reads back). A restart hands the outbox
+again every send of the recovered state that is not in ``settled.log`` (or ``.prev``), under its
+idempotency key.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
@@ -49,7 +57,7 @@ from engine.providers import (
 )
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
-from engine.snapshots import recover, write_snapshot
+from engine.snapshots import fork_snapshot, recover, write_snapshot
 from engine.views import profile_view
 
 PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
@@ -77,6 +85,8 @@ async def run_service(
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
+    for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
+        unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
     recovered = recover(data, scenario.program, fsync=fsync)
     log = recovered.log
     settled = SettledLog(data / "settled.log")
@@ -160,7 +170,8 @@ async def _serve(
             outbox_done.set()
 
         nursery.start_soon(sending)
-        nursery.start_soon(_snapshots, runtime, outbox, data, snapshot_every)
+        snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
+        nursery.start_soon(_snapshots, runtime, outbox, data, snapshot_every, snapshotting)
         app = create_app(runtime, write_keys, admin_token)
         urls = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
         if callable(on_ready):
@@ -171,7 +182,8 @@ async def _serve(
         await engine_done.wait()
         outbox.close()  # let the queued sends settle (delivered or dead-lettered)
         await outbox_done.wait()
-        _snapshot(runtime, outbox, data)
+        async with snapshotting:  # (a background snapshot finishes first)
+            _snapshot(runtime, outbox, data)
         if runtime.log is not None:
             runtime.log.close()
         nursery.cancel_scope.cancel()
@@ -184,13 +196,20 @@ async def _on_signals(stop: trio.Event) -> None:
             return
 
 
-async def _snapshots(runtime: RealtimeRuntime, outbox: Outbox, data: Path, every: float) -> None:
+async def _snapshots(
+    runtime: RealtimeRuntime, outbox: Outbox, data: Path, every: float, lock: trio.Lock
+) -> None:
     while True:
         await trio.sleep(every)
-        _snapshot(runtime, outbox, data)
+        async with lock:
+            if hasattr(os, "fork"):
+                await _snapshot_in_background(runtime, outbox, data)
+            else:
+                _snapshot(runtime, outbox, data)
 
 
 def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
+    """Write a snapshot here and now (the engine waits): the last one, at shutdown."""
     # synchronous on purpose: no other task runs meanwhile, so the actors are exactly the state
     # after ``applied_lsn``, and the outbox's pending sends are exactly those not yet settled
     lsn = runtime.applied_lsn
@@ -201,6 +220,30 @@ def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
         # a restart from this snapshot re-sends its pending sends and those the log after it
         # produces: none of the keys settled so far can be among them
         outbox.settled_log.restart()
+    _snapshot_in_place(runtime, data, lsn)
+
+
+async def _snapshot_in_background(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
+    """Write a snapshot from a forked child while the engine goes on (``fork_snapshot``)."""
+    # the state at the fork is exactly the state after ``applied_lsn``, as in ``_snapshot``:
+    # no other task runs between these lines
+    lsn, now = runtime.applied_lsn, runtime.now()
+    if outbox.settled_log is not None:
+        outbox.settled_log.rotate()  # the keys settled before the fork, until the snapshot is in
+    pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
+                        partial(runtime.seen.recent, now), outbox.pending.values(), runtime.aliases.of)
+    _, status = await trio.to_thread.run_sync(os.waitpid, pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        print(f"background snapshot at {lsn} failed (exit {os.waitstatus_to_exitcode(status)}); "
+              "the log is kept and the next snapshot tries again", file=sys.stderr, flush=True)
+        return
+    if outbox.settled_log is not None:
+        outbox.settled_log.drop_rotated()
+    _snapshot_in_place(runtime, data, lsn)
+
+
+def _snapshot_in_place(runtime: RealtimeRuntime, data: Path, lsn: int) -> None:
+    """A snapshot at ``lsn`` is in place: drop what it makes redundant."""
     for old in sorted((data / "snapshots").glob("snap-*.msgpack"))[:-2]:
         old.unlink()  # keep the two newest
     if runtime.log is not None:

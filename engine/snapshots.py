@@ -25,8 +25,11 @@ the outbox again (pending at the snapshot, or produced by the replay).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -83,7 +86,7 @@ def write_snapshot(
     snapshot's path."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"snap-{lsn:016d}.msgpack"
-    temporary = directory / f".{final.name}.tmp"
+    temporary = directory / f".{final.name}.{os.getpid()}.tmp"  # (a process's own: see fork_snapshot)
     pack = msgspec.msgpack.Encoder().encode
     remaining = iter(actors)
     count = 0
@@ -100,6 +103,45 @@ def write_snapshot(
     os.replace(temporary, final)
     fsync_directory(directory)
     return final
+
+
+def fork_snapshot(
+    directory: Path,
+    lsn: int,
+    actors: Iterable[Actor],
+    seen: Callable[[], dict[str, float]],
+    pending: Iterable[Send],
+    aliases: dict[str, str],
+) -> int:
+    """Write a snapshot (as ``write_snapshot``) from a forked child process; return its pid.
+
+    The child sees the state as it was at the fork, kept for it by copy-on-write, so the caller
+    goes on changing its own at once: the engine pauses for the fork (tens of milliseconds at a
+    million actors), not for the write (seconds). The price is memory: the pages the child
+    touches while it writes (reading an object writes its reference count) are copied, up to the
+    size of the state. ``seen`` (the message ids to keep) is worked out in the child too.
+
+    Wait for the child with ``os.waitpid``: it exits 0 once the snapshot is in place, 1 if the
+    write failed. It dies with its parent (Linux), so a killed engine leaves no writer behind,
+    and it writes its own temporary file, so it cannot collide with a restarted engine's.
+    """
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:  # the child: nothing of the parent's event loop, threads or files is used here
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl+C is the parent's
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if sys.platform == "linux":
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == parent:  # (else the parent died before the line above)
+            write_snapshot(directory, lsn, actors, seen(), pending, aliases)
+            status = 0
+    except BaseException as exc:  # told on stderr: the parent sees the exit status only
+        os.write(2, f"snapshot writer: {exc!r}\n".encode())
+    finally:
+        os._exit(status)
 
 
 def load_latest(directory: Path, program: Program) -> Snapshot:

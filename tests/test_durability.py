@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import random
 
 import msgpack
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, tz_offsets
 
 from actors import EngineInternalError, StorageError
-from actors.codec import from_chunk, to_chunk
+from actors.codec import decode, encode, from_chunk, to_chunk
 from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, TimerFired
 from engine import snapshots
 from engine.snapshots import load_latest, recover, write_snapshot
@@ -114,6 +115,39 @@ def test_a_snapshot_restores_every_actor_and_a_cut_one_is_skipped(tmp_path, monk
         newest.write_bytes(data[:cut])
         lsn, restored, *_ = load_latest(tmp_path, program)
         assert lsn == 7 and sorted(restored) == [f"c{i}" for i in range(5)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork_snapshot needs os.fork")
+def test_a_forked_snapshot_holds_the_state_at_the_fork_while_the_engine_goes_on(tmp_path):
+    program = load_program()
+    actors = [make_actor(program, f"c{i}") for i in range(30)]
+    for i, actor in enumerate(actors):
+        actor.handle(Event("cart_add", {"value": 40 + i}), T0 + i)
+    expected = {a.customer_id: a for a in (decode(encode(a), program) for a in actors)}
+    pid = snapshots.fork_snapshot(tmp_path, 5, actors, lambda: {"m1": T0}, [], {"anon": "c1"})
+    for actor in actors:  # the engine goes on at once: the child must not see this
+        actor.handle(Event("purchase", {"value": 10}), T0 + HOUR)
+    actors.append(make_actor(program, "late"))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    loaded = load_latest(tmp_path, program)
+    assert (loaded.lsn, loaded.seen, loaded.aliases) == (5, {"m1": T0}, {"anon": "c1"})
+    assert loaded.actors == expected and loaded.actors["c0"] != actors[0]
+    assert not list(tmp_path.glob(".*.tmp"))  # the child's own temporary file went into place
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork_snapshot needs os.fork")
+def test_a_forked_writer_that_fails_exits_1_and_leaves_the_older_snapshot(tmp_path):
+    program = load_program()
+    write_snapshot(tmp_path, 3, [make_actor(program, "c0")])
+
+    def no_seen() -> dict[str, float]:
+        raise OSError("disk full")
+
+    pid = snapshots.fork_snapshot(tmp_path, 4, [make_actor(program, "c1")], no_seen, [], {})
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
+    assert load_latest(tmp_path, program).lsn == 3
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

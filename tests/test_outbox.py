@@ -176,6 +176,31 @@ def test_the_settled_log_remembers_delivered_and_dead_sends_until_a_snapshot(tmp
     assert SettledLog(path).settled_before == {"c0:j:2:email:1"}
 
 
+def test_keys_set_aside_for_a_background_snapshot_count_until_it_is_in_place(tmp_path):
+    path = tmp_path / "settled.log"
+    log = SettledLog(path)
+    log.record("before:1")
+    log.rotate()  # a background snapshot starts: its pending sends exclude "before:1"
+    log.record("during:1")
+    log.close()
+    assert SettledLog(path).settled_before == {"before:1", "during:1"}  # a crash meanwhile
+
+    log = SettledLog(path)  # (the crash's restart merged the set-aside keys back)
+    log.rotate()  # the next background snapshot fails...
+    log.record("after:1")
+    log.rotate()  # ...and another starts: the keys of both stay set aside
+    assert log.settled_before == {"before:1", "during:1"}
+    log.close()
+    assert SettledLog(path).settled_before == {"before:1", "during:1", "after:1"}
+
+    log = SettledLog(path)
+    log.rotate()
+    log.record("later:1")
+    log.drop_rotated()  # the snapshot is in place: only the keys settled since it started count
+    log.close()
+    assert SettledLog(path).settled_before == {"later:1"}
+
+
 def test_a_send_handed_over_again_while_still_queued_goes_out_once():
     provider = MockProvider()
     outbox = Outbox({"email": provider}, seed=1)
