@@ -110,8 +110,11 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
     return FORMAT_VERSION, _bytes(doubles), list(timelines), records
 
 
-def from_chunk(chunk: Sequence[Any], program: Program) -> dict[str, Actor]:
-    """The actors of a ``to_chunk`` chunk (whose lists may come back as tuples), by customer id.
+def from_chunk(
+    chunk: Sequence[Any], program: Program, into: dict[str, Actor] | None = None
+) -> dict[str, Actor]:
+    """The actors of a ``to_chunk`` chunk (whose lists may come back as tuples), by customer id:
+    added to ``into`` when given (a restore fills one table, chunk by chunk), else to a new dict.
 
     Raises:
         EngineInternalError: the chunk is of an unknown format version, or has a run of a journey
@@ -126,7 +129,7 @@ def from_chunk(chunk: Sequence[Any], program: Program) -> dict[str, Actor]:
     timelines = [tuple(map(sys.intern, labels)) for labels in patterns]
     new_profile, new_actor, new_run, intern = Profile.__new__, Actor.__new__, JourneyRun.__new__, sys.intern
     journey_count, journey_by_id = len(program.journeys), program.by_id
-    actors = {}
+    actors = {} if into is None else into
     at = 0  # where the next column starts in ``doubles``
     # One loop, no Python call per actor: it runs a million times per restore.
     for (customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,

@@ -202,7 +202,7 @@ def _read(path: Path, program: Program) -> Snapshot | None:
                     pending = [Send(*fields) for fields in header.get("pending", [])]
                     return Snapshot(header["lsn"], actors, dict(header.get("seen", {})), pending,
                                     dict(header.get("aliases", {})))
-                actors.update(from_chunk(value, program))
+                from_chunk(value, program, into=actors)
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
     return None  # no trailer: the file was cut short
