@@ -122,8 +122,9 @@ def fork_snapshot(
     size of the state. ``seen`` (the message ids to keep) is worked out in the child too.
 
     Wait for the child with ``os.waitpid``: it exits 0 once the snapshot is in place, 1 if the
-    write failed. It dies with its parent (Linux), so a killed engine leaves no writer behind,
-    and it writes its own temporary file, so it cannot collide with a restarted engine's.
+    write failed. It closes the files and sockets it inherited (a connection the parent closes
+    is closed at once), dies with its parent (Linux), so a killed engine leaves no writer behind,
+    and writes its own temporary file, so it cannot collide with a restarted engine's.
     """
     parent = os.getpid()
     pid = os.fork()
@@ -131,6 +132,7 @@ def fork_snapshot(
         return pid
     status = 1
     try:  # the child: nothing of the parent's event loop, threads or files is used here
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the parent's sockets close when it says
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl+C is the parent's
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if sys.platform == "linux":
