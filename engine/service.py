@@ -230,8 +230,15 @@ async def _snapshot_in_background(runtime: RealtimeRuntime, outbox: Outbox, data
     lsn, now = runtime.applied_lsn, runtime.now()
     if outbox.settled_log is not None:
         outbox.settled_log.rotate()  # the keys settled before the fork, until the snapshot is in
-    pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
-                        partial(runtime.seen.recent, now), outbox.pending.values(), runtime.aliases.of)
+    try:
+        pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
+                            partial(runtime.seen.recent, now), outbox.pending.values(),
+                            runtime.aliases.of)
+    except OSError as exc:  # (no memory or no process left for a child)
+        print(f"cannot start a snapshot writer ({exc}); writing the snapshot in-process",
+              file=sys.stderr, flush=True)
+        _snapshot(runtime, outbox, data)
+        return
     _, status = await trio.to_thread.run_sync(os.waitpid, pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         print(f"background snapshot at {lsn} failed (exit {os.waitstatus_to_exitcode(status)}); "

@@ -16,8 +16,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 from aiosmtpd.controller import Controller
+from harness import T0, load_program, make_actor
 from local_providers import CountingProvider, SmtpInbox, free_port
+
+from actors.messages import Event
+from engine import service
+from engine.outbox import Outbox, SettledLog
+from engine.realtime import RealtimeRuntime
+from engine.snapshots import load_latest
 
 KEY = "wk_service"
 TIMED_SENDS = Path(__file__).parent / "timed_sends.toml"
@@ -309,3 +317,26 @@ def test_a_bad_channel_table_exits_2_naming_the_file_and_the_key(tmp_path, table
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"config {config}: {message}")
     assert not (tmp_path / "state").exists()  # refused before anything started
+
+
+@pytest.mark.parametrize("fork", ["works", "fails"])
+def test_a_background_snapshot_takes_the_settled_keys_with_it_and_without_a_child_is_written_here(
+    tmp_path, monkeypatch, fork
+):
+    program = load_program()
+    runtime = RealtimeRuntime(program, None)
+    for i in range(3):
+        actor = runtime.actors[f"c{i}"] = make_actor(program, f"c{i}")
+        actor.handle(Event("cart_add", {"value": 50}), T0)
+    settled = SettledLog(tmp_path / "settled.log")
+    settled.record("c9:cart_abandonment:1:reminder:1")  # settled before the snapshot
+    outbox = Outbox({}, settled_log=settled)
+    if fork == "fails":
+        def no_child(*args: object) -> int:
+            raise OSError("Cannot allocate memory")
+        monkeypatch.setattr(service, "fork_snapshot", no_child)
+    trio.run(service._snapshot_in_background, runtime, outbox, tmp_path)
+    settled.close()
+    assert load_latest(tmp_path / "snapshots", program).actors == runtime.actors
+    assert SettledLog(tmp_path / "settled.log").settled_before == set()  # the snapshot has them
+    assert not (tmp_path / "settled.log.prev").exists()
