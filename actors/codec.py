@@ -3,32 +3,43 @@
 A chunk is one MessagePack array, positional throughout (array-like records are both smaller and
 faster than maps):
 
-    [version, doubles, timelines, records]
+    [version, ids, doubles, timelines, journeys, records, timers]
 
+    ids:       the customer ids, one per record, in order
     doubles:   every ``array('d')`` column of the chunk's profiles (engagement, timeline_at,
                cooldowns, actor after actor), end to end, as one bin of little-endian doubles
     timelines: the chunk's distinct ``timeline_what`` label sequences, each a list of labels
+    journeys:  the ids of the journeys the chunk's runs are in
     records:   one per actor:
 
-    [customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,
-     last_purchase_at, timeline_at, timeline_what, cooldowns, runs, in_app]
+    [tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
+     timeline_at, timeline_what, cooldowns, runs, in_app]
 
-    engagement, timeline_at, cooldowns: how many doubles the column takes from ``doubles``
-        (nil: the profile has no such column)
+    at: where the actor's columns start in ``doubles``
+    engagement, timeline_at, cooldowns: how many doubles each column takes from there, in that
+        order (nil: the profile has no such column)
     timeline_what: position in ``timelines`` (nil: no timeline)
-    runs:   [[journey_id, entry, entered_at, holdout, converted, step, version, due_at, context,
-             sends], ...] per journey entered (nil: none ever was); ``context`` is nil when empty
+    runs:   [[journey, entry, entered_at, holdout, converted, step, version, due_at, context,
+             sends], ...] per journey entered, ``journey`` a position in ``journeys`` (nil: none
+             ever was); ``context`` is nil when empty
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
+    timers: the live timer of every active run, as columns: [actor, journey, version, due_at],
+            bins of little-endian uint32 (position in ``ids``), uint16 (position in
+            ``journeys``), int64 and double
 
-Restoring a million actors is bound by how many objects it makes (REFERENCE.md section 8), so the
-layout is shaped to make few: a profile's arrays are slices of one chunk-wide array (one
-allocation each, where building one from its own bytes takes two and twice the time), and label
-sequences, which a few patterns cover (``cart_add`` then ``sent push cart_reminder``...), are
-decoded once per chunk and shared by the actors that have them (a profile replaces its tuple of
-labels when it changes, never changes it in place). Profiles, actors and runs are made with
-``__new__`` and filled slot by slot (``__init__`` would set every field twice). Labels and step ids come back
-interned and empty contexts share one dict (a run's context is replaced, never mutated), so a
-restored engine holds its state as compactly as a live one.
+Each record reads on its own, given its chunk's shared columns: a runtime restores a chunk as
+ids, raw records and timers (``read_chunk``), arms the timers, and turns a record into an actor
+only when a message for that customer comes (``actor_from``). Restoring a million actors is
+bound by how many objects it makes (REFERENCE.md section 8), and so it makes about two per
+actor at start-up (its id and its raw record) instead of some twenty. A record not yet turned
+into an actor is written to the next snapshot as it is (``rewrite_chunk``), with its chunk's
+columns.
+
+An actor is made with ``__new__`` and filled slot by slot (``__init__`` would set every field
+twice); a profile's arrays are slices of the chunk's doubles, label sequences are shared by the
+actors that have them (a profile replaces its tuple of labels when it changes, never changes it
+in place), labels and step ids come back interned and empty contexts share one dict (a run's
+context is replaced, never mutated), so a restored actor is as compact as a live one.
 
 The compiled ``Program`` is not part of a snapshot: it comes from the scenario on restore, and runs
 are matched to its journeys by id. ``decode(encode(actor), program) == actor`` holds for every
@@ -39,10 +50,9 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import msgpack
 import msgspec
 
 from actors.actor import Actor, JourneyRun
@@ -51,38 +61,122 @@ from actors.journey import Program
 from actors.messages import Properties, Send
 from actors.profile import Profile
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a context; never mutated
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _encoder = msgspec.msgpack.Encoder()
+_Timers = tuple[bytes, bytes, bytes, bytes]
+_chunk_decoder = msgspec.msgpack.Decoder(  # (doubles and records stay in the buffer: no copy)
+    tuple[int, list[str], memoryview, list[list[str]], list[str], list[msgspec.Raw], _Timers]
+)
+_record_decoder = msgspec.msgpack.Decoder()
 
 
-def _bytes(values: array[float]) -> bytes:
-    """An ``array('d')`` as little-endian bytes."""
+def _bytes(values: array[Any]) -> bytes:
+    """An array as little-endian bytes."""
     if not _LITTLE_ENDIAN:
-        values = array("d", values)
+        values = array(values.typecode, values)
         values.byteswap()
     return values.tobytes()
 
 
-def _doubles(data: bytes) -> array[float]:
-    """An ``array('d')`` from little-endian bytes."""
-    values = array("d", data)
+def _array(typecode: str, data: bytes | memoryview) -> array[Any]:
+    """An array of ``typecode`` from little-endian bytes."""
+    values = array(typecode)
+    values.frombytes(data)
     if not _LITTLE_ENDIAN:
         values.byteswap()
     return values
 
 
+class Chunk:
+    """A chunk as read back: the customer ids, the raw records, and the shared columns the
+    records need to become actors (``actor_from``) or to be written again (``rewrite_chunk``).
+
+    Raises:
+        EngineInternalError: (on creation) the chunk is of an unknown format version, or has a
+            run of a journey the program no longer has.
+    """
+
+    __slots__ = ("ids", "doubles", "patterns", "timelines", "journeys", "records", "timers",
+                 "program")
+
+    def __init__(self, data: bytes, program: Program) -> None:
+        try:
+            version, ids, doubles, patterns, journeys, records, timers = _chunk_decoder.decode(data)
+        except msgspec.DecodeError:
+            version = _record_decoder.decode(data)[0]  # another format: say which
+            raise EngineInternalError(
+                f"snapshot chunk format {version!r}; this engine reads {FORMAT_VERSION}"
+            ) from None
+        if version != FORMAT_VERSION:
+            raise EngineInternalError(
+                f"snapshot chunk format {version!r}; this engine reads {FORMAT_VERSION}"
+            )
+        for position, journey_id in enumerate(journeys):
+            if journey_id not in program.by_id:
+                holder = next(ids[i] for i, position_of in _run_journeys(records) if position_of == position)
+                raise EngineInternalError(
+                    f"snapshot of {holder!r} has a run of journey {journey_id!r}, which the"
+                    " scenario no longer has"
+                )
+        self.ids: list[str] = ids
+        self.doubles: memoryview = doubles  # a view of the chunk's bytes, which its records hold
+        self.patterns = patterns
+        self.timelines = [tuple(map(sys.intern, labels)) for labels in patterns]
+        self.journeys = journeys
+        self.records: list[msgspec.Raw] = records
+        self.timers = timers
+        self.program = program
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def live_timers(self) -> Iterator[tuple[int, str, int, float]]:
+        """The chunk's live timers: ``(position of the actor, journey id, version, due_at)``."""
+        actor_at, journey_at, versions, due = self.timers
+        journeys = self.journeys
+        for position, journey, version, at in zip(
+            _array("I", actor_at), _array("H", journey_at), _array("q", versions), _array("d", due),
+            strict=True,
+        ):
+            yield position, journeys[journey], version, at
+
+
+def _run_journeys(records: list[msgspec.Raw]) -> Iterator[tuple[int, int]]:
+    """``(record position, journey position)`` of every run in the raw records."""
+    for index, raw in enumerate(records):
+        for run in _record_decoder.decode(raw)[12] or ():
+            yield index, run[0]
+
+
+def read_chunk(data: bytes, program: Program) -> Chunk:
+    """A chunk from its bytes (``encode_chunk`` output), its records left raw until needed.
+
+    Raises:
+        EngineInternalError: the chunk is of an unknown format version, or has a run of a journey
+            the program no longer has.
+    """
+    return Chunk(data, program)
+
+
 def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
     """The actors' state as one chunk: plain tuples, lists, dicts, bytes and scalars."""
+    ids: list[str] = []
     doubles: array[float] = array("d")
     timelines: dict[tuple[str, ...], int] = {}
+    journey_at: dict[str, int] = {}
     records = []
+    timer_actor: array[int] = array("I")
+    timer_journey: array[int] = array("H")
+    timer_version: array[int] = array("q")
+    timer_due: array[float] = array("d")
     # One loop, no Python call per actor: it runs a million times per snapshot.
     for actor in actors:
         p = actor.profile
         engagement, timeline_at, cooldowns, what = p.engagement, p.timeline_at, p.cooldowns, p.timeline_what
+        at = len(doubles)
         if engagement is not None:
             doubles += engagement
         if timeline_at is not None:
@@ -94,11 +188,18 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             journeys, runs, index = actor.program.journeys, [], 0
             for r in actor.runs:  # zip(..., strict=True) would cost 0.3 s more per million actors
                 if r is not None:
-                    runs.append((journeys[index].id, r.entry, r.entered_at, r.holdout, r.converted,
+                    journey = journey_at.setdefault(journeys[index].id, len(journey_at))
+                    runs.append((journey, r.entry, r.entered_at, r.holdout, r.converted,
                                  r.step, r.version, r.due_at, r.context or None, r.sends))
+                    if r.step is not None:
+                        timer_actor.append(len(ids))
+                        timer_journey.append(journey)
+                        timer_version.append(r.version)
+                        timer_due.append(r.due_at)
                 index += 1
+        ids.append(p.customer_id)
         records.append((
-            p.customer_id, p.tz_offset, p.reach, p.consent, p.traits,
+            p.tz_offset, p.reach, p.consent, p.traits, at,
             None if engagement is None else len(engagement),
             p.purchases, p.revenue, p.last_purchase_at,
             None if timeline_at is None else len(timeline_at),
@@ -107,88 +208,98 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             runs,
             None if actor.in_app is None else [send_record(send) for send in actor.in_app],
         ))
-    return FORMAT_VERSION, _bytes(doubles), list(timelines), records
+    timers = (_bytes(timer_actor), _bytes(timer_journey), _bytes(timer_version), _bytes(timer_due))
+    return FORMAT_VERSION, ids, _bytes(doubles), list(timelines), list(journey_at), records, timers
 
 
-def from_chunk(
-    chunk: Sequence[Any], program: Program, into: dict[str, Actor] | None = None
-) -> dict[str, Actor]:
-    """The actors of a ``to_chunk`` chunk (whose lists may come back as tuples), by customer id:
-    added to ``into`` when given (a restore fills one table, chunk by chunk), else to a new dict.
+def rewrite_chunk(chunk: Chunk, keep: Sequence[int]) -> tuple[Any, ...]:
+    """The records at positions ``keep`` of a chunk read back, as a chunk again: the raw
+    records and the shared columns as they were (a record is not decoded), their timers kept."""
+    kept = set(keep)
+    timers = chunk.timers
+    actor_at, journey_at, versions, due = (
+        _array("I", timers[0]), _array("H", timers[1]), _array("q", timers[2]), _array("d", timers[3])
+    )
+    renumbered = {position: new for new, position in enumerate(keep)}
+    live = [i for i, position in enumerate(actor_at) if position in kept]
+    new_timers = (
+        _bytes(array("I", [renumbered[actor_at[i]] for i in live])),
+        _bytes(array("H", [journey_at[i] for i in live])),
+        _bytes(array("q", [versions[i] for i in live])),
+        _bytes(array("d", [due[i] for i in live])),
+    )
+    return (FORMAT_VERSION, [chunk.ids[i] for i in keep], chunk.doubles, chunk.patterns,
+            chunk.journeys, [chunk.records[i] for i in keep], new_timers)
 
-    Raises:
-        EngineInternalError: the chunk is of an unknown format version, or has a run of a journey
-            the program no longer has.
-    """
-    chunk_version, data, patterns, records = chunk
-    if chunk_version != FORMAT_VERSION:
-        raise EngineInternalError(
-            f"snapshot format {chunk_version!r}; this engine reads {FORMAT_VERSION}"
-        )
-    doubles = _doubles(data)
-    timelines = [tuple(map(sys.intern, labels)) for labels in patterns]
-    new_profile, new_actor, new_run, intern = Profile.__new__, Actor.__new__, JourneyRun.__new__, sys.intern
-    journey_count, journey_by_id = len(program.journeys), program.by_id
-    actors = {} if into is None else into
-    at = 0  # where the next column starts in ``doubles``
-    # One loop, no Python call per actor: it runs a million times per restore.
-    for (customer_id, tz_offset, reach, consent, traits, engagement, purchases, revenue,
-         last_purchase_at, timeline_at, what, cooldowns, runs, in_app) in records:
-        p = new_profile(Profile)
-        p.customer_id = customer_id
-        p.tz_offset = tz_offset
-        p.reach = reach
-        p.consent = consent
-        p.traits = traits
-        p.purchases = purchases
-        p.revenue = revenue
-        p.last_purchase_at = last_purchase_at
-        p.engagement = None if engagement is None else doubles[at : at + engagement]
-        at += engagement or 0
-        p.timeline_at = None if timeline_at is None else doubles[at : at + timeline_at]
-        at += timeline_at or 0
-        p.cooldowns = None if cooldowns is None else doubles[at : at + cooldowns]
-        at += cooldowns or 0
-        p.timeline_what = None if what is None else timelines[what]
-        actor = actors[customer_id] = new_actor(Actor)
-        actor.program = program
-        actor.profile = p
-        actor.in_app = None if in_app is None else [Send(*fields) for fields in in_app]
-        if runs is None:
-            actor.runs = None
-            continue
-        by_index: list[JourneyRun | None] = [None] * journey_count
-        actor.runs = by_index
-        for (journey_id, entry, entered_at, holdout, converted, step, version, due_at, context,
-             sends) in runs:
-            journey = journey_by_id.get(journey_id)
-            if journey is None:
-                raise EngineInternalError(
-                    f"snapshot of {customer_id!r} has a run of journey {journey_id!r}, which the"
-                    " scenario no longer has"
-                )
-            run = by_index[journey.index] = new_run(JourneyRun)
-            run.entry = entry
-            run.entered_at = entered_at
-            run.holdout = holdout
-            run.converted = converted
-            run.step = None if step is None else intern(step)
-            run.version = version
-            run.due_at = due_at
-            run.context = context or _EMPTY_CONTEXT
-            run.sends = sends
-    return actors
+
+def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:
+    """The actor of a raw record of ``chunk``."""
+    return _actor(chunk, customer_id, _record_decoder.decode(raw))
+
+
+def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
+    (tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
+     timeline_at, what, cooldowns, runs, in_app) = record
+    program, doubles = chunk.program, chunk.doubles
+    p = Profile.__new__(Profile)
+    p.customer_id = customer_id
+    p.tz_offset = tz_offset
+    p.reach = reach
+    p.consent = consent
+    p.traits = traits
+    p.purchases = purchases
+    p.revenue = revenue
+    p.last_purchase_at = last_purchase_at
+    p.engagement = None if engagement is None else _column(doubles, at, engagement)
+    at += engagement or 0
+    p.timeline_at = None if timeline_at is None else _column(doubles, at, timeline_at)
+    at += timeline_at or 0
+    p.cooldowns = None if cooldowns is None else _column(doubles, at, cooldowns)
+    p.timeline_what = None if what is None else chunk.timelines[what]
+    actor = Actor.__new__(Actor)
+    actor.program = program
+    actor.profile = p
+    actor.in_app = None if in_app is None else [Send(*fields) for fields in in_app]
+    if runs is None:
+        actor.runs = None
+        return actor
+    by_index: list[JourneyRun | None] = [None] * len(program.journeys)
+    actor.runs = by_index
+    journeys, by_id, intern = chunk.journeys, program.by_id, sys.intern
+    for (journey, entry, entered_at, holdout, converted, step, version, due_at, context,
+         sends) in runs:
+        run = by_index[by_id[journeys[journey]].index] = JourneyRun.__new__(JourneyRun)
+        run.entry = entry
+        run.entered_at = entered_at
+        run.holdout = holdout
+        run.converted = converted
+        run.step = None if step is None else intern(step)
+        run.version = version
+        run.due_at = due_at
+        run.context = context or _EMPTY_CONTEXT
+        run.sends = sends
+    return actor
+
+
+def _column(doubles: memoryview, at: int, count: int) -> array[float]:
+    """``count`` doubles from position ``at`` of a chunk's doubles, as an array of their own."""
+    return _array("d", doubles[at * 8 : (at + count) * 8])
+
+
+def encode_chunk(chunk: tuple[Any, ...]) -> bytes:
+    """A ``to_chunk`` or ``rewrite_chunk`` chunk as MessagePack bytes."""
+    return _encoder.encode(chunk)
 
 
 def encode(actor: Actor) -> bytes:
     """One actor's state as MessagePack bytes (a chunk of one)."""
-    return _encoder.encode(to_chunk([actor]))
+    return encode_chunk(to_chunk([actor]))
 
 
 def decode(data: bytes, program: Program) -> Actor:
     """An actor from ``encode`` output, bound to ``program``."""
-    (actor,) = from_chunk(msgpack.unpackb(data, raw=False, use_list=False), program).values()
-    return actor
+    chunk = read_chunk(data, program)
+    return actor_from(chunk, chunk.ids[0], chunk.records[0])
 
 
 def send_record(send: Send) -> list[Any]:

@@ -75,7 +75,7 @@ def create_app(
         refused = admin(request)
         if refused is not None:
             return refused
-        actor = runtime.actors.get(runtime.aliases.resolve(request.path_params["user_id"]))
+        actor = runtime.actor(request.path_params["user_id"])
         if actor is None:
             return JSONResponse({"error": "no such profile"}, status_code=404)
         return JSONResponse(profile_view(actor))
@@ -128,7 +128,7 @@ def create_app(
         return JSONResponse({"success": True, "applied": len(fresh), "duplicates": duplicates})
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "actors": len(runtime.actors), "handled": runtime.handled})
+        return JSONResponse({"status": "ok", "actors": runtime.actor_count, "handled": runtime.handled})
 
     return Starlette(
         routes=[

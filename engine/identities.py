@@ -19,6 +19,11 @@ from actors.actor import Actor
 from actors.messages import Effect, Merged, Message
 
 
+def _nobody(customer_id: str) -> None:
+    """No actor to wake (no snapshot's dormant actors)."""
+    return None
+
+
 class Aliases:
     """Customer ids merged into others: ``source -> target`` (targets may merge again later)."""
 
@@ -32,8 +37,16 @@ class Aliases:
             customer_id = of[customer_id]
         return customer_id
 
-    def merge(self, actors: dict[str, Actor], target: Actor, source_id: str, now: float) -> list[Effect]:
-        """Fold the actor of ``source_id`` (if it exists) into ``target``; return the effects.
+    def merge(
+        self,
+        actors: dict[str, Actor],
+        target: Actor,
+        source_id: str,
+        now: float,
+        wake: Callable[[str], Actor | None] = _nobody,
+    ) -> list[Effect]:
+        """Fold the actor of ``source_id`` (if it exists, in ``actors`` or to ``wake`` from a
+        snapshot) into ``target``; return the effects.
 
         The source id resolves to ``target`` from now on. Merging a customer into itself, or
         twice, changes nothing.
@@ -43,6 +56,8 @@ class Aliases:
             return []
         self.of[source_id] = target.customer_id
         source = actors.pop(source_id, None)
+        if source is None:
+            source = wake(source_id)
         return [] if source is None else target.absorb(source, now)
 
 
@@ -53,15 +68,20 @@ def apply_message(
     customer_id: str,
     message: Message,
     now: float,
+    wake: Callable[[str], Actor | None] = _nobody,
 ) -> tuple[str, list[Effect]]:
     """Hand one message to the actor it concerns, as the runtime and recovery both must: an
-    aliased id resolves first, an unknown customer gets ``new_actor(id)``, a ``Merged`` folds
-    its source in. Returns the id the actor lives under and the effects."""
+    aliased id resolves first, a customer not in ``actors`` is woken from a snapshot
+    (``wake(id)``) or else gets ``new_actor(id)``, a ``Merged`` folds its source in. Returns the
+    id the actor lives under and the effects."""
     if customer_id in aliases.of:
         customer_id = aliases.resolve(customer_id)
     actor = actors.get(customer_id)
     if actor is None:
-        actor = actors[customer_id] = new_actor(customer_id)
+        actor = wake(customer_id)
+        if actor is None:
+            actor = new_actor(customer_id)
+        actors[customer_id] = actor
     if type(message) is Merged:
-        return customer_id, aliases.merge(actors, actor, message.source, now)
+        return customer_id, aliases.merge(actors, actor, message.source, now, wake)
     return customer_id, actor.handle(message, now)

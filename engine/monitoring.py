@@ -51,7 +51,7 @@ class EngineCollector(Collector):
                 conversions.add_metric([journey, group], tally.conversions[index])
         yield from (sends, suppressed, entries, conversions)
         gauges = {
-            "touchpoint_actors": ("Customers with state in memory", len(runtime.actors)),
+            "touchpoint_actors": ("Customers with state in memory", runtime.actor_count),
             "touchpoint_pending_timers": ("Timers queued (cancelled ones included)", len(runtime.timers)),
             "touchpoint_inbox_depth": ("Batches waiting for the engine", runtime.inbox_depth),
             "touchpoint_applied_lsn": ("Last write-ahead log position applied", runtime.applied_lsn),

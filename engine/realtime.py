@@ -36,6 +36,7 @@ from engine.channels import ChannelAdapter
 from engine.dedupe import SeenMessageIds
 from engine.identities import Aliases, apply_message
 from engine.scheduler import TimerQueue
+from engine.snapshots import Dormant
 from engine.wal import WriteAheadLog
 from reports.metrics import RunMetrics
 
@@ -76,6 +77,7 @@ class RealtimeRuntime:
         self.epoch = epoch
         self.log = log
         self.actors: dict[str, Actor] = {}
+        self.dormant = Dormant()  # actors restored from a snapshot, woken by their first message
         self.timers = TimerQueue()
         self.trace = trace
         self.handled = 0
@@ -91,14 +93,36 @@ class RealtimeRuntime:
         timers: list[tuple[str, Schedule]],
         seen: dict[str, float] | None = None,
         aliases: dict[str, str] | None = None,
+        dormant: Dormant | None = None,
     ) -> None:
-        """Take over recovered actors, message ids and aliases, and re-arm the actors' live
-        timers (overdue ones fire at once)."""
+        """Take over recovered actors (and dormant ones), message ids and aliases, and re-arm
+        the live timers of all of them (overdue ones fire at once)."""
         self.actors = actors
         self.seen.restore(seen or {})
         self.aliases = Aliases(aliases)
         for customer_id, timer in timers:
             self._arm(customer_id, timer)
+        if dormant is not None:
+            self.dormant = dormant
+            push, priority = self.timers.push, {j.id: j.priority for j in self.program.journeys}
+            for customer_id, journey, version, due_at in dormant.live_timers():
+                push(due_at, customer_id, TimerFired(journey, version), priority[journey])
+
+    def actor(self, customer_id: str) -> Actor | None:
+        """The actor of a customer (or of whom the id merged into), woken if it was dormant;
+        None for a customer never seen."""
+        customer_id = self.aliases.resolve(customer_id)
+        actor = self.actors.get(customer_id)
+        if actor is None:
+            actor = self.dormant.wake(customer_id)
+            if actor is not None:
+                self.actors[customer_id] = actor
+        return actor
+
+    @property
+    def actor_count(self) -> int:
+        """Customers with state: actors and dormant ones."""
+        return len(self.actors) + len(self.dormant)
 
     @property
     def saturated(self) -> bool:
@@ -207,12 +231,13 @@ class RealtimeRuntime:
 
     def _apply(self, work: list[tuple[str, Message, str | None]], now: float) -> None:
         """Hand each message to its actor and route the effects (the hot loop: names are local)."""
-        actors, aliases, new_actor = self.actors, self.aliases, self._new_actor
+        actors, aliases, new_actor, wake = self.actors, self.aliases, self._new_actor, self.dormant.wake
         push, deliver = self.timers.push, self.channel.deliver_nowait
         observe, trace = self.metrics.observe_journeys, self.trace
         for customer_id, message, _ in work:
             # (a merged id's messages, and its stale timers, go to the customer it merged into)
-            customer_id, effects = apply_message(actors, aliases, new_actor, customer_id, message, now)
+            customer_id, effects = apply_message(actors, aliases, new_actor, customer_id, message, now,
+                                                 wake)
             if not effects:
                 continue
             for effect in effects:

@@ -87,7 +87,7 @@ async def run_service(
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
     for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
         unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
-    recovered = recover(data, scenario.program, fsync=fsync)
+    recovered = recover(data, scenario.program, fsync=fsync, wake=False)
     log = recovered.log
     settled = SettledLog(data / "settled.log")
     dead = DeadLetterFile(data / "dead-letters.jsonl")
@@ -100,7 +100,7 @@ async def run_service(
 
     def trait_of(name: str) -> AddressOf:
         def address_of(customer_id: str) -> str | None:
-            actor = runtime.actors.get(customer_id)
+            actor = runtime.actor(customer_id)
             value = actor.profile.trait(name) if actor is not None else None
             return value if isinstance(value, str) else None
 
@@ -113,7 +113,8 @@ async def run_service(
         options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
         outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
         runtime = RealtimeRuntime(scenario.program, outbox, log=log)
-        runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases)
+        runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
+                        recovered.dormant)
         freeze_long_lived()
         for send in recovered.resend:  # not known to be settled before the stop: again, same keys
             if send.key not in settled.settled_before:
@@ -215,7 +216,7 @@ def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
     lsn = runtime.applied_lsn
     seen = runtime.seen.recent(runtime.now())
     write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
-                   runtime.aliases.of)
+                   runtime.aliases.of, runtime.dormant)
     if outbox.settled_log is not None:
         # a restart from this snapshot re-sends its pending sends and those the log after it
         # produces: none of the keys settled so far can be among them
@@ -233,7 +234,7 @@ async def _snapshot_in_background(runtime: RealtimeRuntime, outbox: Outbox, data
     try:
         pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
                             partial(runtime.seen.recent, now), outbox.pending.values(),
-                            runtime.aliases.of)
+                            runtime.aliases.of, runtime.dormant)
     except OSError as exc:  # (no memory or no process left for a child)
         print(f"cannot start a snapshot writer ({exc}); writing the snapshot in-process",
               file=sys.stderr, flush=True)

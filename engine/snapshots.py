@@ -2,25 +2,29 @@
 
 A snapshot file is a stream of MessagePack values: a header ``{"format", "lsn", "seen", "pending",
 "aliases"}`` (message ids applied lately, sends not yet settled, merged ids), the actors in chunks
-of ``CHUNK`` (``actors.codec.to_chunk``), and a trailer ``{"end": count}``. It is written to a
-temporary file, fsynced, renamed into place and the folder fsynced, so a crash leaves either the
-old snapshots or the new one complete. A file without its trailer (or that fails to parse) is
-skipped for the next older one; a file of another format stops the load with a ``StorageError``
-(skipping it would quietly restore older state, and the log before it may be gone).
+of up to ``CHUNK`` (``actors.codec``), each framed as one bin, and a trailer ``{"end": count}``.
+It is written to a temporary file, fsynced, renamed into place and the folder fsynced, so a
+crash leaves either the old snapshots or the new one complete. A file without its trailer (or
+that fails to parse) is skipped for the next older one; a file of another format stops the load
+with a ``StorageError`` (skipping it would quietly restore older state, and the log before it
+may be gone).
 
 Both directions are built for a million actors. Writing packs each chunk with msgspec (twice as
 fast as msgpack, the same bytes) and writes it in one call; reading streams the chunks back with
-``msgpack.Unpacker``. Both run with the cyclic garbage collector off: a chunk's records, and
-every restored actor, are container objects by the thousand, and the collections their allocation
-would trigger scan every object of the process again and again, for nothing (actor state and
-records have no reference cycles: reference counting frees them). What a complete load restored
-is then frozen (``gc.freeze``) into the permanent generation, where later collections skip it:
-the engine keeps its actors for its whole life.
+``msgpack.Unpacker``. A load keeps each actor as its raw record (``Dormant``) and the runtime
+turns it into an actor when the first message for it comes: a restore makes two objects per
+actor, not twenty, and a record still dormant at the next snapshot is written back as it is.
+Both run with the cyclic garbage collector off: chunks and actors are container objects by the
+thousand, and the collections their allocation would trigger scan every object of the process
+again and again, for nothing (actor state and records have no reference cycles: reference
+counting frees them). What a complete load restored is then frozen (``gc.freeze``) into the
+permanent generation, where later collections skip it: the engine keeps it for its whole life.
 
 Recovery (``recover``) loads the newest valid snapshot, replays the write-ahead log after it
-through the actors, and returns them with their live timers, which the runtime re-arms (a timer
-that came due while the engine was down fires once, at restart), and with the sends to hand to
-the outbox again (pending at the snapshot, or produced by the replay).
+through the actors (waking those it concerns), and returns them with their live timers, which
+the runtime re-arms (a timer that came due while the engine was down fires once, at restart),
+and with the sends to hand to the outbox again (pending at the snapshot, or produced by the
+replay).
 """
 
 from __future__ import annotations
@@ -32,15 +36,23 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 import msgspec
 
 from actors.actor import Actor
-from actors.codec import from_chunk, send_record, to_chunk
+from actors.codec import (
+    Chunk,
+    actor_from,
+    encode_chunk,
+    read_chunk,
+    rewrite_chunk,
+    send_record,
+    to_chunk,
+)
 from actors.errors import StorageError
 from actors.journey import Program
 from actors.messages import Schedule, Send
@@ -48,18 +60,82 @@ from actors.profile import Profile
 from engine.identities import Aliases, apply_message
 from engine.wal import WriteAheadLog, fsync_directory
 
-FORMAT = 2  # 1: one record per actor (before chunks)
+FORMAT = 3  # 1: one record per actor (before chunks); 2: chunks not framed, records not apart
 CHUNK = 10_000  # actors packed per write
 
 
+class Dormant:
+    """Actors restored from a snapshot and not needed since: each one's raw record, with its
+    chunk, turned into an actor on first use (``wake``). A chunk is let go once all of its
+    actors are awake."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[Chunk, Any]] = {}  # customer id -> (chunk, raw record)
+        self.chunks: dict[Chunk, int] = {}  # -> how many of its actors are still dormant
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self.records
+
+    def add(self, chunk: Chunk) -> None:
+        """Take a chunk's actors in, dormant."""
+        self.chunks[chunk] = len(chunk)
+        entries = zip(repeat(chunk), chunk.records, strict=False)  # (pairs made in C, no loop)
+        self.records.update(zip(chunk.ids, entries, strict=True))
+
+    def wake(self, customer_id: str) -> Actor | None:
+        """The actor of ``customer_id``, no longer dormant (None: it is not here)."""
+        entry = self.records.pop(customer_id, None)
+        if entry is None:
+            return None
+        chunk, raw = entry
+        left = self.chunks[chunk] - 1
+        if left:
+            self.chunks[chunk] = left
+        else:
+            del self.chunks[chunk]
+        return actor_from(chunk, customer_id, raw)
+
+    def wake_all(self) -> dict[str, Actor]:
+        """Every dormant actor, by customer id (none stays dormant)."""
+        actors = {cid: actor_from(chunk, cid, raw) for cid, (chunk, raw) in self.records.items()}
+        self.records.clear()
+        self.chunks.clear()
+        return actors
+
+    def live_timers(self) -> Iterator[tuple[str, str, int, float]]:
+        """The live timers of the dormant actors: ``(customer_id, journey, version, due_at)``."""
+        records = self.records
+        for chunk in self.chunks:
+            ids = chunk.ids
+            for position, journey, version, due_at in chunk.live_timers():
+                customer_id = ids[position]
+                if customer_id in records:
+                    yield customer_id, journey, version, due_at
+
+    def chunks_to_write(self) -> Iterator[tuple[Any, ...]]:
+        """The dormant actors as chunks, their records and columns as they were read."""
+        records = self.records
+        for chunk in self.chunks:
+            keep = []
+            for position, customer_id in enumerate(chunk.ids):
+                entry = records.get(customer_id)
+                if entry is not None and entry[0] is chunk:
+                    keep.append(position)
+            yield rewrite_chunk(chunk, keep)
+
+
 class Snapshot(NamedTuple):
-    """A loaded snapshot."""
+    """A loaded snapshot: its actors, woken (``actors``) or left dormant (``dormant``)."""
 
     lsn: int
     actors: dict[str, Actor]
     seen: dict[str, float]
     pending: list[Send]
     aliases: dict[str, str]
+    dormant: Dormant
 
 
 class Recovered(NamedTuple):
@@ -71,6 +147,7 @@ class Recovered(NamedTuple):
     seen: dict[str, float]
     resend: list[Send]
     aliases: dict[str, str]
+    dormant: Dormant
 
 
 def write_snapshot(
@@ -80,10 +157,11 @@ def write_snapshot(
     seen: dict[str, float] | None = None,
     pending: Iterable[Send] = (),
     aliases: dict[str, str] | None = None,
+    dormant: Dormant | None = None,
 ) -> Path:
-    """Write every actor's state, the message ids applied lately (id -> when), the sends not
-    yet settled and the merged ids (source -> target), as of log position ``lsn``; return the
-    snapshot's path."""
+    """Write every actor's state (``actors`` and the ``dormant`` ones), the message ids applied
+    lately (id -> when), the sends not yet settled and the merged ids (source -> target), as of
+    log position ``lsn``; return the snapshot's path."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"snap-{lsn:016d}.msgpack"
     temporary = directory / f".{final.name}.{os.getpid()}.tmp"  # (a process's own: see fork_snapshot)
@@ -95,8 +173,11 @@ def write_snapshot(
                   "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
         file.write(pack(header))
         while chunk := list(islice(remaining, CHUNK)):
-            file.write(pack(to_chunk(chunk)))
+            file.write(pack(encode_chunk(to_chunk(chunk))))  # (framed: one bin a chunk)
             count += len(chunk)
+        for kept in dormant.chunks_to_write() if dormant is not None else ():
+            file.write(pack(encode_chunk(kept)))
+            count += len(kept[1])
         file.write(pack({"end": count}))
         file.flush()
         os.fsync(file.fileno())
@@ -112,6 +193,7 @@ def fork_snapshot(
     seen: Callable[[], dict[str, float]],
     pending: Iterable[Send],
     aliases: dict[str, str],
+    dormant: Dormant | None = None,
 ) -> int:
     """Write a snapshot (as ``write_snapshot``) from a forked child process; return its pid.
 
@@ -138,7 +220,7 @@ def fork_snapshot(
         if sys.platform == "linux":
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == parent:  # (else the parent died before the line above)
-            write_snapshot(directory, lsn, actors, seen(), pending, aliases)
+            write_snapshot(directory, lsn, actors, seen(), pending, aliases, dormant)
             status = 0
     except BaseException as exc:  # told on stderr: the parent sees the exit status only
         os.write(2, f"snapshot writer: {exc!r}\n".encode())
@@ -146,8 +228,9 @@ def fork_snapshot(
         os._exit(status)
 
 
-def load_latest(directory: Path, program: Program) -> Snapshot:
-    """The newest complete snapshot (an empty one at position 0 if there is none).
+def load_latest(directory: Path, program: Program, wake: bool = True) -> Snapshot:
+    """The newest complete snapshot (an empty one at position 0 if there is none), its actors
+    woken, or, with ``wake=False``, left dormant (for a runtime to wake as messages come).
 
     What it restores is left frozen (``gc.freeze``): later collections do not scan it.
 
@@ -155,15 +238,17 @@ def load_latest(directory: Path, program: Program) -> Snapshot:
         StorageError: the newest complete snapshot is of a format this engine does not read.
     """
     for path in sorted(directory.glob("snap-*.msgpack"), reverse=True):
-        loaded = _load(path, program)
+        loaded = _load(path, program, wake)
         if loaded is not None:
             return loaded
-    return Snapshot(0, {}, {}, [], {})
+    return Snapshot(0, {}, {}, [], {}, Dormant())
 
 
-def _load(path: Path, program: Program) -> Snapshot | None:
+def _load(path: Path, program: Program, wake: bool) -> Snapshot | None:
     with _collector_paused():
         loaded = _read(path, program)
+        if loaded is not None and wake:
+            loaded.actors.update(loaded.dormant.wake_all())
         if loaded is not None:
             gc.freeze()
         return loaded
@@ -182,7 +267,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _read(path: Path, program: Program) -> Snapshot | None:
-    actors: dict[str, Actor] = {}
+    dormant = Dormant()
     try:
         with open(path, "rb") as file:
             # max_buffer_size=0: up to 2 GiB, for a chunk of actors however large their state
@@ -199,23 +284,29 @@ def _read(path: Path, program: Program) -> Snapshot | None:
                 )
             for value in values:
                 if isinstance(value, dict):
-                    if value.get("end") != len(actors):
+                    if value.get("end") != len(dormant):
                         return None
                     pending = [Send(*fields) for fields in header.get("pending", [])]
-                    return Snapshot(header["lsn"], actors, dict(header.get("seen", {})), pending,
-                                    dict(header.get("aliases", {})))
-                from_chunk(value, program, into=actors)
+                    return Snapshot(header["lsn"], {}, dict(header.get("seen", {})), pending,
+                                    dict(header.get("aliases", {})), dormant)
+                dormant.add(read_chunk(value, program))
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
     return None  # no trailer: the file was cut short
 
 
 def recover(
-    data: Path, program: Program, profiles: Callable[[str], Profile] = Profile, fsync: str = "batch"
+    data: Path,
+    program: Program,
+    profiles: Callable[[str], Profile] = Profile,
+    fsync: str = "batch",
+    wake: bool = True,
 ) -> Recovered:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
 
-    ``fsync`` is the policy of the reopened log (see ``engine.wal``).
+    ``fsync`` is the policy of the reopened log (see ``engine.wal``). With ``wake=False``, the
+    actors the log does not concern are left dormant (``Recovered.dormant``), their timers
+    with them (``Dormant.live_timers``).
 
     Returns:
         The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, the open log
@@ -225,7 +316,7 @@ def recover(
         at a provider that honours keys, and forgetting them is not an option. And the merged
         ids (source -> target), which the runtime keeps routing.
     """
-    snapshot = load_latest(data / "snapshots", program)
+    snapshot = load_latest(data / "snapshots", program, wake)
     actors, seen, resend = snapshot.actors, snapshot.seen, list(snapshot.pending)
     aliases = Aliases(snapshot.aliases)
     log = WriteAheadLog(data / "wal", fsync=fsync)
@@ -238,8 +329,9 @@ def recover(
             seen[message_id] = at
         # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
         # the sends matter again
-        _, effects = apply_message(actors, aliases, new_actor, customer_id, message, at)
+        _, effects = apply_message(actors, aliases, new_actor, customer_id, message, at,
+                                   snapshot.dormant.wake)
         resend.extend(e for e in effects if isinstance(e, Send))
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
-    return Recovered(actors, timers, log, seen, resend, aliases.of)
+    return Recovered(actors, timers, log, seen, resend, aliases.of, snapshot.dormant)
 

@@ -7,7 +7,6 @@ import os
 import random
 
 import msgpack
-import msgspec
 import pytest
 from harness import DAY, HOUR, T0, load_program, make_actor
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, tz_offsets
 
 from actors import EngineInternalError, StorageError
-from actors.codec import decode, encode, from_chunk, to_chunk
+from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
 from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, TimerFired
 from engine import snapshots
 from engine.snapshots import load_latest, recover, write_snapshot
@@ -158,10 +157,24 @@ def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
         run_script(f"cust-{i}", tz, reach, script, program=PROGRAM_WITH_IN_APP).actor
         for i, (tz, reach, script) in enumerate(lives)
     ]
-    data = msgspec.msgpack.encode(to_chunk(actors))
-    restored = from_chunk(msgpack.unpackb(data, use_list=False), PROGRAM_WITH_IN_APP)
+    data = encode_chunk(to_chunk(actors))
+    chunk = read_chunk(data, PROGRAM_WITH_IN_APP)
+    restored = {cid: actor_from(chunk, cid, raw) for cid, raw in zip(chunk.ids, chunk.records, strict=True)}
     assert restored == {actor.customer_id: actor for actor in actors}
-    assert msgspec.msgpack.encode(to_chunk(restored.values())) == data
+    assert encode_chunk(to_chunk(restored.values())) == data
+    assert encode_chunk(rewrite_chunk(chunk, range(len(chunk)))) == data  # records as they were
+    timers = [(chunk.ids[at], journey, version, due) for at, journey, version, due in chunk.live_timers()]
+    assert sorted(timers) == sorted(
+        (a.customer_id, t.journey, t.version, t.at) for a in actors for t in a.live_timers()
+    )
+    # some of them, still dormant, written again as they were: they and their timers only
+    kept = read_chunk(encode_chunk(rewrite_chunk(chunk, range(0, len(chunk), 2))), PROGRAM_WITH_IN_APP)
+    assert kept.ids == chunk.ids[::2]
+    pairs = zip(kept.ids, kept.records, strict=True)
+    assert [actor_from(kept, cid, raw) for cid, raw in pairs] == actors[::2]
+    assert sorted((kept.ids[at], journey, version) for at, journey, version, _ in kept.live_timers()) == (
+        sorted((a.customer_id, t.journey, t.version) for a in actors[::2] for t in a.live_timers())
+    )
     # restored objects are made with __new__ and filled slot by slot: a field added to the state
     # classes and forgotten by the codec shows up here
     for actor in restored.values():
@@ -184,7 +197,7 @@ def test_a_snapshot_of_another_format_stops_the_load_instead_of_being_skipped(tm
     older = tmp_path / f"snap-{9:016d}.msgpack"  # newer position, older engine
     older.write_bytes(msgpack.packb({"format": 1, "lsn": 9, "seen": {}, "pending": []})
                       + msgpack.packb({"end": 0}))
-    with pytest.raises(StorageError, match="snapshot format 1, this engine reads 2"):
+    with pytest.raises(StorageError, match="snapshot format 1, this engine reads 3"):
         load_latest(tmp_path, program)
 
 
@@ -366,3 +379,100 @@ def test_sends_not_known_to_be_settled_are_handed_over_again_after_a_restart(tmp
     recovered = recover(tmp_path, program, lambda cid: make_actor(program, cid).profile, fsync="none")
     assert [(s.channel, s.key) for s in recovered.resend] == [("push", "ada:cart_abandonment:1:push:1")]
     recovered.log.close()
+
+
+def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_that_wakes_all(tmp_path):
+    import shutil
+
+    import trio
+    import trio.testing
+    from test_keystone import make_script
+
+    from engine.channels import MockChannel
+    from engine.realtime import RealtimeRuntime
+    from scenarios.population import customer_id
+
+    program = load_program()
+    script = make_script(7)
+    snapshot_at, crash, restart = 1.5 * DAY, 3 * DAY + 17.0, 3 * DAY + 3 * HOUR
+
+    def profile_of(cid: str):
+        return make_actor(program, cid, channels=("email", "push", "sms")).profile
+
+    first = RealtimeRuntime(program, MockChannel(), profiles=profile_of, epoch=0.0,
+                            log=WriteAheadLog(tmp_path / "wal", fsync="none"))
+
+    async def first_life() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first.run)
+            snapshotted = False
+            for at, customer, message in script:
+                if at >= crash:
+                    break
+                if at >= snapshot_at and not snapshotted:  # the log after it concerns some only
+                    write_snapshot(tmp_path / "snapshots", first.applied_lsn, first.actors.values())
+                    snapshotted = True
+                await trio.sleep_until(at)
+                await first.submit([(customer_id(customer), message)])
+            await trio.sleep_until(crash)
+            nursery.cancel_scope.cancel()
+
+    trio.run(first_life, clock=trio.testing.MockClock(autojump_threshold=0))
+    first.log.close()
+    shutil.copytree(tmp_path, tmp_path / "lazy", ignore=shutil.ignore_patterns("lazy"))
+
+    def second_life(data, wake: bool) -> tuple[RealtimeRuntime, list]:
+        recovered = recover(data, program, profile_of, fsync="none", wake=wake)
+        trace: list = []
+        runtime = RealtimeRuntime(program, MockChannel(), profiles=profile_of, epoch=restart,
+                                  log=recovered.log, trace=trace)
+        runtime.restore(recovered.actors, recovered.timers, dormant=recovered.dormant)
+
+        async def run() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runtime.run)
+                for at, customer, message in script:  # the load goes on after the restart
+                    if restart <= at < restart + 3 * DAY:
+                        await trio.sleep_until(at - restart)
+                        await runtime.submit([(customer_id(customer), message)])
+                await trio.sleep_until(3 * DAY)
+                runtime.close()
+
+        trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+        recovered.log.close()
+        return runtime, trace
+
+    awake, awake_trace = second_life(tmp_path, wake=True)
+    lazy, lazy_trace = second_life(tmp_path / "lazy", wake=False)
+    assert len(awake_trace) > 50 and sorted(map(repr, lazy_trace)) == sorted(map(repr, awake_trace))
+    assert lazy.actor_count == awake.actor_count == len(awake.actors)
+    assert 0 < len(lazy.dormant) < lazy.actor_count  # some were never needed again
+
+    # a snapshot of the lazy engine writes its dormant records as they were, and reads back as
+    # the state of the engine that woke all
+    write_snapshot(tmp_path / "again", 1, lazy.actors.values(), dormant=lazy.dormant)
+    assert load_latest(tmp_path / "again", program).actors == awake.actors
+    assert lazy.actor("never-seen") is None and lazy.actor(next(iter(lazy.dormant.records))) is not None
+
+
+def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp_path):
+    from actors.messages import Merged
+    from engine.identities import Aliases, apply_message
+
+    program = load_program()
+    visitor = make_actor(program, "anon-7")
+    visitor.handle(Event("cart_add", {"value": 80}), T0)
+    write_snapshot(tmp_path, 1, [visitor, make_actor(program, "bo")])
+    dormant = load_latest(tmp_path, program, wake=False).dormant
+    actors = {"ada": make_actor(program, "ada")}
+    aliases = Aliases()
+
+    def no_new_actor(customer_id: str):
+        raise AssertionError(f"{customer_id} should have been woken")
+
+    apply_message(actors, aliases, no_new_actor, "ada", Merged("anon-7"), T0 + HOUR, dormant.wake)
+    assert "anon-7" not in dormant and "anon-7" not in actors and len(dormant) == 1
+    assert [kind for _, kind, _, detail in actors["ada"].profile.timeline()] == ["event"]
+    assert actors["ada"].runs_by_id()["cart_abandonment"].step is not None  # the cart run moved
+    _, effects = apply_message(actors, aliases, no_new_actor, "bo", Event("session_start"), T0, dormant.wake)
+    assert "bo" in actors and not dormant
