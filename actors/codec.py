@@ -135,13 +135,16 @@ class Chunk:
 
     def live_timers(self) -> Iterator[tuple[int, str, int, float]]:
         """The chunk's live timers: ``(position of the actor, journey id, version, due_at)``."""
-        actor_at, journey_at, versions, due = self.timers
+        actor_at, journey_at, versions, due = self.timer_columns()
         journeys = self.journeys
-        for position, journey, version, at in zip(
-            _array("I", actor_at), _array("H", journey_at), _array("q", versions), _array("d", due),
-            strict=True,
-        ):
+        for position, journey, version, at in zip(actor_at, journey_at, versions, due, strict=True):
             yield position, journeys[journey], version, at
+
+    def timer_columns(self) -> tuple[array[int], array[int], array[int], array[float]]:
+        """The live timers as columns: positions of the actors, positions in ``journeys``,
+        versions and due times."""
+        actor_at, journey_at, versions, due = self.timers
+        return _array("I", actor_at), _array("H", journey_at), _array("q", versions), _array("d", due)
 
 
 def _run_journeys(records: list[msgspec.Raw]) -> Iterator[tuple[int, int]]:
@@ -163,17 +166,15 @@ def read_chunk(data: bytes, program: Program) -> Chunk:
 
 def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
     """The actors' state as one chunk: plain tuples, lists, dicts, bytes and scalars."""
-    ids: list[str] = []
+    actors = actors if isinstance(actors, list) else list(actors)
+    ids = [actor.profile.customer_id for actor in actors]
     doubles: array[float] = array("d")
     timelines: dict[tuple[str, ...], int] = {}
     journey_at: dict[str, int] = {}
     records = []
-    timer_actor: array[int] = array("I")
-    timer_journey: array[int] = array("H")
-    timer_version: array[int] = array("q")
-    timer_due: array[float] = array("d")
+    timers: list[tuple[int, int, int, float]] = []  # (position, journey, version, due_at)
     # One loop, no Python call per actor: it runs a million times per snapshot.
-    for actor in actors:
+    for position, actor in enumerate(actors):
         p = actor.profile
         engagement, timeline_at, cooldowns, what = p.engagement, p.timeline_at, p.cooldowns, p.timeline_what
         at = len(doubles)
@@ -192,12 +193,8 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
                     runs.append((journey, r.entry, r.entered_at, r.holdout, r.converted,
                                  r.step, r.version, r.due_at, r.context or None, r.sends))
                     if r.step is not None:
-                        timer_actor.append(len(ids))
-                        timer_journey.append(journey)
-                        timer_version.append(r.version)
-                        timer_due.append(r.due_at)
+                        timers.append((position, journey, r.version, r.due_at))
                 index += 1
-        ids.append(p.customer_id)
         records.append((
             p.tz_offset, p.reach, p.consent, p.traits, at,
             None if engagement is None else len(engagement),
@@ -208,28 +205,28 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             runs,
             None if actor.in_app is None else [send_record(send) for send in actor.in_app],
         ))
-    timers = (_bytes(timer_actor), _bytes(timer_journey), _bytes(timer_version), _bytes(timer_due))
-    return FORMAT_VERSION, ids, _bytes(doubles), list(timelines), list(journey_at), records, timers
+    return (FORMAT_VERSION, ids, _bytes(doubles), list(timelines), list(journey_at), records,
+            _timer_columns(timers))
+
+
+def _timer_columns(timers: list[tuple[int, int, int, float]]) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(position, journey, version, due_at)`` rows as the chunk's four timer columns."""
+    positions, journeys, versions, due = zip(*timers, strict=True) if timers else ((), (), (), ())
+    return (_bytes(array("I", positions)), _bytes(array("H", journeys)),
+            _bytes(array("q", versions)), _bytes(array("d", due)))
 
 
 def rewrite_chunk(chunk: Chunk, keep: Sequence[int]) -> tuple[Any, ...]:
     """The records at positions ``keep`` of a chunk read back, as a chunk again: the raw
     records and the shared columns as they were (a record is not decoded), their timers kept."""
-    kept = set(keep)
-    timers = chunk.timers
-    actor_at, journey_at, versions, due = (
-        _array("I", timers[0]), _array("H", timers[1]), _array("q", timers[2]), _array("d", timers[3])
-    )
     renumbered = {position: new for new, position in enumerate(keep)}
-    live = [i for i, position in enumerate(actor_at) if position in kept]
-    new_timers = (
-        _bytes(array("I", [renumbered[actor_at[i]] for i in live])),
-        _bytes(array("H", [journey_at[i] for i in live])),
-        _bytes(array("q", [versions[i] for i in live])),
-        _bytes(array("d", [due[i] for i in live])),
-    )
+    timers = [
+        (renumbered[position], journey, version, due_at)
+        for position, journey, version, due_at in zip(*chunk.timer_columns(), strict=True)
+        if position in renumbered
+    ]
     return (FORMAT_VERSION, [chunk.ids[i] for i in keep], chunk.doubles, chunk.patterns,
-            chunk.journeys, [chunk.records[i] for i in keep], new_timers)
+            chunk.journeys, [chunk.records[i] for i in keep], _timer_columns(timers))
 
 
 def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:

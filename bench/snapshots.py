@@ -30,6 +30,8 @@ from actors.messages import Event, TimerFired
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
+from engine.channels import MockChannel
+from engine.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario
 from engine.snapshots import fork_snapshot, load_latest, write_snapshot
 
@@ -51,15 +53,33 @@ def cart_actors(program: Program, count: int) -> dict[str, Actor]:
 
 
 def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, float]:
-    """Write a snapshot of ``actors`` and restore it once: seconds each, and the file's size."""
+    """Write a snapshot of ``actors`` and restore it: seconds each, and the file's size.
+
+    The restore is timed as ``serve`` restores: load the snapshot with its actors dormant and
+    arm every live timer in a runtime, so that the engine could start. Apart from it: the load
+    alone, a load that makes every actor at once (as ``export`` does), and writing the restored
+    state again while its actors are still dormant (the first snapshot after a restart).
+    """
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
         path = write_snapshot(Path(folder), 1, actors.values())
         write_seconds = time.perf_counter() - began
         size = path.stat().st_size
         began = time.perf_counter()
-        restored = load_latest(Path(folder), program)
+        snapshot = load_latest(Path(folder), program, wake=False)
+        load_seconds = time.perf_counter() - began
+        runtime = RealtimeRuntime(program, MockChannel())
+        runtime.restore(snapshot.actors, [], dormant=snapshot.dormant)
         restore_seconds = time.perf_counter() - began
+        if runtime.actor_count != len(actors) or len(runtime.timers) == 0:
+            raise AssertionError(f"restored {runtime.actor_count} actors of {len(actors)}")
+        began = time.perf_counter()
+        write_snapshot(Path(folder), 2, (), dormant=snapshot.dormant)
+        write_dormant_seconds = time.perf_counter() - began
+        del runtime, snapshot
+        began = time.perf_counter()
+        restored = load_latest(Path(folder), program)
+        woken_seconds = time.perf_counter() - began
     if len(restored.actors) != len(actors):
         raise AssertionError(f"restored {len(restored.actors)} actors of {len(actors)}")
     del restored
@@ -72,6 +92,8 @@ def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, fl
         if os.waitstatus_to_exitcode(status) != 0:
             raise AssertionError("the forked snapshot writer failed")
     return {"write_seconds": write_seconds, "restore_seconds": restore_seconds, "bytes": size,
+            "load_seconds": load_seconds, "restore_woken_seconds": woken_seconds,
+            "write_dormant_seconds": write_dormant_seconds,
             "fork_pause_seconds": pause, "forked_write_seconds": child_seconds,
             "forked_writer_rss_mb": usage.ru_maxrss / 1024}
 
@@ -96,6 +118,9 @@ def main(
         "snapshot_write_runs": " ".join(f"{s:.2f}" for s in writes),
         "snapshot_restore_runs": " ".join(f"{s:.2f}" for s in restores),
         "snapshot_mb": runs[0]["bytes"] / 1e6,
+        "restore_load_seconds": statistics.median(run["load_seconds"] for run in runs),
+        "restore_woken_seconds": statistics.median(run["restore_woken_seconds"] for run in runs),
+        "write_dormant_seconds": statistics.median(run["write_dormant_seconds"] for run in runs),
         "fork_pause_seconds": statistics.median(run["fork_pause_seconds"] for run in runs),
         "forked_write_seconds": statistics.median(run["forked_write_seconds"] for run in runs),
         "forked_writer_rss_mb": max(run["forked_writer_rss_mb"] for run in runs),

@@ -55,7 +55,7 @@ from actors.codec import (
 )
 from actors.errors import StorageError
 from actors.journey import Program
-from actors.messages import Schedule, Send
+from actors.messages import Schedule, Send, TimerFired
 from actors.profile import Profile
 from engine.identities import Aliases, apply_message
 from engine.wal import WriteAheadLog, fsync_directory
@@ -105,15 +105,24 @@ class Dormant:
         self.chunks.clear()
         return actors
 
-    def live_timers(self) -> Iterator[tuple[str, str, int, float]]:
-        """The live timers of the dormant actors: ``(customer_id, journey, version, due_at)``."""
-        records = self.records
+    def live_timers(self) -> list[tuple[float, int, str, TimerFired]]:
+        """The live timers of the dormant actors, as ``(due_at, priority, customer_id, fired)``
+        for ``TimerQueue.push_many``. Equal ``TimerFired`` messages are one object (they are
+        frozen): a million timers of a few journey versions make a few messages."""
+        records, items = self.records, []
+        messages: dict[tuple[str, int], TimerFired] = {}
         for chunk in self.chunks:
-            ids = chunk.ids
-            for position, journey, version, due_at in chunk.live_timers():
+            ids, journeys, by_id = chunk.ids, chunk.journeys, chunk.program.by_id
+            priorities = [by_id[journey].priority for journey in journeys]
+            actor_at, journey_at, versions, due = chunk.timer_columns()
+            for position, journey, version, at in zip(actor_at, journey_at, versions, due, strict=True):
                 customer_id = ids[position]
                 if customer_id in records:
-                    yield customer_id, journey, version, due_at
+                    fired = messages.get((journeys[journey], version))
+                    if fired is None:
+                        fired = messages[journeys[journey], version] = TimerFired(journeys[journey], version)
+                    items.append((at, priorities[journey], customer_id, fired))
+        return items
 
     def chunks_to_write(self) -> Iterator[tuple[Any, ...]]:
         """The dormant actors as chunks, their records and columns as they were read."""
@@ -168,7 +177,7 @@ def write_snapshot(
     pack = msgspec.msgpack.Encoder().encode
     remaining = iter(actors)
     count = 0
-    with open(temporary, "wb") as file, _collector_paused():
+    with open(temporary, "wb") as file, collector_paused():
         header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
                   "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
         file.write(pack(header))
@@ -245,7 +254,7 @@ def load_latest(directory: Path, program: Program, wake: bool = True) -> Snapsho
 
 
 def _load(path: Path, program: Program, wake: bool) -> Snapshot | None:
-    with _collector_paused():
+    with collector_paused():
         loaded = _read(path, program)
         if loaded is not None and wake:
             loaded.actors.update(loaded.dormant.wake_all())
@@ -255,7 +264,7 @@ def _load(path: Path, program: Program, wake: bool) -> Snapshot | None:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Turn the cyclic garbage collector off for the block (if it was on: on again after)."""
     collecting = gc.isenabled()
     gc.disable()
