@@ -9,7 +9,7 @@ faster than maps):
     doubles:   every ``array('d')`` column of the chunk's profiles (engagement, timeline_at,
                cooldowns, actor after actor), end to end, as one bin of little-endian doubles
     timelines: the chunk's distinct ``timeline_what`` label sequences, each a list of labels
-    journeys:  the ids of the journeys the chunk's runs are in
+    journeys:  the ids of the journeys of the program that wrote the chunk, in its order
     records:   one per actor:
 
     [tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
@@ -115,8 +115,11 @@ class Chunk:
                 f"snapshot chunk format {version!r}; this engine reads {FORMAT_VERSION}"
             )
         for position, journey_id in enumerate(journeys):
-            if journey_id not in program.by_id:
-                holder = next(ids[i] for i, position_of in _run_journeys(records) if position_of == position)
+            if journey_id in program.by_id:
+                continue  # (a journey the scenario dropped is fine while no run is in it)
+            holders = (ids[i] for i, position_of in _run_journeys(records) if position_of == position)
+            holder = next(holders, None)
+            if holder is not None:
                 raise EngineInternalError(
                     f"snapshot of {holder!r} has a run of journey {journey_id!r}, which the"
                     " scenario no longer has"
@@ -168,11 +171,12 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
     """The actors' state as one chunk: plain tuples, lists, dicts, bytes and scalars."""
     actors = actors if isinstance(actors, list) else list(actors)
     ids = [actor.profile.customer_id for actor in actors]
+    # the journeys table is the program's journeys in order, so a run's position is its index
+    journey_ids = [journey.id for journey in actors[0].program.journeys] if actors else []
     doubles: array[float] = array("d")
     timelines: dict[tuple[str, ...], int] = {}
-    journey_at: dict[str, int] = {}
     records = []
-    timers: list[tuple[int, int, int, float]] = []  # (position, journey, version, due_at)
+    timers: list[Any] = []  # position, journey, version, due_at, flat: sliced into columns
     # One loop, no Python call per actor: it runs a million times per snapshot.
     for position, actor in enumerate(actors):
         p = actor.profile
@@ -186,14 +190,13 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             doubles += cooldowns
         runs = None
         if actor.runs is not None:
-            journeys, runs, index = actor.program.journeys, [], 0
+            runs, index = [], 0
             for r in actor.runs:  # zip(..., strict=True) would cost 0.3 s more per million actors
                 if r is not None:
-                    journey = journey_at.setdefault(journeys[index].id, len(journey_at))
-                    runs.append((journey, r.entry, r.entered_at, r.holdout, r.converted,
+                    runs.append((index, r.entry, r.entered_at, r.holdout, r.converted,
                                  r.step, r.version, r.due_at, r.context or None, r.sends))
                     if r.step is not None:
-                        timers.append((position, journey, r.version, r.due_at))
+                        timers += (position, index, r.version, r.due_at)
                 index += 1
         records.append((
             p.tz_offset, p.reach, p.consent, p.traits, at,
@@ -205,26 +208,24 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             runs,
             None if actor.in_app is None else [send_record(send) for send in actor.in_app],
         ))
-    return (FORMAT_VERSION, ids, _bytes(doubles), list(timelines), list(journey_at), records,
+    return (FORMAT_VERSION, ids, _bytes(doubles), list(timelines), journey_ids, records,
             _timer_columns(timers))
 
 
-def _timer_columns(timers: list[tuple[int, int, int, float]]) -> tuple[bytes, bytes, bytes, bytes]:
-    """``(position, journey, version, due_at)`` rows as the chunk's four timer columns."""
-    positions, journeys, versions, due = zip(*timers, strict=True) if timers else ((), (), (), ())
-    return (_bytes(array("I", positions)), _bytes(array("H", journeys)),
-            _bytes(array("q", versions)), _bytes(array("d", due)))
+def _timer_columns(timers: list[Any]) -> tuple[bytes, bytes, bytes, bytes]:
+    """``position, journey, version, due_at`` four by four, as the chunk's four timer columns."""
+    return (_bytes(array("I", timers[0::4])), _bytes(array("H", timers[1::4])),
+            _bytes(array("q", timers[2::4])), _bytes(array("d", timers[3::4])))
 
 
 def rewrite_chunk(chunk: Chunk, keep: Sequence[int]) -> tuple[Any, ...]:
     """The records at positions ``keep`` of a chunk read back, as a chunk again: the raw
     records and the shared columns as they were (a record is not decoded), their timers kept."""
     renumbered = {position: new for new, position in enumerate(keep)}
-    timers = [
-        (renumbered[position], journey, version, due_at)
-        for position, journey, version, due_at in zip(*chunk.timer_columns(), strict=True)
-        if position in renumbered
-    ]
+    timers: list[Any] = []
+    for position, journey, version, due_at in zip(*chunk.timer_columns(), strict=True):
+        if position in renumbered:
+            timers += (renumbered[position], journey, version, due_at)
     return (FORMAT_VERSION, [chunk.ids[i] for i in keep], chunk.doubles, chunk.patterns,
             chunk.journeys, [chunk.records[i] for i in keep], _timer_columns(timers))
 

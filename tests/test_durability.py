@@ -189,6 +189,8 @@ def test_a_run_of_a_journey_the_scenario_no_longer_has_is_named(tmp_path):
     write_snapshot(tmp_path, 3, [actor])
     with pytest.raises(EngineInternalError, match="'ada' has a run of journey 'cart_abandonment'"):
         load_latest(tmp_path, PROGRAM_WITH_IN_APP)
+    write_snapshot(tmp_path, 4, [make_actor(program, "bo")])  # no run in the journey that went
+    assert list(load_latest(tmp_path, PROGRAM_WITH_IN_APP).actors) == ["bo"]
 
 
 def test_a_snapshot_of_another_format_stops_the_load_instead_of_being_skipped(tmp_path):
