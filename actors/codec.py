@@ -71,6 +71,7 @@ _chunk_decoder = msgspec.msgpack.Decoder(  # (doubles and records stay in the bu
     tuple[int, list[str], memoryview, list[list[str]], list[str], list[msgspec.Raw], _Timers]
 )
 _record_decoder = msgspec.msgpack.Decoder()
+_records_decoder = msgspec.msgpack.Decoder(tuple[int, Any, Any, Any, Any, list[Any], Any])
 
 
 def _bytes(values: array[Any]) -> bytes:
@@ -99,7 +100,7 @@ class Chunk:
             run of a journey the program no longer has.
     """
 
-    __slots__ = ("ids", "doubles", "patterns", "timelines", "journeys", "records", "timers",
+    __slots__ = ("data", "ids", "doubles", "patterns", "timelines", "journeys", "records", "timers",
                  "program")
 
     def __init__(self, data: bytes, program: Program) -> None:
@@ -124,8 +125,9 @@ class Chunk:
                     f"snapshot of {holder!r} has a run of journey {journey_id!r}, which the"
                     " scenario no longer has"
                 )
+        self.data = data  # (its raw records are views of it)
         self.ids: list[str] = ids
-        self.doubles: memoryview = doubles  # a view of the chunk's bytes, which its records hold
+        self.doubles = _array("d", doubles)  # each column of an actor is a slice of it
         self.patterns = patterns
         self.timelines = [tuple(map(sys.intern, labels)) for labels in patterns]
         self.journeys = journeys
@@ -226,13 +228,19 @@ def rewrite_chunk(chunk: Chunk, keep: Sequence[int]) -> tuple[Any, ...]:
     for position, journey, version, due_at in zip(*chunk.timer_columns(), strict=True):
         if position in renumbered:
             timers += (renumbered[position], journey, version, due_at)
-    return (FORMAT_VERSION, [chunk.ids[i] for i in keep], chunk.doubles, chunk.patterns,
+    return (FORMAT_VERSION, [chunk.ids[i] for i in keep], _bytes(chunk.doubles), chunk.patterns,
             chunk.journeys, [chunk.records[i] for i in keep], _timer_columns(timers))
 
 
 def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:
     """The actor of a raw record of ``chunk``."""
     return _actor(chunk, customer_id, _record_decoder.decode(raw))
+
+
+def actors_of(chunk: Chunk) -> dict[str, Actor]:
+    """Every actor of ``chunk``, by customer id (its records decoded in one call)."""
+    records = _records_decoder.decode(chunk.data)[5]
+    return {cid: _actor(chunk, cid, record) for cid, record in zip(chunk.ids, records, strict=True)}
 
 
 def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
@@ -248,11 +256,11 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
     p.purchases = purchases
     p.revenue = revenue
     p.last_purchase_at = last_purchase_at
-    p.engagement = None if engagement is None else _column(doubles, at, engagement)
+    p.engagement = None if engagement is None else doubles[at : at + engagement]
     at += engagement or 0
-    p.timeline_at = None if timeline_at is None else _column(doubles, at, timeline_at)
+    p.timeline_at = None if timeline_at is None else doubles[at : at + timeline_at]
     at += timeline_at or 0
-    p.cooldowns = None if cooldowns is None else _column(doubles, at, cooldowns)
+    p.cooldowns = None if cooldowns is None else doubles[at : at + cooldowns]
     p.timeline_what = None if what is None else chunk.timelines[what]
     actor = Actor.__new__(Actor)
     actor.program = program
@@ -277,11 +285,6 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
         run.context = context or _EMPTY_CONTEXT
         run.sends = sends
     return actor
-
-
-def _column(doubles: memoryview, at: int, count: int) -> array[float]:
-    """``count`` doubles from position ``at`` of a chunk's doubles, as an array of their own."""
-    return _array("d", doubles[at * 8 : (at + count) * 8])
 
 
 def encode_chunk(chunk: tuple[Any, ...]) -> bytes:

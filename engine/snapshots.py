@@ -47,6 +47,7 @@ from actors.actor import Actor
 from actors.codec import (
     Chunk,
     actor_from,
+    actors_of,
     encode_chunk,
     read_chunk,
     rewrite_chunk,
@@ -100,7 +101,13 @@ class Dormant:
 
     def wake_all(self) -> dict[str, Actor]:
         """Every dormant actor, by customer id (none stays dormant)."""
-        actors = {cid: actor_from(chunk, cid, raw) for cid, (chunk, raw) in self.records.items()}
+        actors: dict[str, Actor] = {}
+        for chunk, left in self.chunks.items():
+            if left == len(chunk):  # (the usual case, as for ``export``: all of it in one go)
+                actors.update(actors_of(chunk))
+        for customer_id, (chunk, raw) in self.records.items():
+            if customer_id not in actors:
+                actors[customer_id] = actor_from(chunk, customer_id, raw)
         self.records.clear()
         self.chunks.clear()
         return actors
