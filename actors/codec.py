@@ -67,7 +67,7 @@ _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a contex
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _encoder = msgspec.msgpack.Encoder()
 _Timers = tuple[bytes, bytes, bytes, bytes]
-_chunk_decoder = msgspec.msgpack.Decoder(  # (doubles and records stay in the buffer: no copy)
+_chunk_decoder = msgspec.msgpack.Decoder(  # (records stay views of the buffer: no copy)
     tuple[int, list[str], memoryview, list[list[str]], list[str], list[msgspec.Raw], _Timers]
 )
 _record_decoder = msgspec.msgpack.Decoder()
@@ -107,9 +107,10 @@ class Chunk:
         try:
             version, ids, doubles, patterns, journeys, records, timers = _chunk_decoder.decode(data)
         except msgspec.DecodeError:
-            version = _record_decoder.decode(data)[0]  # another format: say which
+            decoded = _record_decoder.decode(data)  # another format? say which
+            found = decoded[0] if isinstance(decoded, list) and decoded else None
             raise EngineInternalError(
-                f"snapshot chunk format {version!r}; this engine reads {FORMAT_VERSION}"
+                f"snapshot chunk format {found!r}; this engine reads {FORMAT_VERSION}"
             ) from None
         if version != FORMAT_VERSION:
             raise EngineInternalError(

@@ -478,3 +478,13 @@ def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp
     assert actors["ada"].runs_by_id()["cart_abandonment"].step is not None  # the cart run moved
     _, effects = apply_message(actors, aliases, no_new_actor, "bo", Event("session_start"), T0, dormant.wake)
     assert "bo" in actors and not dormant
+
+
+def test_a_chunk_of_another_format_is_named():
+    program = load_program()
+    same_shape = encode_chunk((5, ["ada"], b"", [], [], [[0.0]], (b"", b"", b"", b"")))
+    with pytest.raises(EngineInternalError, match="snapshot chunk format 5; this engine reads 6"):
+        read_chunk(same_shape, program)
+    other_shape = encode_chunk((4, "anything else"))
+    with pytest.raises(EngineInternalError, match="snapshot chunk format 4; this engine reads 6"):
+        read_chunk(other_shape, program)
