@@ -132,15 +132,23 @@ class Dormant:
         return items
 
     def chunks_to_write(self) -> Iterator[tuple[Any, ...]]:
-        """The dormant actors as chunks, their records and columns as they were read."""
-        records = self.records
+        """The dormant actors as chunks: their records and columns as they were read, or, from
+        a chunk that less than half of is still dormant, made into actors and packed anew (a
+        rewritten chunk carries all of its columns, so a few records must not keep a whole
+        chunk's worth alive). They stay dormant here either way."""
+        records, sparse = self.records, []
         for chunk in self.chunks:
             keep = []
             for position, customer_id in enumerate(chunk.ids):
                 entry = records.get(customer_id)
                 if entry is not None and entry[0] is chunk:
                     keep.append(position)
-            yield rewrite_chunk(chunk, keep)
+            if 2 * len(keep) >= len(chunk):
+                yield rewrite_chunk(chunk, keep)
+            else:
+                sparse.extend(actor_from(chunk, chunk.ids[i], chunk.records[i]) for i in keep)
+        for start in range(0, len(sparse), CHUNK):
+            yield to_chunk(sparse[start : start + CHUNK])
 
 
 class Snapshot(NamedTuple):

@@ -488,3 +488,31 @@ def test_a_chunk_of_another_format_is_named():
     other_shape = encode_chunk((4, "anything else"))
     with pytest.raises(EngineInternalError, match="snapshot chunk format 4; this engine reads 6"):
         read_chunk(other_shape, program)
+
+
+def test_dormant_actors_are_written_again_as_read_or_packed_anew_when_few_of_their_chunk_remain(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(snapshots, "CHUNK", 10)
+    program = load_program()
+    actors = [make_actor(program, f"c{i:02d}") for i in range(20)]
+    for i, actor in enumerate(actors):
+        actor.handle(Event("cart_add", {"value": 30 + i}), T0 + i)
+    write_snapshot(tmp_path / "first", 1, actors)
+    dormant = load_latest(tmp_path / "first", program, wake=False).dormant
+    woken = {f"c{i:02d}": dormant.wake(f"c{i:02d}") for i in [*range(8), 10, 11]}
+    assert woken == {a.customer_id: a for a in actors if a.customer_id in woken}
+
+    write_snapshot(tmp_path / "second", 2, [], dormant=dormant)
+    again = load_latest(tmp_path / "second", program, wake=False).dormant
+    assert sorted(map(len, again.chunks)) == [2, 8]  # c12..c19 as read; c08, c09 packed anew
+    small, large = sorted(again.chunks, key=len)
+
+    def columns(actor):
+        p = actor.profile
+        return sum(len(c) for c in (p.engagement, p.timeline_at, p.cooldowns) if c is not None)
+
+    assert len(small.doubles) == columns(actors[8]) + columns(actors[9])  # only theirs
+    assert len(large.doubles) == sum(columns(a) for a in actors[10:])  # the chunk's, as read
+    assert again.wake_all() == {a.customer_id: a for a in actors if a.customer_id not in woken}
+    assert len(dormant) == 10  # writing woke nothing
