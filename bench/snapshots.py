@@ -19,6 +19,8 @@ import resource
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +35,7 @@ from bench.report import report
 from engine.channels import MockChannel
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario
-from engine.snapshots import fork_snapshot, load_latest, write_snapshot
+from engine.snapshots import Snapshot, fork_snapshot, load_latest, write_snapshot
 
 app = typer.Typer(add_completion=False)
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]
@@ -52,11 +54,33 @@ def cart_actors(program: Program, count: int) -> dict[str, Actor]:
     return actors
 
 
+def _restore(folder: Path, program: Program) -> tuple[RealtimeRuntime, Snapshot, float, float]:
+    """Restore as ``serve`` does: the runtime, the snapshot, seconds to load and in all."""
+    began = time.perf_counter()
+    snapshot = load_latest(folder, program, wake=False)
+    load_seconds = time.perf_counter() - began
+    runtime = RealtimeRuntime(program, MockChannel())
+    runtime.restore(snapshot.actors, [], dormant=snapshot.dormant)
+    return runtime, snapshot, load_seconds, time.perf_counter() - began
+
+
+def restore_as_serve(folder: str) -> dict[str, float]:
+    """In a fresh process: seconds to restore the snapshot in ``folder`` as ``serve`` does, and
+    the process's peak memory."""
+    program = load_scenario("cart_abandonment").program
+    _, _, _, seconds = _restore(Path(folder), program)
+    # VmHWM, not ru_maxrss: the latter keeps the peak of the parent this process was forked from
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return {"seconds": seconds, "peak_mb": peak_kb / 1024}
+
+
 def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, float]:
     """Write a snapshot of ``actors`` and restore it: seconds each, and the file's size.
 
     The restore is timed as ``serve`` restores: load the snapshot with its actors dormant and
-    arm every live timer in a runtime, so that the engine could start. Apart from it: the load
+    arm every live timer in a runtime, so that the engine could start; once here, once in a fresh
+    process (as a starting ``serve`` is), with that process's peak memory. Apart from it: the load
     alone, a load that makes every actor at once (as ``export`` does), and writing the restored
     state again while its actors are still dormant (the first snapshot after a restart).
     """
@@ -65,12 +89,9 @@ def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, fl
         path = write_snapshot(Path(folder), 1, actors.values())
         write_seconds = time.perf_counter() - began
         size = path.stat().st_size
-        began = time.perf_counter()
-        snapshot = load_latest(Path(folder), program, wake=False)
-        load_seconds = time.perf_counter() - began
-        runtime = RealtimeRuntime(program, MockChannel())
-        runtime.restore(snapshot.actors, [], dormant=snapshot.dormant)
-        restore_seconds = time.perf_counter() - began
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            fresh = pool.submit(restore_as_serve, folder).result()  # the process serve would be
+        runtime, snapshot, load_seconds, restore_seconds = _restore(Path(folder), program)
         if runtime.actor_count != len(actors) or len(runtime.timers) == 0:
             raise AssertionError(f"restored {runtime.actor_count} actors of {len(actors)}")
         began = time.perf_counter()
@@ -92,6 +113,7 @@ def measure_snapshot(program: Program, actors: dict[str, Actor]) -> dict[str, fl
         if os.waitstatus_to_exitcode(status) != 0:
             raise AssertionError("the forked snapshot writer failed")
     return {"write_seconds": write_seconds, "restore_seconds": restore_seconds, "bytes": size,
+            "fresh_restore_seconds": fresh["seconds"], "fresh_restore_peak_mb": fresh["peak_mb"],
             "load_seconds": load_seconds, "restore_woken_seconds": woken_seconds,
             "write_dormant_seconds": write_dormant_seconds,
             "fork_pause_seconds": pause, "forked_write_seconds": child_seconds,
@@ -119,6 +141,9 @@ def main(
         "snapshot_restore_runs": " ".join(f"{s:.2f}" for s in restores),
         "snapshot_mb": runs[0]["bytes"] / 1e6,
         "restore_load_seconds": statistics.median(run["load_seconds"] for run in runs),
+        "fresh_restore_seconds": statistics.median(run["fresh_restore_seconds"] for run in runs),
+        "fresh_restore_runs": " ".join(f"{run['fresh_restore_seconds']:.2f}" for run in runs),
+        "fresh_restore_peak_mb": max(run["fresh_restore_peak_mb"] for run in runs),
         "restore_woken_seconds": statistics.median(run["restore_woken_seconds"] for run in runs),
         "write_dormant_seconds": statistics.median(run["write_dormant_seconds"] for run in runs),
         "fork_pause_seconds": statistics.median(run["fork_pause_seconds"] for run in runs),
