@@ -99,3 +99,16 @@ def test_pop_due_takes_the_due_items_in_order_whatever_the_limit(
         reference.push(now + 1.0, 0, None)
     taken.extend(drain(queue))
     assert [item[:3] for item in taken] == [item[:3] for item in drain(reference)]
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e5), st.integers(-3, 3)), max_size=200), st.integers(0, 200))
+def test_push_many_queues_as_pushing_one_by_one(items: list[tuple[float, int]], drained: int) -> None:
+    one_by_one, at_once = TimerQueue(width=60.0), TimerQueue(width=60.0)
+    for queue in (one_by_one, at_once):  # some already due and drained: late pushes too
+        for n in range(drained):
+            queue.push(float(n), -1, None)
+        queue.pop_due(drained / 2, limit=drained)
+    for n, (at, priority) in enumerate(items):
+        one_by_one.push(at, n, None, priority)
+    at_once.push_many((at, priority, n, None) for n, (at, priority) in enumerate(items))
+    assert one_by_one.pop_due(2e5, limit=10**6) == at_once.pop_due(2e5, limit=10**6)
