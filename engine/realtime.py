@@ -215,11 +215,12 @@ class RealtimeRuntime:
             work.append((customer_id, timer, None))  # next round
         lsn = self.applied_lsn
         if self.log is not None and work:
-            lsn = self.log.write([(now, *entry) for entry in work])  # encoded and written here
-            if self.log.fsync == "batch":  # only the fsync waits, in a worker thread, while
-                # batches keep queueing (group commit); the interpreter is not held meanwhile.
+            logged = [(now, *entry) for entry in work]
+            if self.log.fsync == "none":
+                lsn = self.log.append(logged)
+            else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
                 # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
-                await anyio.to_thread.run_sync(self.log.sync)
+                lsn = await anyio.to_thread.run_sync(self.log.append, logged)
         for _, durable in batches:
             if durable is not None:
                 durable.set()

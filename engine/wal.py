@@ -99,15 +99,6 @@ class WriteAheadLog:
 
         With ``fsync="batch"`` the batch is on disk when this returns.
         """
-        lsn = self.write(entries)
-        if self.fsync == "batch":
-            self.sync()
-        return lsn
-
-    def write(self, entries: Sequence[NewEntry]) -> int:
-        """``append`` without the fsync: the batch is handed to the OS (a killed process loses
-        nothing of it, a power cut may); ``sync`` makes it durable. Returns the last sequence
-        number given."""
         if not entries:
             return self.next_lsn - 1
         payload = _encoder.encode((self.next_lsn, entries))  # entries are arrays: as they come
@@ -115,13 +106,9 @@ class WriteAheadLog:
         file.write(FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         file.flush()
         self.next_lsn += len(entries)
+        if self.fsync == "batch":
+            os.fsync(file.fileno())
         return self.next_lsn - 1
-
-    def sync(self) -> None:
-        """fsync what was written (a runtime calls it from a worker thread: it holds no lock of
-        the interpreter while the disk works)."""
-        if self._file is not None:
-            os.fsync(self._file.fileno())
 
     def replay(self, after: int = 0) -> Iterator[Entry]:
         """Every logged entry with a sequence number above ``after``, in order."""
