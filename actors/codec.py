@@ -139,13 +139,6 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def live_timers(self) -> Iterator[tuple[int, str, int, float]]:
-        """The chunk's live timers: ``(position of the actor, journey id, version, due_at)``."""
-        actor_at, journey_at, versions, due = self.timer_columns()
-        journeys = self.journeys
-        for position, journey, version, at in zip(actor_at, journey_at, versions, due, strict=True):
-            yield position, journeys[journey], version, at
-
     def timer_columns(self) -> tuple[array[int], array[int], array[int], array[float]]:
         """The live timers as columns: positions of the actors, positions in ``journeys``,
         versions and due times."""

@@ -149,6 +149,12 @@ def test_a_forked_writer_that_fails_exits_1_and_leaves_the_older_snapshot(tmp_pa
     assert load_latest(tmp_path, program).lsn == 3
 
 
+def _dormant(chunk) -> snapshots.Dormant:
+    dormant = snapshots.Dormant()
+    dormant.add(chunk)
+    return dormant
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(tz_offsets, reaches, scripts), min_size=1, max_size=6))
 def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
@@ -163,7 +169,7 @@ def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
     assert restored == {actor.customer_id: actor for actor in actors}
     assert encode_chunk(to_chunk(restored.values())) == data
     assert encode_chunk(rewrite_chunk(chunk, range(len(chunk)))) == data  # records as they were
-    timers = [(chunk.ids[at], journey, version, due) for at, journey, version, due in chunk.live_timers()]
+    timers = [(cid, fired.journey, fired.version, at) for at, _, cid, fired in _dormant(chunk).live_timers()]
     assert sorted(timers) == sorted(
         (a.customer_id, t.journey, t.version, t.at) for a in actors for t in a.live_timers()
     )
@@ -172,7 +178,8 @@ def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
     assert kept.ids == chunk.ids[::2]
     pairs = zip(kept.ids, kept.records, strict=True)
     assert [actor_from(kept, cid, raw) for cid, raw in pairs] == actors[::2]
-    assert sorted((kept.ids[at], journey, version) for at, journey, version, _ in kept.live_timers()) == (
+    kept_timers = _dormant(kept).live_timers()
+    assert sorted((cid, fired.journey, fired.version) for _, _, cid, fired in kept_timers) == (
         sorted((a.customer_id, t.journey, t.version) for a in actors[::2] for t in a.live_timers())
     )
     # restored objects are made with __new__ and filled slot by slot: a field added to the state
