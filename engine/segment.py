@@ -23,14 +23,33 @@ customer the key names.
 Properties are flattened to scalars (``{"product": {"price": 3}}`` -> ``product.price``).
 The timestamp is corrected as the spec says, ``timestamp = receivedAt - (sentAt -
 originalTimestamp)``, and kept as the event's ``timestamp`` property (seconds since the epoch).
+
+Validation is total: whatever the engine will later encode in its log and snapshots, compare in
+a condition or add up (revenue) is checked here, so that nothing a client sends can fail inside
+the engine, where one failure would stop every journey of every customer. The rule is one
+domain, stated once (``MAX_*`` below) and enforced where the value is read:
+
+    ids (userId, anonymousId, previousId, groupId, messageId, writeKey)
+                            strings of at most MAX_ID_CHARS characters (no numbers, no objects)
+    event, page and property names
+                            at most MAX_NAME_CHARS characters
+    numbers                 within +-MAX_NUMBER (2**53 - 1: the integers a double, and so the
+                            core's arithmetic and every JSON client, carry exactly; MessagePack's
+                            64 bits would overflow on the first sum beyond them)
+    objects in properties and traits
+                            nested at most MAX_DEPTH deep; arrays are dropped unread
+    JSON nesting            anywhere in the body: the decoder's recursion guard, answered 400
+    timestamps              ISO 8601 (UTC when no offset is given); a corrected timestamp
+                            before 2000 or more than a day ahead of its arrival is clamped to
+                            the arrival time (a client's clock, not the event, is wrong)
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -53,6 +72,13 @@ KINDS = ("identify", "track", "page", "screen", "group", "alias")
 MAX_CALL_BYTES = 32 * 1024  # REFERENCE s6: 32 KB per call and per event
 MAX_BATCH_BYTES = 500 * 1024  # and 500 KB per batch
 MAX_BATCH_EVENTS = 2_500
+MAX_ID_CHARS = 256  # an id becomes a key of the engine's tables and of every idempotency key
+MAX_NAME_CHARS = 256
+MAX_KEY_CHARS = 1_024  # a send's idempotency key: customer:journey:entry:step:n
+MAX_DEPTH = 8  # levels of objects within properties and traits
+MAX_NUMBER = 2**53 - 1
+EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: a timestamp before it is a broken clock
+AHEAD = 86_400.0  # a corrected timestamp further ahead of its arrival is a broken clock too
 Submission = tuple[str, Message, str | None]  # (customer_id, message, message_id)
 
 # Segment's semantic event names for what providers report back about a send
@@ -71,34 +97,40 @@ RECEIPTS = {
 }
 
 
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
+Stamp = Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class Call(msgspec.Struct, omit_defaults=True, gc=False):
-    """One Segment call, as lenient as the spec (unknown fields are ignored).
+    """One Segment call, as lenient as the spec (unknown fields are ignored), and as strict as
+    the engine needs (the module's docstring).
 
     Not tracked by the garbage collector (it holds no cycles): a batch decodes hundreds at once.
     """
 
-    type: str | None = None
-    userId: str | int | None = None  # noqa: N815 (Segment's names)
-    anonymousId: str | int | None = None  # noqa: N815
-    messageId: str | None = None  # noqa: N815
-    event: str | None = None
-    name: str | None = None
+    type: Name | None = None
+    userId: Id | None = None  # noqa: N815 (Segment's names)
+    anonymousId: Id | None = None  # noqa: N815
+    messageId: Id | None = None  # noqa: N815
+    event: Name | None = None
+    name: Name | None = None
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
-    groupId: str | int | None = None  # noqa: N815
-    previousId: str | int | None = None  # noqa: N815
-    timestamp: str | None = None
-    sentAt: str | None = None  # noqa: N815
-    originalTimestamp: str | None = None  # noqa: N815
-    writeKey: str | None = None  # noqa: N815
+    groupId: Id | None = None  # noqa: N815
+    previousId: Id | None = None  # noqa: N815
+    timestamp: Stamp | None = None
+    sentAt: Stamp | None = None  # noqa: N815
+    originalTimestamp: Stamp | None = None  # noqa: N815
+    writeKey: Id | None = None  # noqa: N815
 
 
 class BatchBody(msgspec.Struct):
     """A ``/v1/batch`` body."""
 
     batch: list[Call]
-    writeKey: str | None = None  # noqa: N815
-    sentAt: str | None = None  # noqa: N815
+    writeKey: Id | None = None  # noqa: N815
+    sentAt: Stamp | None = None  # noqa: N815
 
 
 class BatchSizes(msgspec.Struct):
@@ -111,29 +143,29 @@ class ProviderReceipt(msgspec.Struct, gc=False):
     """What a provider reports about one send: its idempotency key and status (and the
     provider's own id for this report, if it has one)."""
 
-    key: str | None = None
-    status: str | None = None
-    messageId: str | None = None  # noqa: N815
+    key: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)] | None = None
+    status: Name | None = None
+    messageId: Id | None = None  # noqa: N815
 
 
 class ReceiptsBody(msgspec.Struct):
     """A ``/v1/receipts/{channel}`` body: ``{"receipts": [...]}``, or one receipt's fields."""
 
     receipts: list[ProviderReceipt] | None = None
-    key: str | None = None
-    status: str | None = None
-    messageId: str | None = None  # noqa: N815
-    writeKey: str | None = None  # noqa: N815
+    key: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)] | None = None
+    status: Name | None = None
+    messageId: Id | None = None  # noqa: N815
+    writeKey: Id | None = None  # noqa: N815
 
 
 _call = msgspec.json.Decoder(Call)
 _batch = msgspec.json.Decoder(BatchBody)
 _sizes = msgspec.json.Decoder(BatchSizes)
 _receipts = msgspec.json.Decoder(ReceiptsBody)
-_ITEM_AT = re.compile(r"at `\$\.(batch\[\d+\]|receipts\[\d+\])")  # msgspec's path to a bad item
+_PATH = re.compile(r" - at `\$\.?(.*)`$")  # where msgspec's error is, as ``batch[3].userId``
 # a send's idempotency key, customer:journey:entry:step:n (actors/actor.py); read from the right,
 # since a customer id may hold ':'
-_SCALARS = frozenset({str, int, float, bool, type(None)})  # exactly what msgspec decodes JSON to
+_KEPT = frozenset({str, bool, type(None)})  # scalars carried as they are; numbers are checked
 
 
 def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
@@ -231,17 +263,23 @@ def receipts_to_messages(channel: str, body: ReceiptsBody, program: Program) -> 
 
 def corrected_timestamp(call: Call, received_at: float) -> float:
     """``receivedAt - (sentAt - originalTimestamp)`` when the client sent both, else its
-    ``timestamp``, else ``receivedAt`` (seconds since the epoch).
+    ``timestamp``, else ``receivedAt`` (seconds since the epoch); ``receivedAt`` too when the
+    result is before 2000 or more than a day ahead of ``received_at`` (a broken client clock).
 
     Raises:
         IngestError: one of them is not an ISO 8601 time.
     """
     sent = _sent_time(call.sentAt) if call.sentAt else None
+    stamp = received_at
     if call.originalTimestamp:
         original = _time(call.originalTimestamp, "originalTimestamp")
         if sent is not None:
-            return received_at - (sent - original)
-    return _time(call.timestamp, "timestamp") if call.timestamp else received_at
+            stamp = received_at - (sent - original)
+        elif call.timestamp:
+            stamp = _time(call.timestamp, "timestamp")
+    elif call.timestamp:
+        stamp = _time(call.timestamp, "timestamp")
+    return stamp if EARLIEST <= stamp <= received_at + AHEAD else received_at
 
 
 def _message(call: Call, received_at: float) -> Message:
@@ -250,7 +288,7 @@ def _message(call: Call, received_at: float) -> Message:
         event = call.event
         if not event:
             raise IngestError("a track call needs an event name", field="event")
-        props = _flatten(call.properties) if call.properties else {}
+        props = _flatten(call.properties, "properties") if call.properties else {}
         if event in RECEIPTS:
             receipt = _receipt(event, props)
             if receipt is not None:
@@ -258,11 +296,11 @@ def _message(call: Call, received_at: float) -> Message:
         props["timestamp"] = corrected_timestamp(call, received_at)
         return Event(event, props)
     if kind == "identify":
-        traits = _flatten(call.traits) if call.traits else {}
+        traits = _flatten(call.traits, "traits") if call.traits else {}
         reachable = {ch: True for ch, trait in (("email", "email"), ("sms", "phone")) if traits.get(trait)}
         return Identified(traits, reachable)
     if kind in ("page", "screen"):
-        props = _flatten(call.properties) if call.properties else {}
+        props = _flatten(call.properties, "properties") if call.properties else {}
         if call.name is not None:
             props["name"] = call.name
         props["timestamp"] = corrected_timestamp(call, received_at)
@@ -270,8 +308,8 @@ def _message(call: Call, received_at: float) -> Message:
     if kind == "group":
         if call.groupId is None:
             raise IngestError("a group call needs a groupId", field="groupId")
-        traits = {f"group.{k}": v for k, v in _flatten(call.traits or {}).items()}
-        traits["group_id"] = str(call.groupId)
+        traits = {f"group.{k}": v for k, v in _flatten(call.traits or {}, "traits").items()}
+        traits["group_id"] = call.groupId
         return Identified(traits)
     raise IngestError(f"unknown type {kind!r}; expected one of {list(KINDS)}", field="type")
 
@@ -284,7 +322,7 @@ def _alias(call: Call) -> Submission:
 
 def _merge_visitor(call: Call, customer: str, out: list[Submission]) -> None:
     """An identify with both ids: the anonymous visitor's history joins the known customer."""
-    visitor = call.anonymousId if type(call.anonymousId) is str else str(call.anonymousId)
+    visitor = call.anonymousId
     if visitor and visitor != customer:
         merge_id = None if call.messageId is None else call.messageId + ":merge"
         out.append((customer, Merged(visitor), merge_id))
@@ -299,7 +337,9 @@ def _delivery(channel: str, receipt: ProviderReceipt, program: Program) -> Submi
     if send is None:
         raise IngestError(f"{key!r} is not a send's idempotency key (customer:journey:entry:step:n)",
                           field="key")
-    customer, journey_id, entry, step_id, _ = send
+    customer, journey_id, entry, step_id, n = send
+    if max(entry, n) > MAX_NUMBER:
+        raise IngestError(f"{key!r}: entry or send number beyond {MAX_NUMBER:,}", field="key")
     journey = program.by_id.get(journey_id)
     step = journey.steps.get(step_id) if journey is not None else None
     if not isinstance(step, SendStep):
@@ -323,18 +363,16 @@ def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:
 
 
 def _customer(call: Call) -> str:
-    identity = call.userId
-    if identity is None or identity == "":
-        identity = call.anonymousId
-        if identity is None or identity == "":
-            raise IngestError("userId or anonymousId is required", field="userId")
-    return identity if type(identity) is str else str(identity)
+    identity = call.userId or call.anonymousId
+    if not identity:
+        raise IngestError("userId or anonymousId is required", field="userId")
+    return identity
 
 
-def _identity(value: str | int | None, field: str, missing: str) -> str:
-    if value is None or value == "":
+def _identity(value: str | None, field: str, missing: str) -> str:
+    if not value:
         raise IngestError(missing, field=field)
-    return value if type(value) is str else str(value)
+    return value
 
 
 def _within(exc: IngestError, item: str) -> IngestError:
@@ -342,21 +380,44 @@ def _within(exc: IngestError, item: str) -> IngestError:
     return IngestError(str(exc).removeprefix(f"{exc.field}: "), field=f"{item}.{exc.field}")
 
 
-def _flatten(values: dict[str, Any]) -> Properties:
-    """Nested objects as dotted names; values other than scalars and objects are dropped."""
-    for value in values.values():
-        if type(value) not in _SCALARS:
-            return _flatten_into({}, values, "")
-    return values  # already flat (most are): the decoded dict itself, no copy
+def _flatten(values: dict[str, Any], field: str) -> Properties:
+    """A call's ``properties`` or ``traits`` (``field``) as the engine keeps them: nested objects
+    as dotted names, arrays dropped.
 
-
-def _flatten_into(flat: dict[str, Scalar], values: dict[str, Any], prefix: str) -> Properties:
-    for key, value in values.items():
+    Raises:
+        IngestError: the first name or value the engine cannot carry (module docstring), named
+            as ``properties.product.price``.
+    """
+    for key, value in values.items():  # the common case: flat, and checked in this one pass
         kind = type(value)
-        if kind in _SCALARS:
-            flat[prefix + key] = value
+        if len(key) > MAX_NAME_CHARS:
+            break
+        if kind in _KEPT or ((kind is int or kind is float) and -MAX_NUMBER <= value <= MAX_NUMBER):
+            continue
+        break
+    else:
+        return values  # already flat (most are): the decoded dict itself, no copy
+    return _flatten_into({}, values, "", field, 1)
+
+
+def _flatten_into(flat: dict[str, Scalar], values: dict[str, Any], prefix: str, field: str,
+                  depth: int) -> Properties:
+    for key, value in values.items():
+        kind, name = type(value), prefix + key
+        if len(key) > MAX_NAME_CHARS:
+            raise IngestError(f"a name longer than {MAX_NAME_CHARS} characters",
+                              field=f"{field}.{name[:80]}...")
+        if kind in _KEPT:
+            flat[name] = value
+        elif kind is int or kind is float:
+            if not -MAX_NUMBER <= value <= MAX_NUMBER:
+                raise IngestError(f"{value:.6g} is beyond +-{MAX_NUMBER:,}, the numbers the engine "
+                                  "carries exactly", field=f"{field}.{name}")
+            flat[name] = value
         elif kind is dict:
-            _flatten_into(flat, value, f"{prefix}{key}.")
+            if depth > MAX_DEPTH:
+                raise IngestError(f"objects nested deeper than {MAX_DEPTH} levels", field=f"{field}.{name}")
+            _flatten_into(flat, value, name + ".", field, depth + 1)
     return flat
 
 
@@ -367,8 +428,11 @@ def _sent_time(text: str) -> float:
 
 def _time(text: str, field: str) -> float:
     try:
-        return datetime.fromisoformat(text).timestamp()  # Python 3.11 reads "Z" too
-    except ValueError:
+        moment = datetime.fromisoformat(text)  # Python 3.11 reads "Z" too
+        if moment.tzinfo is None:  # Segment's times are UTC: never the server's local time
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
         raise IngestError(f"{text!r} is not an ISO 8601 time", field=field) from None
 
 
@@ -376,5 +440,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
-        in_batch = _ITEM_AT.search(str(exc))  # a bad value inside one item names that item
-        raise IngestError(f"malformed: {exc}", field=in_batch.group(1) if in_batch else field) from None
+        at = _PATH.search(str(exc))  # a bad value names its field: ``batch[3].userId``
+        raise IngestError(f"malformed: {exc}", field=at.group(1) or field if at else field) from None
+    except RecursionError:  # (the decoder's guard: nesting about a thousand deep)
+        raise IngestError("JSON nested too deep", field=field) from None

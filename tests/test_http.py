@@ -119,7 +119,7 @@ def test_auth_limits_malformed_input_and_duplicates(tmp_path):
             {"type": "track", "userId": "u4", "event": "cart_add", "properties": [80]},  # no object
         ]}
         mistyped = await client.post("/v1/batch", json=wrong_type)
-        assert mistyped.status_code == 400 and mistyped.json()["field"] == "batch[1]"
+        assert mistyped.status_code == 400 and mistyped.json()["field"] == "batch[1].properties"
         no_event = await client.post("/v1/track", json={"userId": "u2", "writeKey": KEY})
         assert no_event.status_code == 400 and no_event.json()["field"] == "event"
 

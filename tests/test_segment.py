@@ -19,13 +19,17 @@ from engine.dedupe import SeenMessageIds
 from engine.segment import (
     MAX_BATCH_EVENTS,
     MAX_CALL_BYTES,
+    MAX_DEPTH,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NUMBER,
     parse,
     parse_receipts,
     receipts_to_messages,
     to_messages,
 )
 
-RECEIVED = 1_700_000_000.0
+RECEIVED = 1_704_067_300.0  # 2024-01-01T00:01:40Z
 
 
 def batch(*calls: dict[str, Any], **envelope: Any) -> bytes:
@@ -65,9 +69,10 @@ def test_limits_and_malformed_input_name_the_field():
 
 def test_a_wrong_type_inside_a_batch_names_that_call():
     error = failure("batch", batch({"type": "page", "userId": "u"}, {"type": "page", "userId": ["u"]}))
-    assert error.field == "batch[1]" and "$.batch[1].userId" in str(error)
+    assert error.field == "batch[1].userId" and "$.batch[1].userId" in str(error)
     assert failure("batch", batch({"type": "page", "userId": "u"}, 7)).field == "batch[1]"
-    assert failure("batch", batch(sentAt=3)).field == "body"
+    assert failure("batch", batch(sentAt=3)).field == "sentAt"
+    assert failure("batch", b'[]').field == "body"
 
 
 def test_a_call_that_cannot_be_applied_is_named_within_the_batch():
@@ -95,11 +100,11 @@ def test_timestamps_are_corrected_for_the_client_clock():
 
 def test_calls_become_messages():
     messages = to_messages(parse("batch", batch(
-        {"type": "track", "userId": 42, "event": "cart_add", "messageId": "m1",
+        {"type": "track", "userId": "42", "event": "cart_add", "messageId": "m1",
          "properties": {"value": 80, "product": {"sku": "A", "tags": ["x"], "size": {"eu": 42}}, "n": None}},
         {"type": "identify", "anonymousId": "a7", "traits": {"email": "a@example.com", "plan": "pro"}},
         {"type": "page", "userId": "u", "name": "Home", "properties": {"path": "/"}},
-        {"type": "group", "userId": "u", "groupId": 9, "traits": {"name": "Acme"}},
+        {"type": "group", "userId": "u", "groupId": "9", "traits": {"name": "Acme"}},
         {"type": "track", "userId": "u", "event": "Email Opened",
          "properties": {"journey": "cart", "entry": 2, "message": "cart_reminder_email"}},
         {"type": "track", "userId": "u", "event": "Email Opened", "properties": {"subject": "hi"}},
@@ -120,7 +125,7 @@ def test_an_identify_with_both_ids_merges_the_visitor_before_it_identifies():
     messages = to_messages(parse("batch", batch(
         {"type": "identify", "userId": "ada", "anonymousId": "anon-1", "messageId": "i1",
          "traits": {"name": "Ada"}},
-        {"type": "identify", "userId": 7, "anonymousId": 9},  # numbers, no messageId
+        {"type": "identify", "userId": "7", "anonymousId": "9"},  # no messageId
         {"type": "identify", "userId": "bo", "anonymousId": "bo"},  # the same id: nothing to merge
         {"type": "identify", "anonymousId": "anon-2", "traits": {"plan": "free"}},  # not known yet
         {"type": "track", "userId": "ada", "anonymousId": "anon-3", "event": "cart_add"},
@@ -139,7 +144,7 @@ def test_an_alias_merges_the_previous_id_and_needs_both_ids():
     [entry] = to_messages(parse("alias", b'{"previousId": "old@x", "userId": "ada", "messageId": "a1"}')[0],
                           RECEIVED)
     assert entry == ("ada", Merged("old@x"), "a1")
-    [entry] = to_messages(parse("batch", batch({"type": "alias", "previousId": 3, "userId": 4}))[0], RECEIVED)
+    [entry] = to_messages(parse("batch", batch({"type": "alias", "previousId": "3", "userId": "4"}))[0], RECEIVED)
     assert entry == ("4", Merged("3"), None)
     assert failure("alias", b'{"userId": "ada"}').field == "previousId"
     assert failure("alias", b'{"previousId": "x", "anonymousId": "y"}').field == "userId"
@@ -195,7 +200,9 @@ def test_a_receipt_that_names_no_send_of_the_scenario_is_refused_by_its_field():
         assert field("push", {**good, "key": key}) == "receipts[1].key", key
     assert field("sms", good) == "receipts[0].key"  # the push step sends on push or email only
     assert receipt_failure("push", {"key": "x", "status": "clicked"}).field == "key"
-    assert receipt_failure("push", {"receipts": [good, {"key": 7}]}).field == "receipts[1]"
+    assert receipt_failure("push", {"receipts": [good, {"key": 7}]}).field == "receipts[1].key"
+    huge_entry = f"ada:cart_abandonment:{2**64}:push:1"
+    assert receipt_failure("push", {"key": huge_entry, "status": "clicked"}).field == "key"
     assert receipt_failure("push", {"receipts": [good] * (MAX_BATCH_EVENTS + 1)}).field == "receipts"
 
 
@@ -218,11 +225,12 @@ def _reference_flatten(values: dict[str, Any], prefix: str = "") -> dict[str, An
     return flat
 
 
-_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+_scalars = (st.none() | st.booleans() | st.integers(-MAX_NUMBER, MAX_NUMBER)
+            | st.floats(-MAX_NUMBER, MAX_NUMBER, allow_nan=False))
 _json = st.recursive(
     _scalars | st.text(max_size=3),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-    max_leaves=12,
+    max_leaves=MAX_DEPTH,  # (so objects nest at most MAX_DEPTH deep)
 )
 
 
@@ -233,3 +241,56 @@ def test_properties_are_flattened_as_the_plain_definition_says(properties):
     expected = _reference_flatten(properties)
     expected["timestamp"] = RECEIVED
     assert isinstance(message, Event) and list(message.properties.items()) == list(expected.items())
+
+
+def test_what_the_engine_cannot_carry_is_refused_and_named():
+    def field(**call: Any) -> str | None:
+        return failure("track", json.dumps({"userId": "u", "event": "e", **call}).encode()).field
+
+    assert field(properties={"value": MAX_NUMBER + 1}) == "properties.value"
+    assert field(properties={"a": {"b": -(2**127)}}) == "properties.a.b"
+    assert field(properties={"value": 1e300}) == "properties.value"
+    assert failure("identify", b'{"userId": "u", "traits": {"email": 1180591620717411303424}}').field == \
+        "traits.email"
+    # (beyond a double: the decoder's own check, which names the object, not the key)
+    assert failure("track", b'{"userId": "u", "event": "e", "properties": {"v": 1e400}}').field == \
+        "properties[...]"
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"d": deep}
+    assert field(properties=deep) == "properties" + ".d" * (MAX_DEPTH + 1)
+    assert field(properties={"x" * (MAX_NAME_CHARS + 1): 1}).startswith("properties.xxx")
+    assert field(event="e" * (MAX_NAME_CHARS + 1)) == "event"
+    assert field(userId=42) == "userId" and field(anonymousId=["a"], userId=None) == "anonymousId"
+    assert field(userId="u" * (MAX_ID_CHARS + 1)) == "userId"
+    assert field(messageId={"id": 1}) == "messageId"
+    nested = b'{"batch": [{"type": "track", "userId": "u", "event": "e", "context": ' + b"[" * 5000
+    assert failure("batch", nested + b"]" * 5000 + b"}]}").field == "body"
+    assert failure("batch", b'{"batch": ' + b"[" * 5000 + b"]" * 5000 + b"}").field == "body"
+    assert failure("track", b'{"userId": "u", "event": "e", "timestamp": "2024-01-01T00:00+25:00"}').field == \
+        "timestamp"
+
+
+def test_numbers_up_to_the_bound_and_objects_up_to_the_depth_pass():
+    deep: dict[str, Any] = {"leaf": -MAX_NUMBER}
+    for _ in range(MAX_DEPTH - 1):
+        deep = {"d": deep}
+    body = json.dumps({"userId": "u", "event": "e", "properties": {"deep": deep, "x": MAX_NUMBER}})
+    [(_, message, _)] = to_messages(parse("track", body.encode())[0], RECEIVED)
+    assert isinstance(message, Event)
+    assert message.properties["deep" + ".d" * (MAX_DEPTH - 1) + ".leaf"] == -MAX_NUMBER
+
+
+def test_a_broken_client_clock_is_clamped_to_the_arrival_and_a_time_without_offset_is_utc():
+    def stamp(**call: Any) -> Any:
+        body = json.dumps({"userId": "u", "event": "e", **call}).encode()
+        [(_, message, _)] = to_messages(parse("track", body)[0], RECEIVED)
+        assert isinstance(message, Event)
+        return message.properties["timestamp"]
+
+    assert stamp(timestamp="1970-01-02T00:00:00Z") == RECEIVED
+    assert stamp(timestamp="0001-01-01T00:00:00") == RECEIVED
+    assert stamp(timestamp="2999-01-01T00:00:00Z") == RECEIVED
+    assert stamp(timestamp="2024-01-01T00:00:00") == seconds("2024-01-01T00:00:00+00:00")
+    # a device clock a year behind, but consistent: the correction gives the true time
+    assert stamp(originalTimestamp="2023-01-01T00:00:00Z", sentAt="2023-01-01T00:00:10Z") == RECEIVED - 10
