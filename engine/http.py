@@ -18,11 +18,18 @@
                                   /metrics needs ``Authorization: Bearer <admin token>``
 
 A request is applied whole or not at all: a missing or wrong write key answers 401; an oversize
-body, malformed JSON or a call without userId/anonymousId answers 400 with ``{"error", "field"}``
-and applies nothing; when the engine's inbox is full the answer is 429 with ``Retry-After``. A 2xx
-goes out only once the calls are in the write-ahead log. Calls whose messageId was already applied
-within 24 hours are acknowledged and skipped (clients retry with the same ids); the ids are in
-the log and the snapshots, so this holds across restarts.
+body, malformed JSON, a value the engine cannot carry (``engine.segment``) or a call without
+userId/anonymousId answers 400 with ``{"error", "field"}`` and applies nothing; a body compressed
+other than by gzip answers 415; when the engine's inbox is full the answer is 429 with
+``Retry-After``, and when it cannot take events at all (its log cannot be written, or it failed
+or is stopping) 503 with ``Retry-After``. A 2xx goes out only once the calls are in the
+write-ahead log. A body is read in pieces and never held beyond its limit (gzip bodies: their
+size once inflated); what a client sends past that is read and dropped, so it still gets its
+answer. ``/healthz`` answers 503 while the engine cannot take events.
+
+Calls whose messageId was already applied within 24 hours are acknowledged and skipped (clients
+retry with the same ids); the ids are in the log and the snapshots, so this holds across
+restarts.
 
 A receipt names the send it reports on by its idempotency key (``customer:journey:entry:step:n``,
 the ``Idempotency-Key`` the send went out with) and says what happened: delivered, opened,
@@ -39,6 +46,7 @@ from __future__ import annotations
 import base64
 import hmac
 import time
+import zlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -48,9 +56,20 @@ from starlette.routing import Route
 
 from actors.errors import IngestError
 from engine.monitoring import dead_letters, journey_statistics, registry_for
-from engine.realtime import RealtimeRuntime
-from engine.segment import KINDS, Submission, parse, parse_receipts, receipts_to_messages, to_messages
+from engine.realtime import EngineUnavailable, RealtimeRuntime
+from engine.segment import (
+    KINDS,
+    MAX_BATCH_BYTES,
+    MAX_CALL_BYTES,
+    Submission,
+    parse,
+    parse_receipts,
+    receipts_to_messages,
+    to_messages,
+)
 from engine.views import profile_view
+
+DRAINED = 8 * MAX_BATCH_BYTES  # a body past its limit is read and dropped up to here, then cut off
 
 
 def create_app(
@@ -93,25 +112,29 @@ def create_app(
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
             return JSONResponse({"error": f"unknown endpoint /v1/{kind}"}, status_code=404)
-        body = await request.body()
         try:
+            body = await _body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES)
             calls, body_key = parse(kind, body)
             if (body_key or _basic_user(request)) not in write_keys:
                 return _unknown_write_key()
             messages = to_messages(calls, time.time())
         except IngestError as exc:
             return _bad_request(exc)
+        except _Unsupported as exc:
+            return JSONResponse({"error": str(exc), "field": "content-encoding"}, status_code=415)
         return await apply(messages)
 
     async def receipts(request: Request) -> JSONResponse:
-        body = await request.body()
         try:
+            body = await _body(request, MAX_BATCH_BYTES)
             decoded = parse_receipts(body)
             if (decoded.writeKey or _basic_user(request)) not in write_keys:
                 return _unknown_write_key()
             messages = receipts_to_messages(request.path_params["channel"], decoded, runtime.program)
         except IngestError as exc:
             return _bad_request(exc)
+        except _Unsupported as exc:
+            return JSONResponse({"error": str(exc), "field": "content-encoding"}, status_code=415)
         return await apply(messages)
 
     async def apply(messages: list[Submission]) -> JSONResponse:
@@ -123,12 +146,24 @@ def create_app(
                 status_code=429,
                 headers={"Retry-After": str(retry_after)},
             )
-        await runtime.submit(fresh)  # the engine skips ids applied meanwhile (and remembers these)
+        try:
+            await runtime.submit(fresh)  # the engine skips ids applied meanwhile (and remembers these)
+        except EngineUnavailable as exc:
+            headers = {"Retry-After": str(retry_after)}
+            return JSONResponse({"error": str(exc)}, status_code=503, headers=headers)
         duplicates = len(messages) - len(fresh)
         return JSONResponse({"success": True, "applied": len(fresh), "duplicates": duplicates})
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "actors": runtime.actor_count, "handled": runtime.handled})
+        counts = {"actors": runtime.actor_count, "handled": runtime.handled}
+        if runtime.failure is not None:
+            return JSONResponse({"status": "failed", **counts}, status_code=503)
+        if runtime.storage_error is not None:
+            return JSONResponse({"status": "storage", "error": str(runtime.storage_error), **counts},
+                                status_code=503)
+        if not runtime.accepting:
+            return JSONResponse({"status": "stopping", **counts}, status_code=503)
+        return JSONResponse({"status": "ok", **counts})
 
     return Starlette(
         routes=[
@@ -141,6 +176,43 @@ def create_app(
             Route("/healthz", health, methods=["GET"]),
         ]
     )
+
+
+class _Unsupported(Exception):
+    """A body in an encoding the edge does not read (answered 415)."""
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body (inflated when gzipped), read in pieces and never kept past ``limit``.
+
+    Raises:
+        IngestError: the body, or its inflated form, is over ``limit`` (answered 400, as Segment
+            does), or its gzip data is broken.
+        _Unsupported: a ``Content-Encoding`` other than gzip or identity.
+    """
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise _Unsupported(f"content-encoding {encoding[:40]!r}: expected gzip or none")
+    inflate = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
+    pieces, size, read = [], 0, 0
+    async for piece in request.stream():
+        read += len(piece)
+        if read > DRAINED:
+            break  # (the connection is cut off: no client of ours sends that much)
+        if size > limit:
+            continue  # over the limit: read on (so the client gets its answer), keep nothing
+        if inflate is not None:
+            try:
+                piece = inflate.decompress(piece, limit + 1 - size)  # (never more than the limit)
+            except zlib.error as exc:
+                raise IngestError(f"broken gzip data: {exc}", field="body") from None
+        pieces.append(piece)
+        size += len(piece)
+    if size > limit:
+        raise IngestError(f"body over {limit:,} bytes", field="body")
+    if inflate is not None and not inflate.eof:
+        raise IngestError("gzip data cut short", field="body")
+    return b"".join(pieces)
 
 
 def _unknown_write_key() -> JSONResponse:

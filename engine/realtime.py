@@ -13,8 +13,19 @@ One task does everything, on purpose (ARCHITECTURE.md: never a task per actor or
 
 Ingestion hands batches over with ``submit`` (returns once they are durable), ``ingest`` or
 ``ingest_nowait`` (a bounded memory stream: when it is full, ``anyio.WouldBlock`` tells the caller
-to push back). The log holds timer firings too, with their times, so replaying it through the
-pure core (``engine.snapshots.recover``) rebuilds exactly the state the engine had. Engine time is seconds
+to push back). ``submit`` never waits for ever: it raises ``EngineUnavailable`` (an edge answers
+503) when the log cannot be written (a full disk: the batch is not applied, the timers of that
+round are put back and tried again a second later, and the next batch that can be written
+succeeds) or when the engine has failed or is stopping.
+
+Failure is loud, never half-alive: if anything raises inside the loop (our bug), ``run`` refuses
+every batch waiting for it and every later one, records the error in ``failure`` and re-raises,
+for the service to stop the process (a supervisor restarts it; the log is the truth). ``close``
+is bounded: the batches already queued are handled, and timers still due stay with their actors
+(a snapshot keeps them; they fire at the next start).
+
+The log holds timer firings too, with their times, so replaying it through the pure core
+(``engine.snapshots.recover``) rebuilds exactly the state the engine had. Engine time is seconds
 since the epoch: ``epoch + anyio.current_time()``; with trio's ``MockClock`` and ``epoch=0`` it
 runs on simulated time, which is how it is shown to give the simulation's very trace.
 """
@@ -22,13 +33,16 @@ runs on simulated time, which is how it is shown to give the simulation's very t
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from actors.actor import Actor
+from actors.errors import StorageError
 from actors.journey import Program
 from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
@@ -42,8 +56,31 @@ from reports.metrics import RunMetrics
 
 ProfileFactory = Callable[[str], Profile]
 Submitted = tuple[str, Message] | tuple[str, Message, str | None]  # (customer, message[, id])
-Batch = tuple[Sequence[Submitted], anyio.Event | None]  # (entries, set when durable)
 TIMERS_PER_BATCH = 8192  # due timers beyond this wait for the next round, so events get a turn
+STORAGE_RETRY = 1.0  # seconds before due timers are tried again after the log could not be written
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot take a batch now (it failed, is stopping, or its log cannot be written):
+    nothing of it was applied; an edge answers 503 and the client retries."""
+
+
+class Ticket:
+    """A submitter's wait for its batch: ``done`` is set once the batch is durable, or refused
+    (``error`` then says why)."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: EngineUnavailable | None = None
+
+    def settle(self, error: EngineUnavailable | None = None) -> None:
+        self.error = error
+        self.done.set()
+
+
+Batch = tuple[Sequence[Submitted], Ticket | None]  # (entries, the submitter's ticket)
 
 
 class RealtimeRuntime:
@@ -85,6 +122,13 @@ class RealtimeRuntime:
         self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
         self.aliases = Aliases()  # ids merged into others (identify, alias)
         self.metrics = RunMetrics(program, 0)  # journey tallies, as the simulation keeps them
+        self.failure: BaseException | None = None  # what stopped the engine (our bug), if anything
+        self.storage_error: StorageError | None = None  # the log's last append failed with this
+        self.storage_failures = 0  # rounds whose log append failed (nothing of them applied)
+        self.unlogged = 0  # messages without a waiting submitter lost to such rounds (receipts)
+        self._storage_retry_at = -math.inf  # due timers wait until then after a failed append
+        self._round: list[Batch] = []  # the batches being handled (refused if the loop fails)
+        self._closed = False
         self._inbox, self._outbox = anyio.create_memory_object_stream[Batch](buffer)
 
     def restore(
@@ -159,28 +203,76 @@ class RealtimeRuntime:
         """Queue a message, waiting while the engine is saturated."""
         await self._inbox.send(([(customer_id, message, message_id)], None))
 
+    @property
+    def accepting(self) -> bool:
+        """Whether a batch submitted now can be applied: the engine is running (not failed or
+        stopping) and its log's last append worked."""
+        return self.failure is None and self.storage_error is None and not self._closed
+
     async def submit(self, entries: Sequence[Submitted]) -> None:
         """Queue a batch of ``(customer_id, message[, message_id])`` and return once it is in the
         write-ahead log (durable under fsync=batch). Entries whose message id was applied in the
-        last 24 hours, or earlier in the same batch, are skipped: a client's retry applies once."""
-        durable = anyio.Event()
-        await self._inbox.send((entries, durable))
-        await durable.wait()
+        last 24 hours, or earlier in the same batch, are skipped: a client's retry applies once.
+
+        Raises:
+            EngineUnavailable: the batch was not applied: the log could not be written, or the
+                engine failed or is stopping.
+        """
+        if self.failure is not None:
+            raise EngineUnavailable("the engine has failed and is stopping")
+        ticket = Ticket()
+        try:
+            await self._inbox.send((entries, ticket))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise EngineUnavailable("the engine is stopping") from None
+        await ticket.done.wait()
+        if ticket.error is not None:
+            raise ticket.error
 
     def close(self) -> None:
-        """No more messages: ``run`` returns once the queued ones are handled and the due timers fired."""
+        """No more messages: ``run`` returns once the queued ones are handled."""
+        self._closed = True
         self._inbox.close()
 
     async def run(self) -> None:
-        """Handle messages and fire timers until ``close``; then handle what was queued and fire
-        the timers already due, and return (timers due later stay pending)."""
+        """Handle messages and fire timers until ``close``; then handle what was queued, and
+        return (timers still due stay pending: their actors keep them).
+
+        Raises:
+            whatever failed inside the loop (our bug), after refusing every waiting batch and
+            recording it in ``failure``.
+        """
+        try:
+            await self._loop()
+        except anyio.get_cancelled_exc_class():
+            self._refuse_waiting(EngineUnavailable("the engine is stopping"))
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            self._refuse_waiting(EngineUnavailable("the engine has failed and is stopping"))
+            raise
+
+    def _refuse_waiting(self, error: EngineUnavailable) -> None:
+        """Refuse the batches of the round in hand and every queued one; take no more."""
+        self.close()
+        waiting = list(self._round)
+        while True:
+            try:
+                waiting.append(self._outbox.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        for _, ticket in waiting:
+            if ticket is not None and not ticket.done.is_set():
+                ticket.settle(error)
+
+    async def _loop(self) -> None:
         if self.epoch is None:
             self.epoch = time.time() - anyio.current_time()
         outbox: MemoryObjectReceiveStream[Batch] = self._outbox
         closing = False
-        while not closing or self.timers.peek_time() <= self.now():
+        while not closing:
             batches: list[Batch] = []
-            deadline = self.timers.peek_time()
+            deadline = max(self.timers.peek_time(), self._storage_retry_at)
             with anyio.move_on_at(deadline - self.epoch if deadline != math.inf else math.inf):
                 try:
                     batches.append(await outbox.receive())
@@ -211,22 +303,56 @@ class RealtimeRuntime:
                         continue  # a retry of what was already applied
                     fresh_ids[mid] = None
                 work.append(entry)  # type: ignore[arg-type]
-        for _, _, _, customer_id, timer in self.timers.pop_due(now, TIMERS_PER_BATCH):  # the rest:
-            work.append((customer_id, timer, None))  # next round
-        lsn = self.applied_lsn
-        if self.log is not None and work:
-            logged = [(now, *entry) for entry in work]
-            if self.log.fsync == "none":
-                lsn = self.log.append(logged)
-            else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
-                # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
-                lsn = await anyio.to_thread.run_sync(self.log.append, logged)
-        for _, durable in batches:
-            if durable is not None:
-                durable.set()
+        due = self.timers.pop_due(now, TIMERS_PER_BATCH) if now >= self._storage_retry_at else []
+        for _, _, _, customer_id, timer in due:  # (the rest: next round)
+            work.append((customer_id, timer, None))
+        self._round = batches
+        try:
+            lsn = await self._log(work, now)
+        except StorageError as exc:
+            self._unlogged(batches, due, exc, now)
+            return
+        for _, ticket in batches:
+            if ticket is not None:
+                ticket.settle()
         seen.remember(fresh_ids, now)
         self._apply(work, now)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
+        self._round = []
+
+    async def _log(self, work: list[tuple[str, Message, str | None]], now: float) -> int:
+        """Append the round to the write-ahead log; return the last position it took."""
+        if self.log is None or not work:
+            return self.applied_lsn
+        logged = [(now, *entry) for entry in work]
+        if self.log.fsync == "none":
+            lsn = self.log.append(logged)
+        else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
+            # (Under trio's MockClock the wait lets the clock jump: tests log with fsync="none".)
+            lsn = await anyio.to_thread.run_sync(self.log.append, logged)
+        if self.storage_error is not None:
+            print("write-ahead log writable again", file=sys.stderr, flush=True)
+            self.storage_error = None
+        return lsn
+
+    def _unlogged(self, batches: list[Batch], due: list[Any], error: StorageError, now: float) -> None:
+        """A round the log could not take: refuse its batches, put its timers back (tried again
+        ``STORAGE_RETRY`` seconds later), apply nothing of it."""
+        if self.storage_error is None:  # told once an episode, not once a round
+            print(f"cannot write to the log, refusing events (503) until it can: {error}",
+                  file=sys.stderr, flush=True)
+        self.storage_error = error
+        self.storage_failures += 1
+        refusal = EngineUnavailable(f"events cannot be stored now ({error}); retry later")
+        for entries, ticket in batches:
+            if ticket is None:
+                self.unlogged += len(entries)
+            else:
+                ticket.settle(refusal)
+        for at, negative_priority, _, customer_id, timer in due:
+            self.timers.push(at, customer_id, timer, -negative_priority)
+        self._storage_retry_at = now + STORAGE_RETRY
+        self._round = []
 
     def _apply(self, work: list[tuple[str, Message, str | None]], now: float) -> None:
         """Hand each message to its actor and route the effects (the hot loop: names are local)."""
