@@ -185,16 +185,44 @@ def write_snapshot(
 ) -> Path:
     """Write every actor's state (``actors`` and the ``dormant`` ones), the message ids applied
     lately (id -> when), the sends not yet settled and the merged ids (source -> target), as of
-    log position ``lsn``; return the snapshot's path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    log position ``lsn``; return the snapshot's path.
+
+    Raises:
+        StorageError: the snapshot could not be written (a full disk, a file size limit, an I/O
+            error: chained to the ``OSError``). Its temporary file is gone; the older snapshots
+            and the log are as they were.
+    """
     final = directory / f"snap-{lsn:016d}.msgpack"
     temporary = directory / f".{final.name}.{os.getpid()}.tmp"  # (a process's own: see fork_snapshot)
+    placed = False
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
+                  "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
+        _write_snapshot_file(temporary, header, actors, dormant)
+        os.replace(temporary, final)
+        placed = True
+        fsync_directory(directory)
+    except BaseException as exc:
+        left = _remove_temporary(temporary)
+        if not isinstance(exc, OSError):
+            raise
+        if placed:  # complete and fsynced, in place of none or of one of the same position
+            raise StorageError(f"{final}: snapshot written, but its folder could not be synced ({exc}): "
+                               "a crash may lose it; the log is kept") from exc
+        raise StorageError(f"{final}: snapshot not written ({exc}){left}; the older snapshots and "
+                           "the log are kept") from exc
+    return final
+
+
+def _write_snapshot_file(
+    path: Path, header: dict[str, Any], actors: Iterable[Actor], dormant: Dormant | None
+) -> None:
+    """Write the snapshot's header, its chunks and its trailer to ``path``, and fsync it."""
     pack = msgspec.msgpack.Encoder().encode
     remaining = iter(actors)
     count = 0
-    with open(temporary, "wb") as file, collector_paused():
-        header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
-                  "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
+    with open(path, "wb") as file, collector_paused():
         file.write(pack(header))
         while chunk := list(islice(remaining, CHUNK)):
             file.write(pack(encode_chunk(to_chunk(chunk))))  # (framed: one bin a chunk)
@@ -205,9 +233,15 @@ def write_snapshot(
         file.write(pack({"end": count}))
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temporary, final)
-    fsync_directory(directory)
-    return final
+
+
+def _remove_temporary(path: Path) -> str:
+    """Remove a failed snapshot's temporary file; return what kept it, for the error message."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f" (and {path.name} could not be removed: {exc})"
+    return ""
 
 
 def fork_snapshot(

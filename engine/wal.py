@@ -17,14 +17,28 @@ The log is a folder of segments named by their first sequence number. Opening it
 segment: a torn tail (the last frame cut short or garbled by a crash mid-write) is truncated;
 a bad frame with good data after it, or in an older segment, is corruption, and opening stops
 with a ``StorageError`` naming the file and offset.
+
+A failed append leaves nothing behind. ``append`` writes without Python's buffering (whose
+leftover bytes would go out later, after the next frame: good data after a bad frame) and goes
+on after a short write; on any ``OSError`` (a full disk, a file size limit, an I/O error) it cuts
+the segment back to where the batch began, fsyncs, and raises a ``StorageError`` chained to the
+``OSError``: the batch was not logged, its sequence numbers are given again, and once the fault
+is gone the next append works. A failed fsync is a failed append too: after one, the kernel may
+have dropped the batch's dirty pages and marked them clean (a later fsync then reports success
+without writing them), so the batch cannot count as durable, and it must not be replayed after a
+restart either, since it was never acknowledged. If the cut-back fails as well (the disk may be
+failing), the log remembers where its last batch ends and cuts back there before the next
+append, which raises if it still cannot: a frame is never written after garbage.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
+from io import FileIO
 from pathlib import Path
 
 import msgspec
@@ -77,7 +91,10 @@ class WriteAheadLog:
         for path in segments[:-1]:
             for first, logged, _ in _scan(path, last=False):  # checks every older segment too
                 self.next_lsn = first + len(logged)
-        self._file = None
+        self._file: FileIO | None = None  # the newest segment (it owns ``_fd``)
+        self._fd = -1
+        self._end = 0  # where the newest segment's last logged batch ends
+        self._torn = False  # a failed append may have left bytes past ``_end``: cut them first
         if segments:
             last = segments[-1]
             good_end = 0
@@ -87,7 +104,7 @@ class WriteAheadLog:
                 with open(last, "r+b") as file:  # a torn tail from a crash: cut it off
                     file.truncate(good_end)
                     os.fsync(file.fileno())
-            self._file = open(last, "ab")
+            self._open(last, new=False)
 
     def segments(self) -> list[Path]:
         """The segment files, oldest first."""
@@ -97,17 +114,35 @@ class WriteAheadLog:
         """Log a batch of ``(at, customer_id, message[, message_id])``; return the last sequence
         number given.
 
-        With ``fsync="batch"`` the batch is on disk when this returns.
+        With ``fsync="batch"`` the batch is on disk when this returns. It is all or nothing.
+
+        Raises:
+            StorageError: the batch was not logged (chained to the ``OSError``: a full disk, a
+                file size limit, an I/O error); nothing of it is left in the log, and the next
+                append may work once the fault is gone.
         """
         if not entries:
             return self.next_lsn - 1
         payload = _encoder.encode((self.next_lsn, entries))  # entries are arrays: as they come
-        file = self._writable()
-        file.write(FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
-        file.flush()
+        frame = FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        if self._torn:
+            self._cut_back(None)
+        try:
+            if self._file is None or self._end >= self.segment_bytes:
+                self._roll()
+            written = os.write(self._fd, frame)
+            if written < len(frame):
+                self._write_rest(frame, written)
+            if self.fsync == "batch":
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._cut_back(exc)
+            raise StorageError(f"write-ahead log: {exc}; the batch was not logged") from exc
+        except BaseException:  # (interrupted mid-write: the next append cuts back first)
+            self._torn = True
+            raise
+        self._end += len(frame)
         self.next_lsn += len(entries)
-        if self.fsync == "batch":
-            os.fsync(file.fileno())
         return self.next_lsn - 1
 
     def replay(self, after: int = 0) -> Iterator[Entry]:
@@ -126,21 +161,65 @@ class WriteAheadLog:
                 path.unlink()
 
     def close(self) -> None:
-        """Flush and close the current segment."""
+        """Fsync and close the newest segment (cut back first if a failed append left bytes)."""
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-
-    def _writable(self):  # type: ignore[no-untyped-def]
-        if self._file is None or self._file.tell() >= self.segment_bytes:
-            if self._file is not None:
+            try:
+                if self._torn:
+                    self._cut_back(None)
+                os.fsync(self._fd)
+            finally:
                 self._file.close()
-            path = self.directory / f"wal-{self.next_lsn:016d}.log"
-            self._file = open(path, "ab")
-            fsync_directory(self.directory)
-        return self._file
+                self._file = None
+
+    def _open(self, path: Path, *, new: bool) -> None:
+        """Make ``path`` the newest segment, appended to from its end without Python's buffering
+        (see ``append``); a ``new`` one is made durable in the folder first."""
+        file = open(path, "ab", buffering=0)
+        try:
+            if new:
+                fsync_directory(self.directory)
+            end = os.fstat(file.fileno()).st_size
+        except OSError:
+            file.close()  # (the current segment stays: the next append tries again)
+            raise
+        old, self._file, self._fd, self._end = self._file, file, file.fileno(), end
+        if old is not None:
+            old.close()
+
+    def _roll(self) -> None:
+        """Start a new segment, named by the next sequence number."""
+        self._open(self.directory / f"wal-{self.next_lsn:016d}.log", new=True)
+
+    def _write_rest(self, frame: bytes, written: int) -> None:
+        """Write what a short write left of ``frame``: the next write says why it was short."""
+        rest = memoryview(frame)[written:]
+        while rest:
+            count = os.write(self._fd, rest)
+            if not count:
+                raise OSError(errno.EIO, "the segment took no more bytes")
+            rest = rest[count:]
+
+    def _cut_back(self, cause: OSError | None) -> None:
+        """Cut the newest segment back to its last logged batch, so nothing of a failed append
+        is left before the next one; ``cause`` is the failure of this append, if it failed.
+
+        Raises:
+            StorageError: the cut-back failed; the next append tries it again first.
+        """
+        if self._file is None:
+            return
+        try:
+            os.ftruncate(self._fd, self._end)
+            os.fsync(self._fd)
+        except OSError as failed:
+            self._torn = True
+            where = f"{Path(self._file.name).name} could not be cut back to byte {self._end} ({failed})"
+            if cause is None:
+                raise StorageError(f"write-ahead log: {where} after a failed append; the batch was "
+                                   "not logged") from failed
+            raise StorageError(f"write-ahead log: {cause}; the batch was not logged, and {where}: "
+                               "the next append cuts it back first") from cause
+        self._torn = False
 
 
 def _first_lsn(path: Path) -> int:
