@@ -3,7 +3,7 @@
 Nothing is counted per event on the hot path beyond the run-metrics fold the simulation uses
 too (``reports.metrics.RunMetrics``); the Prometheus collector reads those tallies, and a few
 gauges of the runtime, when it is scraped. Labels are low-cardinality only: journey (from the
-scenario), channel, rule, group, receipt status.
+scenario), channel, rule, group, receipt status, file (``settled_log``, ``dead_letters``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from engine.outbox import Outbox
+from engine.outbox import Outbox, OutboxStatistics
+from engine.providers import MockProvider
 from engine.realtime import RealtimeRuntime
 
 
@@ -58,16 +59,49 @@ class EngineCollector(Collector):
         }
         outbox = runtime.channel
         if isinstance(outbox, Outbox):
-            gauges["touchpoint_outbox_pending"] = ("Sends handed over, not yet settled", len(outbox.pending))
-            dead = len(outbox.dead_letters)
-            gauges["touchpoint_dead_letters"] = ("Sends given up after the last try", dead)
-            delivered = CounterMetricFamily("touchpoint_deliveries", "Sends a provider accepted")
-            delivered.add_metric([], outbox.delivered)
-            yield delivered
+            stats = outbox.statistics()
+            gauges["touchpoint_outbox_pending"] = ("Sends handed over, not yet settled", stats.pending)
+            gauges["touchpoint_dead_letters"] = (
+                "Sends given up after the last try (all in dead-letters.jsonl)", stats.dead_letters)
+            gauges["touchpoint_dead_letters_dropped_from_memory"] = (
+                "Dead letters kept in the file only, not in /v1/dead-letters",
+                stats.dead_letters_dropped_from_memory)
+            yield from _outbox_counters(outbox, stats)
         for name, (text, value) in gauges.items():
             gauge = GaugeMetricFamily(name, text)
             gauge.add_metric([], value)
             yield gauge
+
+
+def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[CounterMetricFamily]:
+    """The outbox's counters, and what its bounded structures (and its mocks') let go."""
+    for name, text, value in (
+        ("touchpoint_deliveries", "Sends a provider accepted", stats.delivered),
+        ("touchpoint_send_attempts", "Provider calls made", stats.attempts),
+        ("touchpoint_receipts_refused", "Synthetic receipts a saturated engine could not take",
+         stats.receipts_refused),
+        ("touchpoint_escalations", "Escalations handed to the agent desk", stats.escalations),
+        ("touchpoint_escalations_dropped_from_memory", "Escalations no longer held in memory",
+         stats.escalations_dropped_from_memory),
+    ):
+        counter = CounterMetricFamily(name, text)
+        counter.add_metric([], value)
+        yield counter
+    forgotten = CounterMetricFamily(
+        "touchpoint_mock_sends_forgotten",
+        "Delivered keys a mock provider forgot (beyond its record_limit)", labels=["channel"])
+    for channel, provider in sorted(outbox.providers.items()):
+        if isinstance(provider, MockProvider):
+            forgotten.add_metric([channel], provider.dropped)
+    yield forgotten
+    failures = CounterMetricFamily(
+        "touchpoint_storage_write_failures", "Failed writes (a full disk), not retried",
+        labels=["file"])
+    if outbox.settled_log is not None:
+        failures.add_metric(["settled_log"], stats.settled_log_write_failures)
+    if outbox.dead_letter_file is not None:
+        failures.add_metric(["dead_letters"], stats.dead_letter_write_failures)
+    yield failures
 
 
 def registry_for(runtime: RealtimeRuntime) -> CollectorRegistry:
@@ -83,7 +117,9 @@ def journey_statistics(runtime: RealtimeRuntime) -> dict[str, Any]:
 
 
 def dead_letters(runtime: RealtimeRuntime) -> list[dict[str, Any]]:
-    """The sends given up on, with the last error (empty when sends do not go through an outbox)."""
+    """The sends given up on that the outbox holds in memory (its latest ``memory_limit``; the
+    dead-letter file has them all), oldest first, with the last error (empty when sends do not go
+    through an outbox)."""
     outbox = runtime.channel
     if not isinstance(outbox, Outbox):
         return []

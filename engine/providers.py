@@ -1,13 +1,15 @@
 """Channel providers behind the outbox: the engine's own mock, an HTTP provider, SMTP.
 
 ``MockProvider`` takes sends after a configurable latency, fails a configurable share of calls
-(seeded), records each delivered send once per idempotency key, and can report synthetic
-receipts back to the engine: the engine's test double, and a dry-run channel for users.
+(seeded), records each delivered send once per idempotency key (the latest ``record_limit``
+keys: its memory is bounded), and can report synthetic receipts back to the engine: the
+engine's test double, and a dry-run channel for users.
 
 ``HttpProvider`` posts each send as JSON with an ``Idempotency-Key`` header (httpx). 2xx is
 success; 408, 429 and 5xx are retried (honouring ``Retry-After``); any other status is permanent.
 
-``SmtpProvider`` sends email with smtplib in a worker thread; a 5xx reply is permanent.
+``SmtpProvider`` sends email with smtplib in a worker thread; a 5xx reply is permanent. A
+cancelled call stops waiting for its thread (which finishes on its own).
 
 ``MockSettings``, ``HttpSettings`` and ``SmtpSettings`` are one channel's table of a service
 config file (``provider = "mock" | "http" | "smtp"``), validated by msgspec: what
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import smtplib
+from collections import OrderedDict
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Annotated
@@ -37,12 +40,21 @@ AddressOf = Callable[[str], str | None]  # a customer's address on a channel, or
 class MockProvider:
     """A provider double.
 
+    It remembers the latest ``record_limit`` idempotency keys it delivered (``delivered``),
+    forgetting the oldest beyond them (counted in ``dropped``), so it honours idempotency keys
+    only within what it remembers: a send re-sent after its key was forgotten is delivered (and
+    reported) again.
+
     Args:
         latency: seconds each call takes.
         failure_rate: share of calls that fail (retryably).
         seed: the failures' random seed.
         receipts: when given, called with ``(customer_id, DeliveryReceipt("delivered"))`` per
             delivered send, e.g. ``runtime.ingest_nowait``.
+        record_limit: how many delivered keys to remember.
+
+    Raises:
+        ValueError: ``record_limit`` is negative.
     """
 
     def __init__(
@@ -51,13 +63,18 @@ class MockProvider:
         failure_rate: float = 0.0,
         seed: int | None = None,
         receipts: Receipts | None = None,
+        record_limit: int = 100_000,
     ) -> None:
+        if record_limit < 0:
+            raise ValueError(f"record_limit={record_limit}: give 0 or more keys to remember")
         self.latency = latency
         self.failure_rate = failure_rate
         self.random = random.Random(seed)
         self.receipts = receipts
+        self.record_limit = record_limit
         self.calls = 0
-        self.delivered: dict[str, Send] = {}  # by idempotency key: a retry delivers nothing twice
+        self.delivered: OrderedDict[str, Send] = OrderedDict()  # by idempotency key, oldest first
+        self.dropped = 0  # keys forgotten to stay within ``record_limit``
 
     async def send(self, send: Send) -> None:
         """Take one send, or fail as configured."""
@@ -67,8 +84,11 @@ class MockProvider:
         if self.random.random() < self.failure_rate:
             raise ProviderError("mock provider: simulated failure")
         if send.key in self.delivered:
-            return  # honours idempotency keys
+            return  # honours idempotency keys (those it remembers)
         self.delivered[send.key] = send
+        if len(self.delivered) > self.record_limit:
+            self.delivered.popitem(last=False)
+            self.dropped += 1
         if self.receipts is not None:
             receipt = DeliveryReceipt(send.journey, send.entry, send.channel, send.message, "delivered")
             self.receipts(send.customer, receipt)
@@ -172,7 +192,9 @@ class SmtpProvider:
         message["Message-ID"] = f"<{hashlib.sha256(send.key.encode()).hexdigest()[:32]}@touchpoint>"
         message["X-Idempotency-Key"] = send.key
         message.set_content(body)
-        await anyio.to_thread.run_sync(self._deliver, message)
+        # cancellable (an outbox's stop): the thread is left to finish on its own, its outcome
+        # unheard, so the email may still go out, and again after a restart, same Message-ID
+        await anyio.to_thread.run_sync(self._deliver, message, abandon_on_cancel=True)
 
     def _deliver(self, message: EmailMessage) -> None:
         try:
