@@ -2,9 +2,12 @@
 
     touchpoint run [SCENARIO]      simulate a scenario against a synthetic population
     touchpoint validate SCENARIO   check a scenario file
+    touchpoint serve [SCENARIO]    run the engine as a service: HTTP ingestion, wall-clock journeys
+    touchpoint export              print every profile of a service's state folder
     touchpoint scenarios           list the built-in scenarios
 
-A bad scenario exits with status 2 and one message naming the file, journey, step and field.
+A bad scenario exits with status 2 and one message naming the file, journey, step and field; so
+does a bad setting of ``serve`` (naming its config file and key) or a data folder it cannot write.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import tomllib
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
 import msgspec
 import typer
@@ -26,6 +29,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from actors import ScenarioError
+from actors.errors import StorageError
 from engine.memory import peak_rss_bytes
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
 from engine.simulation import DAY, Simulation
@@ -146,6 +150,12 @@ def validate(
     console.print(f"[green]valid[/] {loaded.source}: {journeys}", highlight=False)
 
 
+# The bounds of serve's settings, shared by its options and the keys of its config file.
+_LOWEST_PORT, _HIGHEST_PORT = 0, 65535  # 0: any free port
+_MIN_SNAPSHOT_EVERY = 1.0  # seconds
+_Fsync = Literal["batch", "none"]
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -156,7 +166,10 @@ def serve(
         Path, typer.Option(envvar="TOUCHPOINT_DATA", help="State folder: write-ahead log and snapshots.")
     ] = Path("touchpoint-data"),
     host: Annotated[str, typer.Option(envvar="TOUCHPOINT_HOST", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="TOUCHPOINT_PORT", help="Port to listen on.")] = 8800,
+    port: Annotated[
+        int, typer.Option(min=_LOWEST_PORT, max=_HIGHEST_PORT, envvar="TOUCHPOINT_PORT",
+                          help="Port to listen on (0: any free port).")
+    ] = 8800,
     write_key: Annotated[
         list[str] | None,
         typer.Option(envvar="TOUCHPOINT_WRITE_KEY", help="A write key ingestion accepts (repeatable)."),
@@ -166,7 +179,7 @@ def serve(
         typer.Option(envvar="TOUCHPOINT_ADMIN_TOKEN", help="Bearer token of the admin API and /metrics."),
     ] = None,
     snapshot_every: Annotated[
-        float, typer.Option(min=1.0, help="Seconds between periodic snapshots.")
+        float, typer.Option(min=_MIN_SNAPSHOT_EVERY, help="Seconds between periodic snapshots.")
     ] = 300.0,
     fsync: Annotated[
         str, typer.Option(envvar="TOUCHPOINT_FSYNC", help="Log durability: batch (fsync per batch) or none.")
@@ -174,8 +187,9 @@ def serve(
     config: Annotated[
         Path | None,
         typer.Option(envvar="TOUCHPOINT_CONFIG",
-                     help="A TOML file with any of: data, host, port, write_keys, admin_token, "
-                          "snapshot_every, fsync (options and environment variables win over it); "
+                     help="A TOML file with any of: data, host, port, write_keys (an array of "
+                          "strings), admin_token, snapshot_every, fsync (options and environment "
+                          "variables win over it; a bad value exits 2 naming the key); "
                           "a \\[channels.NAME] table choosing the provider of a channel; an "
                           "\\[outbox] table of retry and breaker settings (see above)."),
     ] = None,
@@ -183,7 +197,8 @@ def serve(
     r"""Serve the engine: Segment-compatible ingestion on HTTP, journeys on the wall clock.
 
     State is restored from --data at start-up (the newest snapshot plus the
-    write-ahead log after it). SIGINT or SIGTERM stops accepting, finishes what
+    write-ahead log after it); a folder that cannot be created or written exits
+    2 before anything starts. SIGINT or SIGTERM stops accepting, finishes what
     was accepted, writes a snapshot and exits 0.
 
     Sends leave through the outbox (rate limit, retries with backoff, circuit
@@ -221,23 +236,22 @@ def serve(
 
     from engine.outbox import OutboxSettings
     from engine.providers import describe
-    from engine.service import run_service
+    from engine.service import ServiceFailed, run_service
 
     channels: dict[str, ProviderSettings] = {}
     outbox_settings = OutboxSettings()
     if config is not None:
-        settings, channels, outbox_settings = _service_config(config)
-        given = {n for n in settings if _given(ctx, n)}
-        chosen = {name: value for name, value in settings.items() if name not in given}
+        file, channels, outbox_settings = _service_config(config)
+        chosen = _file_settings(ctx, file)
         data = Path(chosen.get("data", data))
-        host = str(chosen.get("host", host))
-        port = int(chosen.get("port", port))
-        write_key = list(chosen.get("write_key", write_key or []))
+        host = chosen.get("host", host)
+        port = chosen.get("port", port)
+        write_key = chosen.get("write_key", write_key)
         admin_token = chosen.get("admin_token", admin_token)
-        snapshot_every = float(chosen.get("snapshot_every", snapshot_every))
-        fsync = str(chosen.get("fsync", fsync))
-    if fsync not in ("batch", "none"):
-        errors.print(f"[bold red]fsync {fsync!r}[/]: expected batch or none")
+        snapshot_every = chosen.get("snapshot_every", snapshot_every)
+        fsync = chosen.get("fsync", fsync)
+    if fsync not in get_args(_Fsync):  # the file's fsync is checked already; this is the option's
+        errors.print(f"[bold red]fsync {escape(repr(fsync))}[/]: expected batch or none")
         raise typer.Exit(2)
 
     if not write_key:
@@ -247,16 +261,30 @@ def serve(
         load_scenario(scenario)
     except ScenarioError as exc:
         raise _fail(exc) from None
+    _check_data_folder(data)
 
     def ready(urls: list[str]) -> None:
-        console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False)
+        console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False,
+                      soft_wrap=True)  # one line, for the scripts that wait for it
 
     sending = ", ".join(f"{channel} {describe(settings)}" for channel, settings in channels.items())
     console.print(f"sends: {sending or 'mock'}{', others mock' if sending else ''}", highlight=False,
                   soft_wrap=True)
-    trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
-                     snapshot_every=snapshot_every, fsync=fsync, channels=channels,
-                     outbox_settings=outbox_settings, on_ready=ready))
+    try:
+        trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
+                         snapshot_every=snapshot_every, fsync=fsync, channels=channels,
+                         outbox_settings=outbox_settings, on_ready=ready))
+    except ServiceFailed:  # (printed with its traceback where it happened)
+        errors.print("[bold red]stopped after a failure[/]: exit 70 for a supervisor to restart the "
+                     "service; the restart recovers from the log", highlight=False, soft_wrap=True)
+        raise typer.Exit(70) from None
+    except StorageError as exc:
+        errors.print(f"[bold red]storage[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(74) from None
+    except OSError as exc:  # binding the port: in use, or an address this host does not have
+        errors.print(f"[bold red]cannot serve on {host}:{port}[/]: {escape(str(exc))}", highlight=False,
+                     soft_wrap=True)
+        raise typer.Exit(2) from None
     console.print("stopped cleanly: snapshot written", highlight=False)
 
 
@@ -266,8 +294,56 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
-_CONFIG_KEYS = {"data": "data", "host": "host", "port": "port", "write_keys": "write_key",
-                "admin_token": "admin_token", "snapshot_every": "snapshot_every", "fsync": "fsync"}
+def _check_data_folder(data: Path) -> None:
+    """Create ``data`` (and its parents) and write a file in it, or exit 2 with one line: found
+    now, where the service would fail later, with a traceback, at its first write."""
+    probe = data / ".touchpoint-write-probe"
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        errors.print(f"[bold red]data folder {escape(str(data))}[/]: cannot write ({escape(reason)})",
+                     highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _ServeFile(msgspec.Struct, forbid_unknown_fields=True):
+    """The top-level keys of a serve config file, UNSET where the file leaves one out.
+
+    Attributes are named as serve's options (``write_key`` is the file's ``write_keys``), so that
+    an option given on the command line can replace its key by name.
+    """
+
+    data: str | msgspec.UnsetType = msgspec.UNSET
+    host: str | msgspec.UnsetType = msgspec.UNSET
+    port: (
+        Annotated[int, msgspec.Meta(ge=_LOWEST_PORT, le=_HIGHEST_PORT, examples=[8800])]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    write_key: Annotated[list[_NonEmpty], msgspec.Meta(examples=[["KEY"]])] | msgspec.UnsetType = (
+        msgspec.field(default=msgspec.UNSET, name="write_keys")
+    )
+    admin_token: Annotated[_NonEmpty, msgspec.Meta(examples=["TOKEN"])] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    snapshot_every: (
+        Annotated[float, msgspec.Meta(ge=_MIN_SNAPSHOT_EVERY, examples=[300])] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    fsync: _Fsync | msgspec.UnsetType = msgspec.UNSET
+
+
+def _file_settings(ctx: typer.Context, file: _ServeFile) -> dict[str, Any]:
+    """The values ``file`` sets, by option name, leaving out the options given on the command line
+    or in the environment: those win over the file."""
+    return {name: value for name, value in msgspec.structs.asdict(file).items()
+            if value is not msgspec.UNSET and not _given(ctx, name)}
+
+
 _CONFIG_TABLES = ("channels", "outbox")
 _CHANNELS = ("email", "sms", "push", "in_app", "webhook")
 
@@ -278,30 +354,34 @@ class _ConfigError(Exception):
 
 def _service_config(
     path: Path,
-) -> tuple[dict[str, Any], dict[str, ProviderSettings], OutboxSettings]:
-    """The settings of a serve config file by option name, the channels' provider settings and
-    the outbox's; exits 2 with one line naming the file and the key on a bad file."""
+) -> tuple[_ServeFile, dict[str, ProviderSettings], OutboxSettings]:
+    """The top-level settings of a serve config file, the channels' provider settings and the
+    outbox's; exits 2 with one line naming the file and the key on a bad file."""
     from engine.outbox import OutboxSettings
 
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        errors.print(f"[bold red]config {path}[/]: {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
-    unknown = sorted(set(document) - set(_CONFIG_KEYS) - set(_CONFIG_TABLES))
-    if unknown:
-        expected = sorted([*_CONFIG_KEYS, *_CONFIG_TABLES])
-        errors.print(f"[bold red]config {path}[/]: unknown keys {unknown}; expected {expected}",
-                     highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise _config_failure(path, str(exc)) from None
+    tables = {name: document.pop(name) for name in _CONFIG_TABLES if name in document}
+    keys = [field.encode_name for field in msgspec.structs.fields(_ServeFile)]
+    unknown = sorted(set(document) - set(keys))
+    if unknown:  # every one of them, where msgspec would name the first
+        raise _config_failure(path, f"unknown keys {unknown}; expected {sorted([*keys, *_CONFIG_TABLES])}")
     try:
-        channels = _channels(document.get("channels", {}))
-        outbox = _convert(document.get("outbox", {}), OutboxSettings, "outbox")
+        file = _convert(document, _ServeFile, "")
+        channels = _channels(tables.get("channels", {}))
+        outbox = _convert(tables.get("outbox", {}), OutboxSettings, "outbox")
     except _ConfigError as exc:
-        errors.print(f"[bold red]config {path}[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    options = {_CONFIG_KEYS[key]: value for key, value in document.items() if key in _CONFIG_KEYS}
-    return options, channels, outbox
+        raise _config_failure(path, str(exc)) from None
+    return file, channels, outbox
+
+
+def _config_failure(path: Path, problem: str) -> typer.Exit:
+    """Print ``config PATH: PROBLEM`` on stderr as one line; returns the exit (status 2) to raise."""
+    errors.print(f"[bold red]config {escape(str(path))}[/]: {escape(problem)}",
+                 highlight=False, soft_wrap=True)
+    return typer.Exit(2)
 
 
 def _channels(table: object) -> dict[str, ProviderSettings]:
@@ -329,22 +409,98 @@ def _channels(table: object) -> dict[str, ProviderSettings]:
 
 
 def _convert(table: object, kind: type[_Settings], where: str) -> _Settings:
-    """``table`` as a ``kind`` settings record; ``_ConfigError`` naming the key if it is not one."""
+    """``table`` as a ``kind`` settings record; ``_ConfigError`` naming the key if it is not one.
+
+    ``where`` is the table's name in the file (``channels.email``; "" for the top level). The
+    message keeps msgspec's words (``Expected `int`, got `str```) and adds, for a bad value, what
+    to write instead in words for people who do not read Python types.
+    """
     try:
         return msgspec.convert(table, kind)
     except msgspec.ValidationError as exc:
         message, _, path = str(exc).partition(" - at `$")
-        key = where + path.rstrip("`")
+        path = path.rstrip("`")
+        key = _dotted(where, path.lstrip("."))
         fields = msgspec.structs.fields(kind)
         missing = re.fullmatch(r"Object missing required field `(\w+)`", message)
         if missing:
             needed = [f.name for f in fields if f.required]
-            raise _ConfigError(f"{key}.{missing[1]}: missing (required: {needed})") from None
+            raise _ConfigError(f"{_dotted(key, missing[1])}: missing (required: {needed})") from None
         extra = re.fullmatch(r"Object contains unknown field `(.+)`", message)
         if extra:
-            known = [f.name for f in fields]
-            raise _ConfigError(f"{key}.{extra[1]}: unknown key; expected one of {known}") from None
-        raise _ConfigError(f"{key}: {message}") from None
+            known = [f.encode_name for f in fields]
+            raise _ConfigError(f"{_dotted(key, extra[1])}: unknown key; expected one of {known}") from None
+        raise _ConfigError(f"{key}: {message}{_what_to_write(kind, path)}") from None
+
+
+def _dotted(*names: str) -> str:
+    """``channels.email.port`` from its parts, the empty ones (the top level) left out."""
+    return ".".join(name for name in names if name)
+
+
+def _what_to_write(kind: type[msgspec.Struct], path: str) -> str:
+    """``; write an integer from 0 to 65535 such as 8800``: what the key at the head of msgspec's
+    ``path`` (``.port``, ``.write_keys[1]``; "" for the table itself) takes; "" when it cannot be
+    said in words."""
+    info: Any = msgspec.inspect.type_info(kind)
+    head = re.match(r"\.(\w+)", path)
+    if head:
+        info = next((field.type for field in info.fields if field.encode_name == head[1]), None)
+    words = _in_words(info)
+    return f"; write {words}" if words else ""
+
+
+_NOUNS: dict[type[msgspec.inspect.Type], tuple[str, str]] = {  # singular, plural
+    msgspec.inspect.IntType: ("an integer", "integers"),
+    msgspec.inspect.FloatType: ("a number", "numbers"),
+    msgspec.inspect.StrType: ("a string", "strings"),
+    msgspec.inspect.BoolType: ("true or false", "booleans"),
+    msgspec.inspect.StructType: ("a table", "tables"),
+}
+
+
+def _in_words(info: Any, plural: bool = False) -> str:
+    """A value of the msgspec type ``info`` as a person would ask for it in TOML: ``an array of
+    non-empty strings such as ["KEY"]``; "" for a type this does not know."""
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.Metadata):
+        words = _in_words(info.type, plural)
+        examples = (info.extra_json_schema or {}).get("examples")
+        return f"{words} such as {json.dumps(examples[0])}" if words and examples else words
+    if isinstance(info, inspect.UnionType):  # TOML has no null: None stands for a key left out
+        kinds = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        return " or ".join(filter(None, (_in_words(t, plural) for t in kinds)))
+    if isinstance(info, inspect.LiteralType):
+        return " or ".join(json.dumps(value) for value in info.values)
+    if isinstance(info, (inspect.ListType, inspect.DictType)):
+        array = isinstance(info, inspect.ListType)
+        items = _in_words(info.item_type if array else info.value_type, plural=True)
+        container = "an array" if array else "a table"
+        return f"{container} of {items}" if items else container
+    nouns = _NOUNS.get(type(info))
+    if nouns is None:
+        return ""
+    if isinstance(info, inspect.StrType) and info.min_length:  # msgspec's message says how long
+        nouns = ("a non-empty string", "non-empty strings")
+    return nouns[plural] + _limits(info)
+
+
+def _limits(info: Any) -> str:
+    """The bounds of a number, or a string's pattern, as words to follow its noun."""
+    if isinstance(info, msgspec.inspect.StrType):
+        return f" matching {info.pattern}" if info.pattern else ""
+    if not isinstance(info, (msgspec.inspect.IntType, msgspec.inspect.FloatType)):
+        return ""
+    if info.ge is not None and info.le is not None:
+        return f" from {_number(info.ge)} to {_number(info.le)}"
+    bounds = ((">=", info.ge), (">", info.gt), ("<=", info.le), ("<", info.lt))
+    said = [f"{sign} {_number(value)}" for sign, value in bounds if value is not None]
+    return " " + " and ".join(said) if said else ""
+
+
+def _number(value: float) -> str:
+    """``1`` for 1.0, as a person writes it; ``0.5`` stays."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 @app.command()

@@ -1,9 +1,30 @@
 """``touchpoint serve``: the engine as a single-node service, and ``touchpoint export``.
 
 Start-up restores state from the data folder (newest snapshot plus the write-ahead log after it)
-and re-arms timers; then the HTTP edge, the engine task and a periodic snapshot task run in one
-trio nursery. SIGINT or SIGTERM stops accepting requests, lets the engine finish what it has
-accepted, writes a snapshot, closes the log, and returns (exit status 0).
+and re-arms timers; then the HTTP edge, the engine task, the outbox and a periodic snapshot task
+run in one trio nursery.
+
+Stopping is bounded, whatever is in flight. SIGINT or SIGTERM:
+
+    1. the HTTP edge stops accepting and finishes the requests in hand (hypercorn's graceful
+       timeout: 3 s);
+    2. the outbox stops (``Outbox.stop``): no new provider call, the calls in flight get up to
+       ``STOP_GRACE`` seconds, backoffs and breaker waits end at once; every unsettled send stays
+       pending;
+    3. the engine handles what is queued (receipts included) and stops; timers still due stay
+       with their actors;
+    4. the last snapshot is written with the pending sends, which the next start hands to the
+       outbox again under their idempotency keys, as after a crash; the log is closed, and
+       ``run_service`` returns (exit status 0).
+
+Failure is loud. If a task fails (the engine, the outbox or the snapshot task raising what it
+was not built to: our bug), the error is printed once with its traceback, ingestion answers 503
+and ``/healthz`` "failed", the edge finishes its requests, and ``run_service`` raises
+``ServiceFailed`` without writing a snapshot (the state may be half-updated; the log is the
+truth): the process exits non-zero within seconds for a supervisor to restart it, and the restart
+recovers every acknowledged event. Storage faults are not bugs: a log that cannot be written
+answers 503 until it can (``engine.realtime``); a snapshot that cannot be written is reported
+(stderr and ``/metrics``) and leaves the older snapshot and the log as they were.
 
 Periodic snapshots are written by a forked child (``engine.snapshots.fork_snapshot``), so the
 engine pauses for the fork, not for the write; once the child has put the snapshot in place, the
@@ -28,7 +49,9 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -40,6 +63,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from actors.errors import StorageError
 from actors.messages import DeliveryReceipt
 from engine.http import create_app
 from engine.memory import freeze_long_lived
@@ -61,6 +85,33 @@ from engine.snapshots import fork_snapshot, recover, write_snapshot
 from engine.views import profile_view
 
 PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
+STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish
+
+
+class ServiceFailed(Exception):
+    """A task of the service failed (our bug); it was printed with its traceback. Exit non-zero:
+    a supervisor restarts the service, which recovers from its log."""
+
+
+class SnapshotStatistics:
+    """What the periodic and final snapshots did, for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.failed = 0
+        self.last_written_at: float | None = None  # Unix time
+        self.last_error: str | None = None
+
+    def succeeded(self) -> None:
+        self.written += 1
+        self.last_written_at = time.time()
+        self.last_error = None
+
+    def failure(self, error: str) -> None:
+        self.failed += 1
+        self.last_error = error
+        print(f"snapshot failed, the older snapshot and the log are kept: {error}", file=sys.stderr,
+              flush=True)
 
 
 async def run_service(
@@ -95,7 +146,7 @@ async def run_service(
     def receipt(customer_id: str, message: DeliveryReceipt) -> None:
         try:
             runtime.ingest_nowait(customer_id, message)
-        except anyio.WouldBlock:
+        except (anyio.WouldBlock, anyio.ClosedResourceError):  # saturated, or stopping
             outbox.receipts_refused += 1  # synthetic receipts only; counted, never silent
 
     def trait_of(name: str) -> AddressOf:
@@ -155,39 +206,90 @@ async def _serve(
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     stop = trio.Event()
+    failures: list[BaseException] = []
+    snapshots = SnapshotStatistics()
+    final = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_on_signals, stop)
-        engine_done = trio.Event()
 
-        async def engine() -> None:
-            await runtime.run()
-            engine_done.set()
+        def supervised(name: str, work: Callable[[], Awaitable[None]]) -> trio.Event:
+            done = trio.Event()
+            nursery.start_soon(_supervise, name, work, done, failures, runtime, stop)
+            return done
 
-        nursery.start_soon(engine)
-        outbox_done = trio.Event()
-
-        async def sending() -> None:
-            await outbox.run()
-            outbox_done.set()
-
-        nursery.start_soon(sending)
+        engine_done = supervised("engine", runtime.run)
+        outbox_done = supervised("outbox", outbox.run)
         snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
-        nursery.start_soon(_snapshots, runtime, outbox, data, snapshot_every, snapshotting)
+        supervised("snapshot task",
+                   partial(_snapshots, runtime, outbox, data, snapshot_every, snapshotting, snapshots))
         app = create_app(runtime, write_keys, admin_token)
-        urls = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        if callable(on_ready):
-            on_ready(urls)
-        await stop.wait()
-        # hypercorn has stopped accepting and finished its requests; drain the engine, then save
-        runtime.close()
-        await engine_done.wait()
-        outbox.close()  # let the queued sends settle (delivered or dead-lettered)
-        await outbox_done.wait()
-        async with snapshotting:  # (a background snapshot finishes first)
-            _snapshot(runtime, outbox, data)
-        if runtime.log is not None:
-            runtime.log.close()
-        nursery.cancel_scope.cancel()
+        http_done = trio.Event()
+
+        async def http(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+            await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+            http_done.set()
+
+        unbound: OSError | None = None
+        try:
+            urls = await nursery.start(http)
+        except* OSError as group:  # the port is taken, or the address is not this host's
+            unbound = next(_leaves(group))
+        else:
+            if callable(on_ready):
+                on_ready(urls)
+            await stop.wait()
+            await http_done.wait()  # no new request; those in hand answered (hypercorn's grace)
+        if unbound is not None or failures:
+            nursery.cancel_scope.cancel()  # a crash, in effect: the log is the truth
+        else:
+            outbox.stop(STOP_GRACE)
+            await outbox_done.wait()  # what is not settled stays pending (in the snapshot)
+            runtime.close()
+            await engine_done.wait()  # the queued messages (receipts too) handled
+            async with snapshotting:  # (a background snapshot finishes first)
+                final = _snapshot(runtime, outbox, data, snapshots)
+            nursery.cancel_scope.cancel()
+    if runtime.log is not None:
+        runtime.log.close()
+    if unbound is not None:
+        raise unbound
+    if failures:
+        raise ServiceFailed(f"{failures[0]!r}") from failures[0]
+    if not final:
+        raise StorageError(f"the last snapshot could not be written ({snapshots.last_error}); the log "
+                           "holds every acknowledged event, so the next start recovers them")
+
+
+def _leaves(group: BaseExceptionGroup[OSError]) -> Iterator[OSError]:
+    """The exceptions of a (nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+async def _supervise(
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    done: trio.Event,
+    failures: list[BaseException],
+    runtime: RealtimeRuntime,
+    stop: trio.Event,
+) -> None:
+    """Run one of the service's tasks; if it fails, print it once and stop the service."""
+    try:
+        await work()
+    except Exception as exc:  # our bug (storage faults are handled where they happen)
+        failures.append(exc)
+        print(f"touchpoint: the {name} failed; stopping without a snapshot (the log has every "
+              "acknowledged event; a restart recovers them):", file=sys.stderr, flush=True)
+        traceback.print_exception(exc, file=sys.stderr)
+        if runtime.failure is None:
+            runtime.failure = exc  # ingestion answers 503 at once
+        stop.set()
+    finally:
+        done.set()
 
 
 async def _on_signals(stop: trio.Event) -> None:
@@ -198,33 +300,47 @@ async def _on_signals(stop: trio.Event) -> None:
 
 
 async def _snapshots(
-    runtime: RealtimeRuntime, outbox: Outbox, data: Path, every: float, lock: trio.Lock
+    runtime: RealtimeRuntime,
+    outbox: Outbox,
+    data: Path,
+    every: float,
+    lock: trio.Lock,
+    statistics: SnapshotStatistics,
 ) -> None:
     while True:
         await trio.sleep(every)
         async with lock:
             if hasattr(os, "fork"):
-                await _snapshot_in_background(runtime, outbox, data)
+                await _snapshot_in_background(runtime, outbox, data, statistics)
             else:
-                _snapshot(runtime, outbox, data)
+                _snapshot(runtime, outbox, data, statistics)
 
 
-def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
-    """Write a snapshot here and now (the engine waits): the last one, at shutdown."""
+def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path, statistics: SnapshotStatistics) -> bool:
+    """Write a snapshot here and now (the engine waits): the last one, at shutdown. Return
+    whether it was written (a failure is reported and leaves the older snapshot and the log)."""
     # synchronous on purpose: no other task runs meanwhile, so the actors are exactly the state
     # after ``applied_lsn``, and the outbox's pending sends are exactly those not yet settled
     lsn = runtime.applied_lsn
     seen = runtime.seen.recent(runtime.now())
-    write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
-                   runtime.aliases.of, runtime.dormant)
+    try:
+        write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
+                       runtime.aliases.of, runtime.dormant)
+    except StorageError as exc:
+        statistics.failure(str(exc))
+        return False
     if outbox.settled_log is not None:
         # a restart from this snapshot re-sends its pending sends and those the log after it
         # produces: none of the keys settled so far can be among them
         outbox.settled_log.restart()
     _snapshot_in_place(runtime, data, lsn)
+    statistics.succeeded()
+    return True
 
 
-async def _snapshot_in_background(runtime: RealtimeRuntime, outbox: Outbox, data: Path) -> None:
+async def _snapshot_in_background(
+    runtime: RealtimeRuntime, outbox: Outbox, data: Path, statistics: SnapshotStatistics
+) -> None:
     """Write a snapshot from a forked child while the engine goes on (``fork_snapshot``)."""
     # the state at the fork is exactly the state after ``applied_lsn``, as in ``_snapshot``:
     # no other task runs between these lines
@@ -238,16 +354,17 @@ async def _snapshot_in_background(runtime: RealtimeRuntime, outbox: Outbox, data
     except OSError as exc:  # (no memory or no process left for a child)
         print(f"cannot start a snapshot writer ({exc}); writing the snapshot in-process",
               file=sys.stderr, flush=True)
-        _snapshot(runtime, outbox, data)
+        _snapshot(runtime, outbox, data, statistics)
         return
     _, status = await trio.to_thread.run_sync(os.waitpid, pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        print(f"background snapshot at {lsn} failed (exit {os.waitstatus_to_exitcode(status)}); "
-              "the log is kept and the next snapshot tries again", file=sys.stderr, flush=True)
+    if os.waitstatus_to_exitcode(status) != 0:  # (the writer told why on stderr)
+        statistics.failure(f"background snapshot at {lsn}: writer exit {os.waitstatus_to_exitcode(status)}; "
+                           "the next one tries again")
         return
     if outbox.settled_log is not None:
         outbox.settled_log.drop_rotated()
     _snapshot_in_place(runtime, data, lsn)
+    statistics.succeeded()
 
 
 def _snapshot_in_place(runtime: RealtimeRuntime, data: Path, lsn: int) -> None:

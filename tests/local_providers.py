@@ -5,17 +5,23 @@ the engine processes a test kills).
 idempotency keys as a provider should: the first request with a key is applied (after
 ``latency`` seconds, as a real API takes its time), a later one is answered 200 "already applied"
 and applied nothing. It records every complete request: its key, the value of ``mark_header``
-(which engine process sent it) and the JSON body.
+(which engine process sent it) and the JSON body. Given a ``receipts`` URL it reports each send
+it applied there as "delivered", as a provider's webhook does: from a thread of its own, retried
+until the engine answers 2xx (an engine that is down or stopping is tried again later).
 
 ``SmtpInbox`` is the handler of an aiosmtpd server: it keeps every message it receives.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import queue
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,9 +52,15 @@ class CountingProvider:
         mark_header: a request header recorded with each request.
     """
 
-    def __init__(self, latency: float = 0.0, mark_header: str = "X-Engine-Run") -> None:
+    def __init__(self, latency: float = 0.0, mark_header: str = "X-Engine-Run",
+                 receipts: str | None = None, write_key: str = "") -> None:
         self.latency = latency
         self.mark_header = mark_header
+        self.receipts = receipts
+        self.write_key = write_key
+        self.reported: set[str] = set()  # keys whose receipt the engine accepted
+        self.refused: list[tuple[str, int]] = []  # (key, status) of receipts it refused for good
+        self._to_report: queue.Queue[str] = queue.Queue()
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str | None, dict[str, Any]]] = []  # (key, mark, body)
         self.applied: set[str] = set()  # keys applied: each once, as the provider honours keys
@@ -64,7 +76,38 @@ class CountingProvider:
 
     def start(self) -> CountingProvider:
         self._thread.start()
+        if self.receipts is not None:
+            threading.Thread(target=self._report, daemon=True).start()
         return self
+
+    def _report(self) -> None:
+        """Post a "delivered" receipt for each applied key until the engine answers it."""
+        while True:
+            key = self._to_report.get()
+            status = self._post_receipt(key)
+            with self.lock:
+                if status < 300:
+                    self.reported.add(key)
+                else:
+                    self.refused.append((key, status))
+
+    def _post_receipt(self, key: str) -> int:
+        """The status the engine answered the receipt of ``key`` with, once it is not 429, 5xx
+        or a refused connection (an engine that is busy, stopping or down: tried again later)."""
+        auth = "Basic " + base64.b64encode(f"{self.write_key}:".encode()).decode()
+        body = json.dumps({"key": key, "status": "delivered", "messageId": f"r-{key}"}).encode()
+        while True:
+            request = urllib.request.Request(self.receipts or "", data=body, method="POST", headers={
+                "Content-Type": "application/json", "Authorization": auth})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 and exc.code != 429:
+                    return exc.code
+            except OSError:
+                pass
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -92,7 +135,9 @@ class CountingProvider:
             if key in self.applied:
                 return False
             self.applied.add(key)
-            return True
+        if self.receipts is not None:
+            self._to_report.put(key)
+        return True
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         provider = self

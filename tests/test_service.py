@@ -20,6 +20,7 @@ import trio
 from aiosmtpd.controller import Controller
 from harness import T0, load_program, make_actor
 from local_providers import CountingProvider, SmtpInbox, free_port
+from serving import KEY, start, stop
 
 from actors.messages import Event
 from engine import service
@@ -27,30 +28,7 @@ from engine.outbox import Outbox, SettledLog
 from engine.realtime import RealtimeRuntime
 from engine.snapshots import load_latest
 
-KEY = "wk_service"
 TIMED_SENDS = Path(__file__).parent / "timed_sends.toml"
-
-
-def start(data, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "cart_abandonment", "--data", str(data),
-         "--port", "0", "--write-key", KEY, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    pytest.fail("the service did not start")
-
-
-def stop(process: subprocess.Popen[str], how: int) -> str:
-    process.send_signal(how)
-    out, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, out
-    return out
 
 
 @pytest.mark.slow
@@ -335,8 +313,10 @@ def test_a_background_snapshot_takes_the_settled_keys_with_it_and_without_a_chil
         def no_child(*args: object) -> int:
             raise OSError("Cannot allocate memory")
         monkeypatch.setattr(service, "fork_snapshot", no_child)
-    trio.run(service._snapshot_in_background, runtime, outbox, tmp_path)
+    statistics = service.SnapshotStatistics()
+    trio.run(service._snapshot_in_background, runtime, outbox, tmp_path, statistics)
     settled.close()
+    assert statistics.written == 1 and statistics.failed == 0
     assert load_latest(tmp_path / "snapshots", program).actors == runtime.actors
     assert SettledLog(tmp_path / "settled.log").settled_before == set()  # the snapshot has them
     assert not (tmp_path / "settled.log.prev").exists()
