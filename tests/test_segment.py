@@ -144,7 +144,8 @@ def test_an_alias_merges_the_previous_id_and_needs_both_ids():
     [entry] = to_messages(parse("alias", b'{"previousId": "old@x", "userId": "ada", "messageId": "a1"}')[0],
                           RECEIVED)
     assert entry == ("ada", Merged("old@x"), "a1")
-    [entry] = to_messages(parse("batch", batch({"type": "alias", "previousId": "3", "userId": "4"}))[0], RECEIVED)
+    [entry] = to_messages(parse("batch", batch({"type": "alias", "previousId": "3", "userId": "4"}))[0],
+                          RECEIVED)
     assert entry == ("4", Merged("3"), None)
     assert failure("alias", b'{"userId": "ada"}').field == "previousId"
     assert failure("alias", b'{"previousId": "x", "anonymousId": "y"}').field == "userId"
@@ -267,8 +268,8 @@ def test_what_the_engine_cannot_carry_is_refused_and_named():
     nested = b'{"batch": [{"type": "track", "userId": "u", "event": "e", "context": ' + b"[" * 5000
     assert failure("batch", nested + b"]" * 5000 + b"}]}").field == "body"
     assert failure("batch", b'{"batch": ' + b"[" * 5000 + b"]" * 5000 + b"}").field == "body"
-    assert failure("track", b'{"userId": "u", "event": "e", "timestamp": "2024-01-01T00:00+25:00"}').field == \
-        "timestamp"
+    bad_offset = b'{"userId": "u", "event": "e", "timestamp": "2024-01-01T00:00+25:00"}'
+    assert failure("track", bad_offset).field == "timestamp"
 
 
 def test_numbers_up_to_the_bound_and_objects_up_to_the_depth_pass():
