@@ -67,6 +67,7 @@ from engine.segment import (
     receipts_to_messages,
     to_messages,
 )
+from engine.snapshots import SnapshotStatistics
 from engine.views import profile_view
 
 DRAINED = 8 * MAX_BATCH_BYTES  # a body past its limit is read and dropped up to here, then cut off
@@ -77,10 +78,12 @@ def create_app(
     write_keys: set[str],
     admin_token: str | None = None,
     retry_after: int = 1,
+    snapshots: SnapshotStatistics | None = None,
 ) -> Starlette:
     """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion and
-    ``admin_token`` (a bearer token; None: the admin API is closed) for the rest."""
-    registry = registry_for(runtime)
+    ``admin_token`` (a bearer token; None: the admin API is closed) for the rest; ``snapshots``
+    (what the service's snapshots did) is shown in ``/metrics`` too."""
+    registry = registry_for(runtime, snapshots)
 
     def admin(request: Request) -> JSONResponse | None:
         """None when the request carries the admin token, else the 401 to answer."""

@@ -17,13 +17,15 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from engine.outbox import Outbox, OutboxStatistics
 from engine.providers import MockProvider
 from engine.realtime import RealtimeRuntime
+from engine.snapshots import SnapshotStatistics
 
 
 class EngineCollector(Collector):
-    """Reads a runtime's tallies at scrape time."""
+    """Reads a runtime's tallies (and its service's snapshot statistics) at scrape time."""
 
-    def __init__(self, runtime: RealtimeRuntime) -> None:
+    def __init__(self, runtime: RealtimeRuntime, snapshots: SnapshotStatistics | None = None) -> None:
         self.runtime = runtime
+        self.snapshots = snapshots
 
     def collect(self) -> Iterator[Any]:
         runtime, metrics = self.runtime, self.runtime.metrics
@@ -56,7 +58,14 @@ class EngineCollector(Collector):
             "touchpoint_pending_timers": ("Timers queued (cancelled ones included)", len(runtime.timers)),
             "touchpoint_inbox_depth": ("Batches waiting for the engine", runtime.inbox_depth),
             "touchpoint_applied_lsn": ("Last write-ahead log position applied", runtime.applied_lsn),
+            "touchpoint_accepting": ("1 while the engine takes events; 0 when its log cannot be written, "
+                                     "or it failed or is stopping (ingestion answers 503)",
+                                     int(runtime.accepting)),
         }
+        yield from _storage_counters(runtime, self.snapshots)
+        if self.snapshots is not None and self.snapshots.last_written_at is not None:
+            gauges["touchpoint_snapshot_last_written"] = (
+                "Unix time of the last snapshot written", self.snapshots.last_written_at)
         outbox = runtime.channel
         if isinstance(outbox, Outbox):
             stats = outbox.statistics()
@@ -104,10 +113,32 @@ def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[Counte
     yield failures
 
 
-def registry_for(runtime: RealtimeRuntime) -> CollectorRegistry:
+def _storage_counters(
+    runtime: RealtimeRuntime, snapshots: SnapshotStatistics | None
+) -> Iterator[CounterMetricFamily]:
+    """What the log and the snapshots could not write."""
+    counters = [
+        ("touchpoint_log_append_failures", "Rounds the write-ahead log could not take (answered 503)",
+         runtime.storage_failures),
+        ("touchpoint_unlogged_messages", "Messages without a waiting client lost to such rounds (receipts)",
+         runtime.unlogged),
+    ]
+    if snapshots is not None:
+        counters += [
+            ("touchpoint_snapshots_written", "Snapshots written", snapshots.written),
+            ("touchpoint_snapshot_failures", "Snapshots that could not be written (the older one and the "
+             "log kept)", snapshots.failed),
+        ]
+    for name, text, value in counters:
+        counter = CounterMetricFamily(name, text)
+        counter.add_metric([], value)
+        yield counter
+
+
+def registry_for(runtime: RealtimeRuntime, snapshots: SnapshotStatistics | None = None) -> CollectorRegistry:
     """A registry of its own for one runtime (no process-global state)."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(EngineCollector(runtime))
+    registry.register(EngineCollector(runtime, snapshots))
     return registry
 
 

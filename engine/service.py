@@ -49,7 +49,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
@@ -81,7 +80,7 @@ from engine.providers import (
 )
 from engine.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
-from engine.snapshots import fork_snapshot, recover, write_snapshot
+from engine.snapshots import SnapshotStatistics, fork_snapshot, recover, write_snapshot
 from engine.views import profile_view
 
 PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
@@ -91,27 +90,6 @@ STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to fi
 class ServiceFailed(Exception):
     """A task of the service failed (our bug); it was printed with its traceback. Exit non-zero:
     a supervisor restarts the service, which recovers from its log."""
-
-
-class SnapshotStatistics:
-    """What the periodic and final snapshots did, for ``/metrics``."""
-
-    def __init__(self) -> None:
-        self.written = 0
-        self.failed = 0
-        self.last_written_at: float | None = None  # Unix time
-        self.last_error: str | None = None
-
-    def succeeded(self) -> None:
-        self.written += 1
-        self.last_written_at = time.time()
-        self.last_error = None
-
-    def failure(self, error: str) -> None:
-        self.failed += 1
-        self.last_error = error
-        print(f"snapshot failed, the older snapshot and the log are kept: {error}", file=sys.stderr,
-              flush=True)
 
 
 async def run_service(
@@ -222,7 +200,7 @@ async def _serve(
         snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
         supervised("snapshot task",
                    partial(_snapshots, runtime, outbox, data, snapshot_every, snapshotting, snapshots))
-        app = create_app(runtime, write_keys, admin_token)
+        app = create_app(runtime, write_keys, admin_token, snapshots=snapshots)
         http_done = trio.Event()
 
         async def http(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:

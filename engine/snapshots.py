@@ -34,6 +34,7 @@ import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice, repeat
@@ -63,6 +64,27 @@ from engine.wal import WriteAheadLog, fsync_directory
 
 FORMAT = 3  # 1: one record per actor (before chunks); 2: chunks not framed, records not apart
 CHUNK = 10_000  # actors packed per write
+
+
+class SnapshotStatistics:
+    """What the periodic and final snapshots did, for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.failed = 0
+        self.last_written_at: float | None = None  # Unix time
+        self.last_error: str | None = None
+
+    def succeeded(self) -> None:
+        self.written += 1
+        self.last_written_at = time.time()
+        self.last_error = None
+
+    def failure(self, error: str) -> None:
+        self.failed += 1
+        self.last_error = error
+        print(f"snapshot failed, the older snapshot and the log are kept: {error}", file=sys.stderr,
+              flush=True)
 
 
 class Dormant:

@@ -164,7 +164,7 @@ def limit_file_size(limit: int) -> None:
 @pytest.mark.slow
 def test_a_full_disk_answers_503_keeps_what_was_acknowledged_and_ingests_again_once_there_is_room(tmp_path):
     data = tmp_path / "state"
-    process, url = start(data, preexec_fn=partial(limit_file_size, 256 * 1024))
+    process, url = start(data, "--admin-token", "adm", preexec_fn=partial(limit_file_size, 256 * 1024))
     acknowledged: list[str] = []
     refused: list[int] = []  # first customer of each refused batch
     try:
@@ -182,6 +182,9 @@ def test_a_full_disk_answers_503_keeps_what_was_acknowledged_and_ingests_again_o
             assert len(refused) == 3 and len(acknowledged) >= 500
             health = client.get("/healthz")
             assert health.status_code == 503 and health.json()["status"] == "storage"
+            metrics = client.get("/metrics", headers={"Authorization": "Bearer adm"}).text
+            assert "touchpoint_accepting 0.0" in metrics
+            assert "touchpoint_log_append_failures_total 3.0" in metrics
 
             resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)  # room again
             retried = client.post("/v1/batch", json=carts(refused[-1], 50))  # a client's retry

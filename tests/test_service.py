@@ -20,13 +20,17 @@ import trio
 from aiosmtpd.controller import Controller
 from harness import T0, load_program, make_actor
 from local_providers import CountingProvider, SmtpInbox, free_port
+from prometheus_client import generate_latest
 from serving import KEY, start, stop
 
+from actors.errors import StorageError
 from actors.messages import Event
 from engine import service
+from engine.monitoring import registry_for
 from engine.outbox import Outbox, SettledLog
 from engine.realtime import RealtimeRuntime
 from engine.snapshots import load_latest
+from engine.wal import WriteAheadLog
 
 TIMED_SENDS = Path(__file__).parent / "timed_sends.toml"
 
@@ -320,3 +324,37 @@ def test_a_background_snapshot_takes_the_settled_keys_with_it_and_without_a_chil
     assert load_latest(tmp_path / "snapshots", program).actors == runtime.actors
     assert SettledLog(tmp_path / "settled.log").settled_before == set()  # the snapshot has them
     assert not (tmp_path / "settled.log.prev").exists()
+
+
+def test_a_snapshot_that_cannot_be_written_keeps_the_older_one_and_the_log_and_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    program = load_program()
+    log = WriteAheadLog(tmp_path / "wal", fsync="none", segment_bytes=1)  # a segment a batch
+    runtime = RealtimeRuntime(program, None, log=log)
+    outbox = Outbox({})
+    statistics = service.SnapshotStatistics()
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise StorageError("snap-x.msgpack: snapshot not written ([Errno 28] No space left on device)")
+
+    async def life() -> list:
+        for i in range(3):
+            runtime.applied_lsn = log.append([(T0, f"c{i}", Event("cart_add", {"value": 50}))])
+            runtime.actors[f"c{i}"] = make_actor(program, f"c{i}")
+            if i == 0:
+                assert service._snapshot(runtime, outbox, tmp_path, statistics)
+        segments = log.segments()
+        monkeypatch.setattr(service, "write_snapshot", full_disk)
+        assert not service._snapshot(runtime, outbox, tmp_path, statistics)
+        return segments
+
+    segments = trio.run(life)
+    assert statistics.written == 1 and statistics.failed == 1
+    assert "snapshot failed, the older snapshot and the log are kept" in capsys.readouterr().err
+    assert log.segments() == segments and len(segments) == 3  # nothing of the log dropped
+    assert list(load_latest(tmp_path / "snapshots", program).actors) == ["c0"]
+    metrics = generate_latest(registry_for(runtime, statistics)).decode()
+    assert "touchpoint_snapshot_failures_total 1.0" in metrics
+    assert "touchpoint_snapshots_written_total 1.0" in metrics
+    log.close()
