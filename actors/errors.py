@@ -5,7 +5,8 @@
     │                        and says what would be valid
     ├── IngestError          a bad event at the edge: answered with a 4xx naming field and reason
     ├── ProviderError        a channel failed: retried, then dead-lettered, never dropped silently
-    ├── StorageError         the data directory is damaged: names the file, the offset, what to do
+    ├── StorageError         the data directory is damaged, or cannot be written (a full disk):
+    │                        names the file, the offset or the cause, and what to do
     └── EngineInternalError  our bug: an invariant of the core did not hold
 
 Boundaries translate foreign exceptions into these with ``raise ... from None``; nothing is
@@ -96,7 +97,8 @@ class ProviderError(TouchpointError):
 
 
 class StorageError(TouchpointError):
-    """The write-ahead log or a snapshot is damaged where it cannot be repaired safely."""
+    """The write-ahead log or a snapshot is damaged where it cannot be repaired safely, or could
+    not be written (nothing half-written is left: the message says what was kept)."""
 
 
 class EngineInternalError(TouchpointError):

@@ -218,9 +218,10 @@ def serve(
     address_trait = "phone"   # optional: sent in the body as "to"
     rate = 10             # any channel: at most 10 sends a second
     \[channels.push]
-    provider = "mock"     # latency (s), failure_rate, seed
+    provider = "mock"     # latency (s), failure_rate, seed, record_limit
     \[outbox]              # every channel: workers (calls at once), max_attempts,
-    max_attempts = 8      # base_delay, max_delay, breaker_failures, breaker_reset
+    max_attempts = 8      # base_delay, max_delay, breaker_failures, breaker_reset,
+                          # memory_limit (dead letters, escalations kept in memory)
 
     Channels: email, sms, push, in_app, webhook. One without a table gets the
     mock, which records its sends and reports them delivered. A bad table

@@ -219,6 +219,7 @@ class MockSettings(msgspec.Struct, tag="mock", tag_field="provider", forbid_unkn
     failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     seed: int | None = None
     rate: Rate | None = None  # sends per second on this channel (None: unlimited)
+    record_limit: Annotated[int, msgspec.Meta(ge=0)] = 100_000  # delivered keys remembered
 
 
 class HttpSettings(msgspec.Struct, tag="http", tag_field="provider", forbid_unknown_fields=True):

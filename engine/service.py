@@ -166,7 +166,8 @@ async def _provider(
         client = await clients.enter_async_context(httpx.AsyncClient(timeout=settings.timeout))
         address_of = trait_of(settings.address_trait) if settings.address_trait else None
         return HttpProvider(settings.url, client, dict(settings.headers), address_of)
-    return MockProvider(settings.latency, settings.failure_rate, settings.seed, receipts=receipts)
+    return MockProvider(settings.latency, settings.failure_rate, settings.seed, receipts=receipts,
+                        record_limit=settings.record_limit)
 
 
 async def _serve(
