@@ -50,9 +50,12 @@ import zlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
 from engine.monitoring import dead_letters, journey_statistics, registry_for
@@ -71,6 +74,24 @@ from engine.snapshots import SnapshotStatistics
 from engine.views import profile_view
 
 DRAINED = 8 * MAX_BATCH_BYTES  # a body past its limit is read and dropped up to here, then cut off
+
+
+class _Anything(Convertor[str]):
+    """A path parameter of any characters, '/' and control characters included: a customer id
+    may hold them (the server has decoded them from %2F, %0A), and a receipts path names its
+    channel, good or bad, for a 400 that says which (``path`` stops at a line break, ``str`` at
+    a slash: either would leave the request to a 404)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _Anything())
 
 
 def create_app(
@@ -168,17 +189,51 @@ def create_app(
             return JSONResponse({"status": "stopping", **counts}, status_code=503)
         return JSONResponse({"status": "ok", **counts})
 
-    return Starlette(
+    app = Starlette(
         routes=[
-            Route("/v1/profiles/{user_id}", profile, methods=["GET"]),
+            Route("/v1/profiles/{user_id:anything}", profile, methods=["GET"]),
             Route("/v1/journeys", journeys, methods=["GET"]),
             Route("/v1/dead-letters", dead, methods=["GET"]),
-            Route("/v1/receipts/{channel}", receipts, methods=["POST"]),
+            Route("/v1/receipts/{channel:anything}", receipts, methods=["POST"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(_BodyDrained)],
     )
+    app.router.redirect_slashes = False  # ("/v1/profiles/ada/" is not "ada": no redirect to it)
+    return app
+
+
+class _BodyDrained:
+    """ASGI middleware: a request body the app answers without reading to its end (a 401, 404,
+    415, or a 400 over the limit) is read on and dropped, up to ``DRAINED`` bytes, before the
+    answer starts. A server that answers while the client is still sending closes the connection,
+    and the client, still writing, may lose the answer with it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def tracked() -> Message:
+            nonlocal ended
+            message = await receive()
+            ended = ended or message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def drained_first(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                read = 0
+                while not ended and read <= DRAINED:
+                    read += len((await tracked()).get("body", b""))
+            await send(message)
+
+        await self.app(scope, tracked, drained_first)
 
 
 class _Unsupported(Exception):

@@ -411,8 +411,9 @@ def _flatten_into(flat: dict[str, Scalar], values: dict[str, Any], prefix: str, 
             flat[name] = value
         elif kind is int or kind is float:
             if not -MAX_NUMBER <= value <= MAX_NUMBER:
-                raise IngestError(f"{value:.6g} is beyond +-{MAX_NUMBER:,}, the numbers the engine "
-                                  "carries exactly", field=f"{field}.{name}")
+                shown = f"{value:.6g}" if kind is float else f"an integer of {value.bit_length()} bits"
+                raise IngestError(f"{shown} is beyond +-{MAX_NUMBER:,}, the numbers the engine carries "
+                                  "exactly", field=f"{field}.{name}")
             flat[name] = value
         elif kind is dict:
             if depth > MAX_DEPTH:

@@ -354,3 +354,33 @@ def test_an_engine_that_fails_refuses_every_batch_waiting_and_every_later_one(tm
     trio.run(main)
     assert [str(exc) for exc in failures] == ["a bug in the engine"]
     assert isinstance(runtime.failure, RuntimeError) and not runtime.accepting
+
+
+def test_ids_with_a_slash_are_found_no_path_redirects_and_an_early_answer_keeps_the_connection(tmp_path):
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+
+    async def script(client, runtime):
+        track = {"writeKey": KEY, "userId": "shop/ada", "event": "cart_add", "properties": {"value": 30}}
+        assert (await client.post("/v1/track", json=track)).status_code == 200
+        found = await client.get("/v1/profiles/shop%2Fada", headers=admin)
+        assert found.status_code == 200 and found.json()["customer_id"] == "shop/ada"
+        slash = await client.get("/v1/profiles/shop%2F", headers=admin)  # not a redirect to "shop"
+        assert slash.status_code == 404
+        channel = await client.post("/v1/receipts/email%2F", json={"key": "k", "status": "opened"},
+                                    auth=(KEY, ""))
+        assert channel.status_code == 400 and channel.json()["field"] == "channel"
+        # answers given before the body is read: the same kept-alive connection goes on
+        big = b"x" * (MAX_BATCH_BYTES + 100_000)
+        gzip_header = b"\x1f\x8b\x08\x00"
+        early = [  # (path, body, headers, the answer)
+            ("/v1/track", big, {"content-encoding": "br"}, 415),
+            ("/v1/batch", big, {}, 400),  # over the limit
+            ("/v1/track", gzip_header + big, {"content-encoding": "gzip"}, 400),  # broken at once
+            ("/v1/nothing", big, {}, 404),
+            ("/metrics", big, {}, 405),
+        ]
+        for path, body, headers, status in early * 3:  # (a race, when it was one: several tries)
+            assert (await client.post(path, content=body, headers=headers)).status_code == status
+            assert (await client.get("/healthz")).status_code == 200
+
+    run_against_server(tmp_path, script)

@@ -251,6 +251,11 @@ def test_what_the_engine_cannot_carry_is_refused_and_named():
     assert field(properties={"value": MAX_NUMBER + 1}) == "properties.value"
     assert field(properties={"a": {"b": -(2**127)}}) == "properties.a.b"
     assert field(properties={"value": 1e300}) == "properties.value"
+    def digits(count: int) -> bytes:
+        return b'{"userId": "u", "event": "e", "properties": {"value": 1' + b"0" * count + b"}}"
+
+    assert failure("track", digits(400)).field == "properties.value"
+    assert failure("track", digits(5000)).field == "properties[...]"  # (the decoder's own limit)
     assert failure("identify", b'{"userId": "u", "traits": {"email": 1180591620717411303424}}').field == \
         "traits.email"
     # (beyond a double: the decoder's own check, which names the object, not the key)
