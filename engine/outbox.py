@@ -12,11 +12,12 @@ n): a provider that honours keys never delivers one twice, however often it is r
 re-sent after a restart. Nothing is dropped silently: a send is pending, delivered or dead.
 A bounded number of workers per channel: no task per send.
 
-A ``SettledLog`` remembers, across a crash, which sends were settled (delivered or dead-lettered)
-since the last snapshot, so a restart re-sends only what may not have gone out. A
-``DeadLetterFile`` keeps the sends given up on, so the dead-letter list survives restarts too. What stays is
-inherent: a provider may accept a send an instant before the engine dies, before the engine
-hears back; that send goes out again under the same key, at most one per call in flight.
+A ``SettledLog`` (``engine.outbox_files``) remembers, across a crash, which sends were settled
+(delivered or dead-lettered) since the last snapshot, so a restart re-sends only what may not have
+gone out. A ``DeadLetterFile`` keeps the sends given up on, so the dead-letter list survives
+restarts too. The breaker and the rate limit are in ``engine.pacing``. What stays is inherent:
+a provider may accept a send an instant before the engine dies, before the engine hears back;
+that send goes out again under the same key, at most one per call in flight.
 
 Two ways to end ``run``: ``close`` drains (every queued send is settled, however long that
 takes), ``stop(grace)`` ends in bounded time and leaves what is not settled in ``pending``, for
@@ -29,18 +30,11 @@ either file is counted, never raised into a worker.
 
 from __future__ import annotations
 
-import enum
-import errno
-import json
 import math
-import os
 import random
-import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Annotated, Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import Annotated, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -48,9 +42,10 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from actors.codec import send_record
 from actors.errors import EngineInternalError, ProviderError
 from actors.messages import Escalated, Send
+from engine.outbox_files import DeadLetter, DeadLetterFile, SettledLog
+from engine.pacing import CircuitBreaker, TokenBucket
 
 
 class Provider(Protocol):
@@ -58,308 +53,6 @@ class Provider(Protocol):
 
     async def send(self, send: Send) -> None:
         """Deliver one send (its ``key`` is the idempotency key)."""
-
-
-class BreakerState(enum.Enum):
-    """Where a ``CircuitBreaker`` is."""
-
-    CLOSED = "closed"  # calls go through; failures in a row are counted
-    OPEN = "open"  # calls wait until ``opened_at + reset``
-    HALF_OPEN = "half_open"  # one trial call is out; every other caller waits for its outcome
-
-
-class Admission(enum.Enum):
-    """What a ``CircuitBreaker`` let a caller make; its outcome goes back with it to ``record``."""
-
-    CALL = "call"  # an ordinary call, through a closed breaker
-    TRIAL = "trial"  # the one call that decides whether a half-open breaker closes
-
-
-class CircuitBreaker:
-    """Opens after ``failures`` failures in a row; after ``reset`` seconds, one trial call decides.
-
-        CLOSED     -- ``failures`` failures in a row -->           OPEN (``opened_at`` = now)
-        OPEN       -- ``reset`` passed, one caller admitted -->    HALF_OPEN (it is the trial)
-        HALF_OPEN  -- the trial succeeds -->                       CLOSED (every waiter goes)
-        HALF_OPEN  -- the trial fails -->                          OPEN for another ``reset``
-        HALF_OPEN  -- the trial abandoned (cancelled, or an        OPEN, ``reset`` already passed:
-                      unexpected error) -->                        the next caller is the trial
-
-    Only the trial moves a breaker that is not closed: the outcomes of calls admitted before it
-    opened change nothing. ``admit_nowait`` and ``record`` take the time as an argument;
-    ``admit`` waits on the running clock, and ``admitted`` pairs it with ``record``/``abandon``.
-
-    Args:
-        failures: failures in a row that open the breaker.
-        reset: seconds an open breaker waits before its trial.
-    """
-
-    def __init__(self, failures: int = 5, reset: float = 30.0) -> None:
-        self.failures = failures
-        self.reset = reset
-        self.state = BreakerState.CLOSED
-        self.consecutive = 0
-        self.opened_at: float | None = None
-        self._changed: anyio.Event | None = None  # made by the first waiter (needs a running loop)
-
-    def admit_nowait(self, now: float) -> Admission:
-        """Let a call through now.
-
-        Returns:
-            ``Admission.CALL`` when closed; ``Admission.TRIAL`` to the first caller once an open
-            breaker's ``reset`` has passed (the breaker is then HALF_OPEN).
-
-        Raises:
-            anyio.WouldBlock: open before its reset, or half-open (the trial is out): await
-                ``admit`` instead.
-        """
-        if self.state is BreakerState.CLOSED:
-            return Admission.CALL
-        if self.state is BreakerState.OPEN and now >= self._admits_at():
-            self.state = BreakerState.HALF_OPEN
-            return Admission.TRIAL
-        raise anyio.WouldBlock
-
-    async def admit(self) -> Admission:
-        """Wait until a call may go through (as ``admit_nowait`` says), then let it; cancellable."""
-        while True:
-            try:
-                return self.admit_nowait(anyio.current_time())
-            except anyio.WouldBlock:
-                pass
-            if self._changed is None:
-                self._changed = anyio.Event()
-            changed = self._changed
-            with anyio.move_on_at(self._admits_at()):  # the trial's time, or a change of state
-                await changed.wait()
-
-    def record(self, admission: Admission, ok: bool, now: float) -> None:
-        """Count the outcome of a call this breaker admitted (see the table above)."""
-        if admission is Admission.TRIAL:  # (the breaker is half-open: only the trial leaves it)
-            self._enter(BreakerState.CLOSED if ok else BreakerState.OPEN, now)
-        elif self.state is BreakerState.CLOSED:
-            self.consecutive = 0 if ok else self.consecutive + 1
-            if self.consecutive >= self.failures:
-                self._enter(BreakerState.OPEN, now)
-
-    def abandon(self, admission: Admission) -> None:
-        """A call this breaker admitted ended without an outcome: a trial's turn passes on."""
-        if admission is Admission.TRIAL:
-            self.state = BreakerState.OPEN  # its reset has passed: the next caller is the trial
-            self._notify()
-
-    @asynccontextmanager
-    async def admitted(self) -> AsyncIterator[Admission]:
-        """``admit``, then tell the outcome by how the body ends.
-
-        Normally: a success. With ``ProviderError``: a failure. With anything else (a
-        cancellation, an unexpected error): ``abandon``. The exception propagates either way.
-        """
-        admission = await self.admit()
-        try:
-            yield admission
-        except ProviderError:
-            self.record(admission, False, anyio.current_time())
-            raise
-        except BaseException:
-            self.abandon(admission)
-            raise
-        self.record(admission, True, anyio.current_time())
-
-    def _admits_at(self) -> float:
-        if self.state is BreakerState.OPEN:
-            assert self.opened_at is not None
-            return self.opened_at + self.reset
-        return -math.inf if self.state is BreakerState.CLOSED else math.inf
-
-    def _enter(self, state: BreakerState, now: float) -> None:
-        self.state, self.consecutive = state, 0
-        self.opened_at = None if state is BreakerState.CLOSED else now
-        self._notify()
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-
-class TokenBucket:
-    """At most ``rate`` calls a second on average, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = -math.inf
-
-    async def take(self) -> None:
-        """Wait for a token."""
-        while True:
-            now = anyio.current_time()
-            if self.updated != -math.inf:
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1.0 - 1e-9:  # tolerance: a refill of exactly one token rounds below it
-                self.tokens = max(0.0, self.tokens - 1.0)
-                return
-            await anyio.sleep((1.0 - self.tokens) / self.rate)
-
-
-class _JsonLines:
-    """An append-only file of JSON values, one a line, each written at once (not fsynced).
-
-    A killed process loses no line: the kernel has them. A power cut may lose the last ones, and
-    a line torn by a crash mid-write is skipped when read: both files below are built so that a
-    lost line costs at most a repeat under the same idempotency key, or a missing list entry.
-
-    Writes go straight to the file descriptor, unbuffered: a write that fails (a full disk)
-    leaves nothing behind to be written later, at most a torn line, and the next write starts on
-    a fresh line. A failed write is counted in ``write_failures`` and reported once on stderr
-    until a write succeeds again; it is never raised.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.write_failures = 0
-        self._open()
-
-    def _open(self) -> None:
-        """Open ``path`` to append (after a line torn by a crash, the next write starts afresh)."""
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._torn = _ends_mid_line(self.path)
-
-    def read(self) -> Iterator[Any]:
-        """Every whole line's value, oldest first."""
-        return _JsonLines.read_file(self.path)
-
-    @staticmethod
-    def read_file(path: Path) -> Iterator[Any]:
-        """Every whole line's value in ``path``, oldest first, read one line at a time."""
-        with open(path, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue  # torn by a crash mid-write, or an empty line after a failed write
-
-    def write(self, value: Any) -> bool:
-        """Append one value; return False (and count it) when the write failed."""
-        line = ("\n" if self._torn else "") + json.dumps(value) + "\n"
-        data = memoryview(line.encode("utf-8"))
-        try:
-            while data:  # (a full disk may take part of it, then refuse the rest)
-                written = os.write(self._fd, data)
-                if not written:
-                    raise OSError(errno.EIO, "the file took no byte")
-                data = data[written:]
-        except OSError as exc:
-            if not self._torn:
-                print(f"{self.path}: cannot write ({exc}); counting failed writes in "
-                      "touchpoint_storage_write_failures", file=sys.stderr, flush=True)
-            self.write_failures += 1
-            self._torn = True  # a part may be there: the next write starts a fresh line
-            return False
-        self._torn = False
-        return True
-
-    def close(self) -> None:
-        """Close the file."""
-        os.close(self._fd)
-
-
-def _ends_mid_line(path: Path) -> bool:
-    """Whether the file at ``path`` ends without a line break (a line torn by a crash)."""
-    with open(path, "rb") as file:
-        if file.seek(0, os.SEEK_END) == 0:
-            return False
-        file.seek(-1, os.SEEK_END)
-        return file.read(1) != b"\n"
-
-
-class SettledLog(_JsonLines):
-    """The idempotency keys of the sends settled since the last snapshot, one JSON string a line.
-
-    Each key is written the moment its send settles; a key lost to a power cut or a failed write
-    only means that send goes out again under its key. While a snapshot is being written in the
-    background, the keys settled before it started wait in a second file (``<path>.prev``) until
-    it is in place (``rotate``, ``drop_rotated``); a restart reads both.
-
-    Args:
-        path: the file (created if missing); the keys already in it, and in ``<path>.prev``,
-            are ``settled_before``.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.previous = path.with_name(path.name + ".prev")
-        if self.previous.exists():  # a background snapshot did not finish: its keys still count
-            self._append_to_previous(path)
-        super().__init__(path)
-        before = list(self.read()) + (list(_JsonLines.read_file(self.previous))
-                                      if self.previous.exists() else [])
-        self.settled_before = {key for key in before if isinstance(key, str)}
-
-    def record(self, key: str) -> bool:
-        """Remember that the send with this key is settled; False when the write failed."""
-        return self.write(key)
-
-    def restart(self) -> None:
-        """Forget every key: call once a snapshot holds the state (its pending sends included)."""
-        os.ftruncate(self._fd, 0)
-        self._torn = False
-        self.previous.unlink(missing_ok=True)
-
-    def rotate(self) -> None:
-        """Set the keys settled so far aside, as a background snapshot starts: keys from now on
-        go to a fresh file. The snapshot's pending sends are exactly those not set aside."""
-        os.close(self._fd)
-        try:
-            self._append_to_previous(self.path)
-        finally:  # (keys keep being recorded, whatever became of the set-aside ones)
-            self._open()
-
-    def drop_rotated(self) -> None:
-        """Forget the keys set aside: the background snapshot is in place."""
-        self.previous.unlink(missing_ok=True)
-
-    def _append_to_previous(self, path: Path) -> None:
-        if not path.exists():
-            return
-        if self.previous.exists():  # an older background snapshot failed: keep adding
-            with open(self.previous, "a", encoding="utf-8") as previous:  # (after a line break:
-                previous.write("\n" + path.read_text(encoding="utf-8"))  # a torn line stays alone)
-            path.unlink()
-        else:
-            path.rename(self.previous)
-
-
-class DeadLetter(NamedTuple):
-    """A send given up on, and why (the last error)."""
-
-    send: Send
-    reason: str
-
-
-class DeadLetterFile(_JsonLines):
-    """The sends given up on, kept across restarts: one JSON object a line, ``{"send", "error"}``.
-
-    The file only grows: it is the operator's list of what did not go out, to act on and then
-    archive or delete.
-
-    Args:
-        path: the file (created if missing).
-    """
-
-    def load(self) -> Iterator[DeadLetter]:
-        """The sends given up on so far, oldest first, read one line at a time."""
-        for entry in self.read():
-            try:
-                yield DeadLetter(Send(*entry["send"]), str(entry["error"]))
-            except (KeyError, TypeError):
-                continue  # not one of ours
-
-    def record(self, send: Send, reason: str) -> bool:
-        """Keep a send given up on, with the reason; False when the write failed."""
-        return self.write({"send": send_record(send), "error": reason})
 
 
 class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True):

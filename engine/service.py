@@ -66,7 +66,8 @@ from actors.errors import StorageError
 from actors.messages import DeliveryReceipt
 from engine.http import create_app
 from engine.memory import freeze_long_lived
-from engine.outbox import DeadLetterFile, Outbox, OutboxSettings, Provider, SettledLog
+from engine.outbox import Outbox, OutboxSettings, Provider
+from engine.outbox_files import DeadLetterFile, SettledLog
 from engine.providers import (
     AddressOf,
     HttpProvider,

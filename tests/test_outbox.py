@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import DeadLetterFile, Outbox, SettledLog
+from engine.outbox import Outbox
+from engine.outbox_files import DeadLetterFile, SettledLog
 from engine.providers import HttpProvider, MockProvider
 
 

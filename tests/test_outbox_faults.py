@@ -18,14 +18,9 @@ from test_outbox import Refusing, run_outbox, sends
 from actors.errors import ProviderError
 from actors.messages import Escalated, Send
 from engine.monitoring import registry_for
-from engine.outbox import (
-    Admission,
-    BreakerState,
-    CircuitBreaker,
-    DeadLetterFile,
-    Outbox,
-    SettledLog,
-)
+from engine.outbox import Outbox
+from engine.outbox_files import DeadLetterFile, SettledLog
+from engine.pacing import Admission, BreakerState, CircuitBreaker
 from engine.providers import MockProvider
 from engine.realtime import RealtimeRuntime
 

@@ -12,7 +12,8 @@ from test_outbox import Refusing, sends
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import DeadLetterFile, Outbox, SettledLog
+from engine.outbox import Outbox
+from engine.outbox_files import DeadLetterFile, SettledLog
 from engine.providers import MockProvider
 
 

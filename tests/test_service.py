@@ -27,7 +27,8 @@ from actors.errors import StorageError
 from actors.messages import Event
 from engine import service
 from engine.monitoring import registry_for
-from engine.outbox import Outbox, SettledLog
+from engine.outbox import Outbox
+from engine.outbox_files import SettledLog
 from engine.realtime import RealtimeRuntime
 from engine.snapshots import load_latest
 from engine.wal import WriteAheadLog
