@@ -403,23 +403,26 @@ def _flatten(values: dict[str, Any], field: str) -> Properties:
 def _flatten_into(flat: dict[str, Scalar], values: dict[str, Any], prefix: str, field: str,
                   depth: int) -> Properties:
     for key, value in values.items():
-        kind, name = type(value), prefix + key
+        kind = type(value)
         if len(key) > MAX_NAME_CHARS:
             raise IngestError(f"a name longer than {MAX_NAME_CHARS} characters",
-                              field=f"{field}.{name[:80]}...")
-        if kind in _KEPT:
-            flat[name] = value
-        elif kind is int or kind is float:
-            if not -MAX_NUMBER <= value <= MAX_NUMBER:
-                shown = f"{value:.6g}" if kind is float else f"an integer of {value.bit_length()} bits"
-                raise IngestError(f"{shown} is beyond +-{MAX_NUMBER:,}, the numbers the engine carries "
-                                  "exactly", field=f"{field}.{name}")
-            flat[name] = value
-        elif kind is dict:
-            if depth > MAX_DEPTH:
-                raise IngestError(f"objects nested deeper than {MAX_DEPTH} levels", field=f"{field}.{name}")
-            _flatten_into(flat, value, name + ".", field, depth + 1)
+                              field=f"{field}.{prefix}{key[:40]}...")
+        if kind in _KEPT or ((kind is int or kind is float) and -MAX_NUMBER <= value <= MAX_NUMBER):
+            flat[prefix + key] = value
+        elif kind is dict and depth <= MAX_DEPTH:
+            _flatten_into(flat, value, f"{prefix}{key}.", field, depth + 1)
+        elif kind is not list:  # (arrays are dropped)
+            raise _unfit(value, f"{field}.{prefix}{key}")
     return flat
+
+
+def _unfit(value: Any, field: str) -> IngestError:
+    """The error for a value the engine cannot carry: a number out of range, or an object too deep."""
+    if type(value) is dict:
+        return IngestError(f"objects nested deeper than {MAX_DEPTH} levels", field=field)
+    shown = f"{value:.6g}" if type(value) is float else f"an integer of {value.bit_length()} bits"
+    return IngestError(f"{shown} is beyond +-{MAX_NUMBER:,}, the numbers the engine carries exactly",
+                       field=field)
 
 
 @lru_cache(maxsize=256)  # the calls of a batch share its sentAt: parsed once

@@ -50,7 +50,7 @@ import shutil
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -112,6 +112,29 @@ async def run_service(
     ``channels`` gives a channel's provider settings (the mock for a channel not in it);
     ``outbox_settings`` the outbox's workers, retries and breaker.
     """
+    # signals are taken from here on: one that comes during recovery stops the service as soon as
+    # it runs, cleanly, instead of killing it
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await _run_service(scenario_name, data, host, port, write_keys, signals, admin_token=admin_token,
+                           snapshot_every=snapshot_every, fsync=fsync, channels=channels,
+                           outbox_settings=outbox_settings, on_ready=on_ready)
+
+
+async def _run_service(
+    scenario_name: str,
+    data: Path,
+    host: str,
+    port: int,
+    write_keys: set[str],
+    signals: AsyncIterator[int],
+    *,
+    admin_token: str | None,
+    snapshot_every: float,
+    fsync: str,
+    channels: Mapping[str, ProviderSettings] | None,
+    outbox_settings: OutboxSettings | None,
+    on_ready: object,
+) -> None:
     scenario = load_scenario(scenario_name)
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
@@ -149,9 +172,12 @@ async def run_service(
         for send in recovered.resend:  # not known to be settled before the stop: again, same keys
             if send.key not in settled.settled_before:
                 outbox.deliver_nowait(0.0, send)
-        await _serve(runtime, outbox, data, host, port, write_keys, admin_token, snapshot_every, on_ready)
-    settled.close()
-    dead.close()
+        try:
+            await _serve(runtime, outbox, data, host, port, write_keys, signals, admin_token,
+                         snapshot_every, on_ready)
+        finally:
+            settled.close()
+            dead.close()
 
 
 async def _provider(
@@ -178,6 +204,7 @@ async def _serve(
     host: str,
     port: int,
     write_keys: set[str],
+    signals: AsyncIterator[int],
     admin_token: str | None,
     snapshot_every: float,
     on_ready: object,
@@ -190,7 +217,7 @@ async def _serve(
     snapshots = SnapshotStatistics()
     final = False
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_on_signals, stop)
+        nursery.start_soon(_on_signals, signals, stop)
 
         def supervised(name: str, work: Callable[[], Awaitable[None]]) -> trio.Event:
             done = trio.Event()
@@ -272,11 +299,10 @@ async def _supervise(
         done.set()
 
 
-async def _on_signals(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            stop.set()
-            return
+async def _on_signals(signals: AsyncIterator[int], stop: trio.Event) -> None:
+    async for _ in signals:
+        stop.set()
+        return
 
 
 async def _snapshots(
