@@ -47,6 +47,7 @@ import base64
 import hmac
 import time
 import zlib
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -74,6 +75,8 @@ from engine.snapshots import SnapshotStatistics
 from engine.views import profile_view
 
 DRAINED = 8 * MAX_BATCH_BYTES  # a body past its limit is read and dropped up to here, then cut off
+MAX_IN_FLIGHT = 64 * MAX_BATCH_BYTES  # bodies held at a time: 64 batches, or 1,024 single calls
+Decode = Callable[[bytes], list[Submission]]  # a request body to the messages it carries
 
 
 class _Anything(Convertor[str]):
@@ -132,49 +135,60 @@ def create_app(
     async def metrics(request: Request) -> Response:
         return admin(request) or Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    def authorize(body_key: str | None, request: Request) -> None:
+        if (body_key or _basic_user(request)) not in write_keys:
+            raise _Unauthorized
+
     async def ingest(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
             return JSONResponse({"error": f"unknown endpoint /v1/{kind}"}, status_code=404)
-        try:
-            body = await _body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES)
+
+        def decode(body: bytes) -> list[Submission]:
             calls, body_key = parse(kind, body)
-            if (body_key or _basic_user(request)) not in write_keys:
-                return _unknown_write_key()
-            messages = to_messages(calls, time.time())
-        except IngestError as exc:
-            return _bad_request(exc)
-        except _Unsupported as exc:
-            return JSONResponse({"error": str(exc), "field": "content-encoding"}, status_code=415)
-        return await apply(messages)
+            authorize(body_key, request)
+            return to_messages(calls, time.time())
+
+        return await accept(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES, decode)
 
     async def receipts(request: Request) -> JSONResponse:
-        try:
-            body = await _body(request, MAX_BATCH_BYTES)
+        def decode(body: bytes) -> list[Submission]:
             decoded = parse_receipts(body)
-            if (decoded.writeKey or _basic_user(request)) not in write_keys:
-                return _unknown_write_key()
-            messages = receipts_to_messages(request.path_params["channel"], decoded, runtime.program)
+            authorize(decoded.writeKey, request)
+            return receipts_to_messages(request.path_params["channel"], decoded, runtime.program)
+
+        return await accept(request, MAX_BATCH_BYTES, decode)
+
+    in_flight = [0]  # bytes of body the requests being handled may hold (their limits)
+
+    async def accept(request: Request, limit: int, decode: Decode) -> JSONResponse:
+        """Read a body of at most ``limit`` bytes, ``decode`` it, apply it: the 4xx or 2xx of it.
+        While ``MAX_IN_FLIGHT`` bytes of limits are taken, answer 429 at once: however many
+        connections a client opens, the bodies held at a time stay bounded."""
+        if in_flight[0] + limit > MAX_IN_FLIGHT:
+            return _retry_later("too many requests in flight", 429, retry_after)
+        in_flight[0] += limit
+        try:
+            messages = decode(await _body(request, limit))
+            return await apply(messages)
         except IngestError as exc:
             return _bad_request(exc)
+        except _Unauthorized:
+            return JSONResponse({"error": "missing or unknown write key"}, status_code=401)
         except _Unsupported as exc:
             return JSONResponse({"error": str(exc), "field": "content-encoding"}, status_code=415)
-        return await apply(messages)
+        finally:
+            in_flight[0] -= limit
 
     async def apply(messages: list[Submission]) -> JSONResponse:
         """Hand validated messages to the engine; answer once they are in the log."""
         fresh = runtime.seen.unseen(messages)
         if runtime.saturated:
-            return JSONResponse(
-                {"error": "the engine is saturated; retry later"},
-                status_code=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+            return _retry_later("the engine is saturated; retry later", 429, retry_after)
         try:
             await runtime.submit(fresh)  # the engine skips ids applied meanwhile (and remembers these)
         except EngineUnavailable as exc:
-            headers = {"Retry-After": str(retry_after)}
-            return JSONResponse({"error": str(exc)}, status_code=503, headers=headers)
+            return _retry_later(str(exc), 503, retry_after)
         duplicates = len(messages) - len(fresh)
         return JSONResponse({"success": True, "applied": len(fresh), "duplicates": duplicates})
 
@@ -273,8 +287,12 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(pieces)
 
 
-def _unknown_write_key() -> JSONResponse:
-    return JSONResponse({"error": "missing or unknown write key"}, status_code=401)
+class _Unauthorized(Exception):
+    """A request without a known write key (answered 401)."""
+
+
+def _retry_later(error: str, status: int, seconds: int) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status, headers={"Retry-After": str(seconds)})
 
 
 def _bad_request(exc: IngestError) -> JSONResponse:

@@ -21,10 +21,11 @@ from trio.testing import MockClock
 from actors.errors import StorageError
 from actors.messages import Event, Identified, TimerFired
 from actors.profile import Profile
+from engine import http
 from engine.channels import MockChannel
 from engine.http import create_app
 from engine.realtime import RealtimeRuntime
-from engine.segment import MAX_BATCH_BYTES
+from engine.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES
 from engine.wal import WriteAheadLog
 
 KEY = "wk_test"
@@ -384,3 +385,36 @@ def test_ids_with_a_slash_are_found_no_path_redirects_and_an_early_answer_keeps_
             assert (await client.get("/healthz")).status_code == 200
 
     run_against_server(tmp_path, script)
+
+
+def test_requests_past_the_bytes_in_flight_answer_429_whatever_the_connections(tmp_path, monkeypatch):
+    monkeypatch.setattr(http, "MAX_IN_FLIGHT", 2 * MAX_CALL_BYTES)  # two calls held at a time
+    runtime = RealtimeRuntime(load_program(), MockChannel(), log=WriteAheadLog(tmp_path / "wal"))
+    answers: list[int] = []
+
+    async def post(client, user: str) -> None:
+        track = {"writeKey": KEY, "userId": user, "event": "cart_add", "properties": {"value": 30}}
+        answers.append((await client.post("/v1/track", json=track)).status_code)
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            [url] = await start_server(nursery, runtime, stop)
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                async with trio.open_nursery() as posts:
+                    posts.start_soon(post, client, "a")  # held: the engine is not running yet
+                    posts.start_soon(post, client, "b")
+                    await trio.sleep(0.5)
+                    third = {"writeKey": KEY, "userId": "c", "event": "e"}
+                    refused = await client.post("/v1/track", json=third)
+                    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+                    nursery.start_soon(runtime.run)  # the two held ones go through
+                assert sorted(answers) == [200, 200]
+                await post(client, "d")  # room again
+                assert answers[-1] == 200
+            stop.set()
+            runtime.close()
+
+    trio.run(main)
+    runtime.log.close()
+    assert sorted(runtime.actors) == ["a", "b", "d"]
