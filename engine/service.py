@@ -115,69 +115,49 @@ async def run_service(
     # signals are taken from here on: one that comes during recovery stops the service as soon as
     # it runs, cleanly, instead of killing it
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        await _run_service(scenario_name, data, host, port, write_keys, signals, admin_token=admin_token,
-                           snapshot_every=snapshot_every, fsync=fsync, channels=channels,
-                           outbox_settings=outbox_settings, on_ready=on_ready)
+        scenario = load_scenario(scenario_name)
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
+        for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
+            unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
+        recovered = recover(data, scenario.program, fsync=fsync, wake=False)
+        log = recovered.log
+        settled = SettledLog(data / "settled.log")
+        dead = DeadLetterFile(data / "dead-letters.jsonl")
 
+        def receipt(customer_id: str, message: DeliveryReceipt) -> None:
+            try:
+                runtime.ingest_nowait(customer_id, message)
+            except (anyio.WouldBlock, anyio.ClosedResourceError):  # saturated, or stopping
+                outbox.receipts_refused += 1  # synthetic receipts only; counted, never silent
 
-async def _run_service(
-    scenario_name: str,
-    data: Path,
-    host: str,
-    port: int,
-    write_keys: set[str],
-    signals: AsyncIterator[int],
-    *,
-    admin_token: str | None,
-    snapshot_every: float,
-    fsync: str,
-    channels: Mapping[str, ProviderSettings] | None,
-    outbox_settings: OutboxSettings | None,
-    on_ready: object,
-) -> None:
-    scenario = load_scenario(scenario_name)
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
-    for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
-        unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
-    recovered = recover(data, scenario.program, fsync=fsync, wake=False)
-    log = recovered.log
-    settled = SettledLog(data / "settled.log")
-    dead = DeadLetterFile(data / "dead-letters.jsonl")
+        def trait_of(name: str) -> AddressOf:
+            def address_of(customer_id: str) -> str | None:
+                actor = runtime.actor(customer_id)
+                value = actor.profile.trait(name) if actor is not None else None
+                return value if isinstance(value, str) else None
 
-    def receipt(customer_id: str, message: DeliveryReceipt) -> None:
-        try:
-            runtime.ingest_nowait(customer_id, message)
-        except (anyio.WouldBlock, anyio.ClosedResourceError):  # saturated, or stopping
-            outbox.receipts_refused += 1  # synthetic receipts only; counted, never silent
+            return address_of
 
-    def trait_of(name: str) -> AddressOf:
-        def address_of(customer_id: str) -> str | None:
-            actor = runtime.actor(customer_id)
-            value = actor.profile.trait(name) if actor is not None else None
-            return value if isinstance(value, str) else None
-
-        return address_of
-
-    chosen = {channel: (channels or {}).get(channel, MockSettings()) for channel in PROVIDER_CHANNELS}
-    async with AsyncExitStack() as clients:
-        providers = {ch: await _provider(s, receipt, trait_of, clients) for ch, s in chosen.items()}
-        rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
-        options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
-        outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
-        runtime = RealtimeRuntime(scenario.program, outbox, log=log)
-        runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
-                        recovered.dormant)
-        freeze_long_lived()
-        for send in recovered.resend:  # not known to be settled before the stop: again, same keys
-            if send.key not in settled.settled_before:
-                outbox.deliver_nowait(0.0, send)
-        try:
-            await _serve(runtime, outbox, data, host, port, write_keys, signals, admin_token,
-                         snapshot_every, on_ready)
-        finally:
-            settled.close()
-            dead.close()
+        chosen = {channel: (channels or {}).get(channel, MockSettings()) for channel in PROVIDER_CHANNELS}
+        async with AsyncExitStack() as clients:
+            providers = {ch: await _provider(s, receipt, trait_of, clients) for ch, s in chosen.items()}
+            rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
+            options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
+            outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
+            runtime = RealtimeRuntime(scenario.program, outbox, log=log)
+            runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
+                            recovered.dormant)
+            freeze_long_lived()
+            for send in recovered.resend:  # not known to be settled before the stop: again, same keys
+                if send.key not in settled.settled_before:
+                    outbox.deliver_nowait(0.0, send)
+            try:
+                await _serve(runtime, outbox, data, host, port, write_keys, signals, admin_token,
+                             snapshot_every, on_ready)
+            finally:
+                settled.close()
+                dead.close()
 
 
 async def _provider(
