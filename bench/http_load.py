@@ -207,7 +207,7 @@ def _preload(data: Path, actors: int) -> None:
     write_snapshot(data / "snapshots", 0, loaded)
 
 
-def _start(data: Path, profile: Path | None) -> tuple[subprocess.Popen[str], str]:
+def start_service(data: Path, profile: Path | None) -> tuple[subprocess.Popen[str], str]:
     runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
     command = [sys.executable, *runner, "-m", "engine", "serve", "cart_abandonment", "--data", str(data),
                "--port", "0", "--write-key", KEY, "--admin-token", ADMIN, "--fsync", "batch"]
@@ -227,7 +227,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _counters(url: str) -> dict[str, float]:
+def engine_counters(url: str) -> dict[str, float]:
     text = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {ADMIN}"}, timeout=30).text
     found = dict(re.findall(r"^(touchpoint_messages_total|touchpoint_applied_lsn) (\S+)$", text, re.M))
     return {name: float(value) for name, value in found.items()}
@@ -239,15 +239,15 @@ def run_once(actors: int, events: int, batch: int, users: int, connections: int,
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "state"
         _preload(data, actors)
-        process, url = _start(data, profile)
+        process, url = start_service(data, profile)
         try:
-            before, cpu = _counters(url), _cpu_seconds(process.pid)
+            before, cpu = engine_counters(url), _cpu_seconds(process.pid)
             host, port = url.removeprefix("http://").split(":")
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                 load = pool.submit(drive, host, int(port), events, batch, users, connections, seconds,
                                    seed).result()
             cpu = _cpu_seconds(process.pid) - cpu
-            after = _counters(url)
+            after = engine_counters(url)
         finally:
             process.send_signal(signal.SIGTERM)
             out, _ = process.communicate(timeout=120)
