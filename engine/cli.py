@@ -237,7 +237,7 @@ def serve(
 
     from engine.outbox import OutboxSettings
     from engine.providers import describe
-    from engine.service import ServiceFailed, run_service
+    from engine.service import CannotServe, ServiceFailed, run_service
 
     channels: dict[str, ProviderSettings] = {}
     outbox_settings = OutboxSettings()
@@ -282,9 +282,8 @@ def serve(
     except StorageError as exc:
         errors.print(f"[bold red]storage[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(74) from None
-    except OSError as exc:  # binding the port: in use, or an address this host does not have
-        errors.print(f"[bold red]cannot serve on {host}:{port}[/]: {escape(str(exc))}", highlight=False,
-                     soft_wrap=True)
+    except CannotServe as exc:
+        errors.print(f"[bold red]cannot serve on[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print("stopped cleanly: snapshot written", highlight=False)
 

@@ -88,6 +88,10 @@ PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends
 STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish
 
 
+class CannotServe(Exception):
+    """The HTTP edge could not bind its address (the port is taken, or the host is not this one's)."""
+
+
 class ServiceFailed(Exception):
     """A task of the service failed (our bug); it was printed with its traceback. Exit non-zero:
     a supervisor restarts the service, which recovers from its log."""
@@ -239,7 +243,7 @@ async def _serve(
     if runtime.log is not None:
         runtime.log.close()
     if unbound is not None:
-        raise unbound
+        raise CannotServe(f"{host}:{port}: {unbound.strerror or unbound}") from unbound
     if failures:
         raise ServiceFailed(f"{failures[0]!r}") from failures[0]
     if not final:

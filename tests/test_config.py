@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,15 @@ def test_a_data_folder_that_cannot_be_written_exits_2_naming_it(tmp_path, config
 def test_a_bad_fsync_option_exits_2_in_one_line(tmp_path, options, env):
     done = serve("--data", str(tmp_path / "state"), "--write-key", "KEY", *options, env=env)
     assert refusal(done) == "fsync 'sometimes': expected batch or none"
+
+
+def test_a_port_in_use_exits_2_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = serve("--data", str(tmp_path / "state"), "--write-key", "KEY", "--port", str(port))
+    assert refusal(done) == f"cannot serve on 127.0.0.1:{port}: Address already in use"
 
 
 @pytest.mark.parametrize("option", [["--snapshot-every", "0"], ["--port", "70000"], ["--port", "abc"]])
