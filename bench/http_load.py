@@ -53,7 +53,7 @@ from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
 from engine.scenario_files import load_scenario
-from engine.snapshots import write_snapshot
+from engine.storage.snapshots import write_snapshot
 
 app = typer.Typer(add_completion=False)
 KEY = "wk_bench"

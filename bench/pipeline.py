@@ -25,8 +25,8 @@ from actors.messages import Escalated, Event, Send
 from actors.profile import Profile
 from bench.ceiling import measure
 from bench.report import report
-from engine.memory import freeze_long_lived
-from engine.realtime import RealtimeRuntime
+from engine.runtime.memory import freeze_long_lived
+from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import scenario_from_document
 
 app = typer.Typer(add_completion=False)

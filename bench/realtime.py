@@ -29,9 +29,9 @@ from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
 from bench.snapshots import measure_snapshot
-from engine.channels import MockChannel
-from engine.memory import freeze_long_lived, peak_rss_bytes, rss_bytes
-from engine.realtime import RealtimeRuntime
+from engine.runtime.channels import MockChannel
+from engine.runtime.memory import freeze_long_lived, peak_rss_bytes, rss_bytes
+from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario, scenario_from_document
 
 app = typer.Typer(add_completion=False)

@@ -31,7 +31,7 @@ from actors.profile import Profile
 from bench.ceiling import measure
 from bench.http_load import REACH, engine_counters, start_service, user_id
 from engine.scenario_files import load_scenario
-from engine.snapshots import write_snapshot
+from engine.storage.snapshots import write_snapshot
 
 app = typer.Typer(add_completion=False)
 

@@ -32,10 +32,10 @@ from actors.messages import Event, TimerFired
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
-from engine.channels import MockChannel
-from engine.realtime import RealtimeRuntime
+from engine.runtime.channels import MockChannel
+from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import load_scenario
-from engine.snapshots import Snapshot, fork_snapshot, load_latest, write_snapshot
+from engine.storage.snapshots import Snapshot, fork_snapshot, load_latest, write_snapshot
 
 app = typer.Typer(add_completion=False)
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"]

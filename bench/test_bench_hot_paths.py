@@ -16,8 +16,8 @@ from actors.actor import Actor
 from actors.messages import Event, TimerFired
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import bare_loop_events_per_second
+from engine.runtime.scheduler import TimerQueue
 from engine.scenario_files import load_scenario
-from engine.scheduler import TimerQueue
 
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"] | CHANNEL_BIT["sms"]
 

@@ -30,15 +30,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from actors import ScenarioError
 from actors.errors import StorageError
-from engine.memory import peak_rss_bytes
+from engine.runtime.memory import peak_rss_bytes
+from engine.runtime.simulation import DAY, Simulation
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
-from engine.simulation import DAY, Simulation
 from reports.summary import print_summary
 from scenarios import built_in_names
 
 if TYPE_CHECKING:  # serve's modules load when it runs: other commands start faster without them
-    from engine.outbox import OutboxSettings
-    from engine.providers import ProviderSettings
+    from engine.delivery.outbox import OutboxSettings
+    from engine.delivery.providers import ProviderSettings
 
 _Settings = TypeVar("_Settings", bound=msgspec.Struct)
 
@@ -235,8 +235,8 @@ def serve(
     """
     import trio
 
-    from engine.outbox import OutboxSettings
-    from engine.providers import describe
+    from engine.delivery.outbox import OutboxSettings
+    from engine.delivery.providers import describe
     from engine.service import CannotServe, ServiceFailed, run_service
 
     channels: dict[str, ProviderSettings] = {}
@@ -357,7 +357,7 @@ def _service_config(
 ) -> tuple[_ServeFile, dict[str, ProviderSettings], OutboxSettings]:
     """The top-level settings of a serve config file, the channels' provider settings and the
     outbox's; exits 2 with one line naming the file and the key on a bad file."""
-    from engine.outbox import OutboxSettings
+    from engine.delivery.outbox import OutboxSettings
 
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -386,7 +386,7 @@ def _config_failure(path: Path, problem: str) -> typer.Exit:
 
 def _channels(table: object) -> dict[str, ProviderSettings]:
     """``[channels.NAME]`` tables as provider settings, by channel."""
-    from engine.providers import HttpSettings, MockSettings, SmtpSettings
+    from engine.delivery.providers import HttpSettings, MockSettings, SmtpSettings
 
     providers: dict[str, type[ProviderSettings]] = {
         "http": HttpSettings, "mock": MockSettings, "smtp": SmtpSettings,

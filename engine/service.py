@@ -23,15 +23,15 @@ and ``/healthz`` "failed", the edge finishes its requests, and ``run_service`` r
 ``ServiceFailed`` without writing a snapshot (the state may be half-updated; the log is the
 truth): the process exits non-zero within seconds for a supervisor to restart it, and the restart
 recovers every acknowledged event. Storage faults are not bugs: a log that cannot be written
-answers 503 until it can (``engine.realtime``); a snapshot that cannot be written is reported
+answers 503 until it can (``engine.runtime.realtime``); a snapshot that cannot be written is reported
 (stderr and ``/metrics``) and leaves the older snapshot and the log as they were.
 
-Periodic snapshots are written by a forked child (``engine.snapshots.fork_snapshot``), so the
+Periodic snapshots are written by a forked child (``engine.storage.snapshots.fork_snapshot``), so the
 engine pauses for the fork, not for the write; once the child has put the snapshot in place, the
 log before it is dropped. Where there is no ``fork``, and for the last snapshot, the engine
 writes it itself.
 
-Each channel sends through the provider its settings name (``engine.providers``: mock, HTTP or
+Each channel sends through the provider its settings name (``engine.delivery.providers``: mock, HTTP or
 SMTP); a channel without settings gets the mock, which records sends and reports them delivered.
 
 The data folder holds ``wal/``, ``snapshots/``, ``settled.log`` (the sends settled since the
@@ -64,11 +64,8 @@ from hypercorn.trio import serve
 
 from actors.errors import StorageError
 from actors.messages import DeliveryReceipt
-from engine.http import create_app
-from engine.memory import freeze_long_lived
-from engine.outbox import Outbox, OutboxSettings, Provider
-from engine.outbox_files import DeadLetterFile, SettledLog
-from engine.providers import (
+from engine.delivery.outbox import Outbox, OutboxSettings, Provider
+from engine.delivery.providers import (
     AddressOf,
     HttpProvider,
     HttpSettings,
@@ -79,10 +76,13 @@ from engine.providers import (
     SmtpProvider,
     SmtpSettings,
 )
-from engine.realtime import RealtimeRuntime
+from engine.edge.http import create_app
+from engine.edge.views import profile_view
+from engine.runtime.memory import freeze_long_lived
+from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
-from engine.snapshots import SnapshotStatistics, fork_snapshot, recover, write_snapshot
-from engine.views import profile_view
+from engine.storage.outbox_files import DeadLetterFile, SettledLog
+from engine.storage.snapshots import SnapshotStatistics, fork_snapshot, recover, write_snapshot
 
 PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
 STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish

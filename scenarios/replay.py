@@ -28,7 +28,7 @@ class ScriptedWorld:
 
     @classmethod
     def factory(cls, script: Script) -> object:
-        """A world factory for ``engine.simulation.Simulation(world=...)``."""
+        """A world factory for ``engine.runtime.simulation.Simulation(world=...)``."""
 
         def make(population: Population, config: SimulationConfig, draws: Draws, post: Post,
                  wake: Wake) -> ScriptedWorld:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from engine.cli import app
-from engine.realtime import RealtimeRuntime
+from engine.runtime.realtime import RealtimeRuntime
 
 _apply = RealtimeRuntime._apply
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import simpy
 
-from engine.agents import AgentDesk
+from engine.runtime.agents import AgentDesk
 from scenarios.config import AgentQueueSpec
 from scenarios.draws import Draws
 

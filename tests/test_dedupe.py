@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.dedupe import SeenMessageIds
+from engine.edge.dedupe import SeenMessageIds
 
 
 def test_ids_expire_with_the_window_and_the_oldest_go_past_the_capacity():

@@ -16,9 +16,9 @@ from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, t
 from actors import EngineInternalError, StorageError
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
 from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, TimerFired
-from engine import snapshots
-from engine.snapshots import load_latest, recover, write_snapshot
-from engine.wal import WriteAheadLog
+from engine.storage import snapshots
+from engine.storage.snapshots import load_latest, recover, write_snapshot
+from engine.storage.wal import WriteAheadLog
 
 MESSAGES: list[Message] = [
     Event("cart_add", {"value": 42.5, "sku": "A-1", "gift": True, "note": None}),
@@ -275,8 +275,8 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
     import trio.testing
     from test_keystone import make_script
 
-    from engine.channels import MockChannel
-    from engine.realtime import RealtimeRuntime
+    from engine.runtime.channels import MockChannel
+    from engine.runtime.realtime import RealtimeRuntime
     from scenarios.population import customer_id
 
     program = load_program()
@@ -341,8 +341,8 @@ def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path
 
     import trio
 
-    from engine.channels import MockChannel
-    from engine.realtime import RealtimeRuntime
+    from engine.runtime.channels import MockChannel
+    from engine.runtime.realtime import RealtimeRuntime
 
     program = load_program()
 
@@ -397,8 +397,8 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
     import trio.testing
     from test_keystone import make_script
 
-    from engine.channels import MockChannel
-    from engine.realtime import RealtimeRuntime
+    from engine.runtime.channels import MockChannel
+    from engine.runtime.realtime import RealtimeRuntime
     from scenarios.population import customer_id
 
     program = load_program()
@@ -466,7 +466,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
 
 def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp_path):
     from actors.messages import Merged
-    from engine.identities import Aliases, apply_message
+    from engine.runtime.identities import Aliases, apply_message
 
     program = load_program()
     visitor = make_actor(program, "anon-7")

@@ -21,12 +21,12 @@ from trio.testing import MockClock
 from actors.errors import StorageError
 from actors.messages import Event, Identified, TimerFired
 from actors.profile import Profile
-from engine import http
-from engine.channels import MockChannel
-from engine.http import create_app
-from engine.realtime import RealtimeRuntime
-from engine.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES
-from engine.wal import WriteAheadLog
+from engine.edge import http
+from engine.edge.http import create_app
+from engine.edge.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES
+from engine.runtime.channels import MockChannel
+from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.wal import WriteAheadLog
 
 KEY = "wk_test"
 ADMIN = "admin-secret"
@@ -208,7 +208,7 @@ def test_dead_letters_show_in_the_admin_api_and_metrics(tmp_path):
     import tomllib
 
     from actors.errors import ProviderError
-    from engine.outbox import Outbox
+    from engine.delivery.outbox import Outbox
     from engine.scenario_files import scenario_from_document
 
     class Rejecting:

@@ -1,4 +1,4 @@
-"""Identity merges and provider receipts over real HTTP on 127.0.0.1 (engine/http.py).
+"""Identity merges and provider receipts over real HTTP on 127.0.0.1 (engine/edge/http.py).
 
 An identify with both ids or an alias folds one customer into another at the edge, and a
 provider's webhook reports on sends by their idempotency keys. The receipt tests run the engine
@@ -14,7 +14,7 @@ from harness import DAY, HOUR
 from test_http import ADMIN, KEY, run_against_server
 
 from actors.profile import CHANNEL_BIT, Profile
-from engine.wal import WriteAheadLog
+from engine.storage.wal import WriteAheadLog
 
 BEARER = {"authorization": f"Bearer {ADMIN}"}
 

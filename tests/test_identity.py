@@ -88,8 +88,8 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
     import trio
     import trio.testing
 
-    from engine.channels import MockChannel
-    from engine.realtime import RealtimeRuntime
+    from engine.runtime.channels import MockChannel
+    from engine.runtime.realtime import RealtimeRuntime
 
     program = load_program()
     channel = MockChannel()
@@ -119,8 +119,8 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
 
 
 def test_a_merge_survives_a_restart_through_the_log_and_the_snapshot(tmp_path):
-    from engine.snapshots import load_latest, recover, write_snapshot
-    from engine.wal import WriteAheadLog
+    from engine.storage.snapshots import load_latest, recover, write_snapshot
+    from engine.storage.wal import WriteAheadLog
 
     program = load_program()
     log = WriteAheadLog(tmp_path / "wal", fsync="none")
@@ -141,10 +141,10 @@ def test_a_message_for_the_merged_id_in_the_same_batch_reaches_the_known_custome
     import trio
     import trio.testing
 
-    from engine.channels import MockChannel
-    from engine.realtime import RealtimeRuntime
-    from engine.snapshots import recover
-    from engine.wal import WriteAheadLog
+    from engine.runtime.channels import MockChannel
+    from engine.runtime.realtime import RealtimeRuntime
+    from engine.storage.snapshots import recover
+    from engine.storage.wal import WriteAheadLog
 
     program = load_program()
     log = WriteAheadLog(tmp_path / "wal", fsync="none")

@@ -16,10 +16,10 @@ import trio.testing
 
 from actors.messages import DeliveryReceipt, Effect, Event, Message, Send
 from actors.profile import Profile
-from engine.channels import MockChannel
-from engine.realtime import RealtimeRuntime
+from engine.runtime.channels import MockChannel
+from engine.runtime.realtime import RealtimeRuntime
+from engine.runtime.simulation import DAY, Simulation
 from engine.scenario_files import load_scenario, scenario_from_document
-from engine.simulation import DAY, Simulation
 from scenarios.population import customer_id
 from scenarios.replay import ScriptedWorld
 

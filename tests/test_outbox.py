@@ -20,9 +20,9 @@ from starlette.routing import Route
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import Outbox
-from engine.outbox_files import DeadLetterFile, SettledLog
-from engine.providers import HttpProvider, MockProvider
+from engine.delivery.outbox import Outbox
+from engine.delivery.providers import HttpProvider, MockProvider
+from engine.storage.outbox_files import DeadLetterFile, SettledLog
 
 
 def sends(n: int, channel: str = "email") -> list[Send]:

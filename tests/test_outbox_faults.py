@@ -17,12 +17,12 @@ from test_outbox import Refusing, run_outbox, sends
 
 from actors.errors import ProviderError
 from actors.messages import Escalated, Send
-from engine.monitoring import registry_for
-from engine.outbox import Outbox
-from engine.outbox_files import DeadLetterFile, SettledLog
-from engine.pacing import Admission, BreakerState, CircuitBreaker
-from engine.providers import MockProvider
-from engine.realtime import RealtimeRuntime
+from engine.delivery.outbox import Outbox
+from engine.delivery.pacing import Admission, BreakerState, CircuitBreaker
+from engine.delivery.providers import MockProvider
+from engine.edge.monitoring import registry_for
+from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.outbox_files import DeadLetterFile, SettledLog
 
 
 class Recovering:

@@ -12,9 +12,9 @@ from test_outbox import Refusing, sends
 
 from actors.errors import ProviderError
 from actors.messages import Send
-from engine.outbox import Outbox
-from engine.outbox_files import DeadLetterFile, SettledLog
-from engine.providers import MockProvider
+from engine.delivery.outbox import Outbox
+from engine.delivery.providers import MockProvider
+from engine.storage.outbox_files import DeadLetterFile, SettledLog
 
 
 class Slow:

@@ -75,7 +75,7 @@ def test_core_module_is_pure(path):
         "from anyio import sleep",
         "import simpy",
         "import socket",
-        "from engine.scheduler import TimerQueue",
+        "from engine.runtime.scheduler import TimerQueue",
         "from datetime import datetime\nx = datetime.now()",
         "import datetime\nx = datetime.datetime.utcnow()",
         "from datetime import date\nx = date.today()",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.scheduler import TimerQueue
+from engine.runtime.scheduler import TimerQueue
 
 
 def drain(queue: TimerQueue) -> list[tuple[float, int, int, int, object]]:

@@ -1,4 +1,4 @@
-"""Segment payloads to actor messages (engine/segment.py), without HTTP: limits, the field a 400
+"""Segment payloads to actor messages (engine/edge/segment.py), without HTTP: limits, the field a 400
 names, timestamp correction, flattening, receipts, identity merges, message id dedupe, and a
 provider's receipts webhook."""
 
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from actors.errors import IngestError
 from actors.messages import DeliveryReceipt, Event, Identified, Merged
-from engine.dedupe import SeenMessageIds
-from engine.segment import (
+from engine.edge.dedupe import SeenMessageIds
+from engine.edge.segment import (
     MAX_BATCH_EVENTS,
     MAX_CALL_BYTES,
     MAX_DEPTH,

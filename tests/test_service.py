@@ -26,12 +26,12 @@ from serving import KEY, start, stop
 from actors.errors import StorageError
 from actors.messages import Event
 from engine import service
-from engine.monitoring import registry_for
-from engine.outbox import Outbox
-from engine.outbox_files import SettledLog
-from engine.realtime import RealtimeRuntime
-from engine.snapshots import load_latest
-from engine.wal import WriteAheadLog
+from engine.delivery.outbox import Outbox
+from engine.edge.monitoring import registry_for
+from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.outbox_files import SettledLog
+from engine.storage.snapshots import load_latest
+from engine.storage.wal import WriteAheadLog
 
 TIMED_SENDS = Path(__file__).parent / "timed_sends.toml"
 

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from actors.journey import SendStep
 from engine.cli import app
+from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario
-from engine.simulation import Simulation
 from reports.stats import two_proportions
 from scenarios.behaviour import mean_matched_logit
 

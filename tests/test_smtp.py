@@ -11,9 +11,9 @@ from aiosmtpd.controller import Controller
 from local_providers import SmtpInbox, free_port
 
 from actors.messages import Event, Exited, Identified
-from engine.outbox import Outbox
-from engine.providers import SmtpProvider
-from engine.realtime import RealtimeRuntime
+from engine.delivery.outbox import Outbox
+from engine.delivery.providers import SmtpProvider
+from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import scenario_from_document
 
 FAST_CART = """

@@ -24,9 +24,9 @@ from harness import ROOT, T0, load_program, make_actor
 
 from actors import StorageError
 from actors.messages import Event
-from engine import snapshots
-from engine.snapshots import load_latest, write_snapshot
-from engine.wal import WriteAheadLog
+from engine.storage import snapshots
+from engine.storage.snapshots import load_latest, write_snapshot
+from engine.storage.wal import WriteAheadLog
 
 LIMIT = 4096  # bytes a file may grow to in the child
 
@@ -35,7 +35,7 @@ import json, random, resource, sys
 from pathlib import Path
 from actors import StorageError
 from actors.messages import Event
-from engine.wal import WriteAheadLog
+from engine.storage.wal import WriteAheadLog
 
 directory, limit, segment_bytes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(7)
@@ -71,7 +71,7 @@ SNAPSHOT_UNDER_A_SIZE_LIMIT = """
 import json, resource, sys
 from pathlib import Path
 from actors import StorageError
-from engine.snapshots import write_snapshot
+from engine.storage.snapshots import write_snapshot
 
 directory, limit = Path(sys.argv[1]), int(sys.argv[2])
 _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)

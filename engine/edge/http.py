@@ -3,7 +3,7 @@
     POST /v1/identify | track | page | screen | group | alias | batch
                                   write key in the body or as HTTP Basic user; an identify with
                                   userId and anonymousId, or an alias, merges the other id's
-                                  history into the userId's profile (engine/segment.py)
+                                  history into the userId's profile (engine/edge/segment.py)
     POST /v1/receipts/{channel}   a provider's webhook for delivery receipts, authenticated
                                   the same way: ``{"receipts": [{"key", "status", "messageId"}]}``
                                   or one ``{"key", "status"}``; see below
@@ -18,7 +18,7 @@
                                   /metrics needs ``Authorization: Bearer <admin token>``
 
 A request is applied whole or not at all: a missing or wrong write key answers 401; an oversize
-body, malformed JSON, a value the engine cannot carry (``engine.segment``) or a call without
+body, malformed JSON, a value the engine cannot carry (``engine.edge.segment``) or a call without
 userId/anonymousId answers 400 with ``{"error", "field"}`` and applies nothing; a body compressed
 other than by gzip answers 415; when the engine's inbox is full the answer is 429 with
 ``Retry-After``, and when it cannot take events at all (its log cannot be written, or it failed
@@ -59,9 +59,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
-from engine.monitoring import dead_letters, journey_statistics, registry_for
-from engine.realtime import EngineUnavailable, RealtimeRuntime
-from engine.segment import (
+from engine.edge.monitoring import dead_letters, journey_statistics, registry_for
+from engine.edge.segment import (
     KINDS,
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
@@ -71,8 +70,9 @@ from engine.segment import (
     receipts_to_messages,
     to_messages,
 )
-from engine.snapshots import SnapshotStatistics
-from engine.views import profile_view
+from engine.edge.views import profile_view
+from engine.runtime.realtime import EngineUnavailable, RealtimeRuntime
+from engine.storage.snapshots import SnapshotStatistics
 
 DRAINED = 8 * MAX_BATCH_BYTES  # a body past its limit is read and dropped up to here, then cut off
 MAX_IN_FLIGHT = 64 * MAX_BATCH_BYTES  # bodies held at a time: 64 batches, or 1,024 single calls

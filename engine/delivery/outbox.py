@@ -12,10 +12,10 @@ n): a provider that honours keys never delivers one twice, however often it is r
 re-sent after a restart. Nothing is dropped silently: a send is pending, delivered or dead.
 A bounded number of workers per channel: no task per send.
 
-A ``SettledLog`` (``engine.outbox_files``) remembers, across a crash, which sends were settled
+A ``SettledLog`` (``engine.storage.outbox_files``) remembers, across a crash, which sends were settled
 (delivered or dead-lettered) since the last snapshot, so a restart re-sends only what may not have
 gone out. A ``DeadLetterFile`` keeps the sends given up on, so the dead-letter list survives
-restarts too. The breaker and the rate limit are in ``engine.pacing``. What stays is inherent:
+restarts too. The breaker and the rate limit are in ``engine.delivery.pacing``. What stays is inherent:
 a provider may accept a send an instant before the engine dies, before the engine hears back;
 that send goes out again under the same key, at most one per call in flight.
 
@@ -44,8 +44,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from actors.errors import EngineInternalError, ProviderError
 from actors.messages import Escalated, Send
-from engine.outbox_files import DeadLetter, DeadLetterFile, SettledLog
-from engine.pacing import CircuitBreaker, TokenBucket
+from engine.delivery.pacing import CircuitBreaker, TokenBucket
+from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
 
 
 class Provider(Protocol):

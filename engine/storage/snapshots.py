@@ -59,8 +59,8 @@ from actors.errors import StorageError
 from actors.journey import Program
 from actors.messages import Schedule, Send, TimerFired
 from actors.profile import Profile
-from engine.identities import Aliases, apply_message
-from engine.wal import WriteAheadLog, fsync_directory
+from engine.runtime.identities import Aliases, apply_message
+from engine.storage.wal import WriteAheadLog, fsync_directory
 
 FORMAT = 3  # 1: one record per actor (before chunks); 2: chunks not framed, records not apart
 CHUNK = 10_000  # actors packed per write
@@ -384,7 +384,7 @@ def recover(
 ) -> Recovered:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
 
-    ``fsync`` is the policy of the reopened log (see ``engine.wal``). With ``wake=False``, the
+    ``fsync`` is the policy of the reopened log (see ``engine.storage.wal``). With ``wake=False``, the
     actors the log does not concern are left dormant (``Recovered.dormant``), their timers
     with them (``Dormant.live_timers``).
 

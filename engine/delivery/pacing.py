@@ -1,6 +1,6 @@
 """How fast, and whether, a channel's provider may be called: a circuit breaker and a token bucket.
 
-The outbox's workers ask both before each provider call (``engine.outbox``). The breaker is a
+The outbox's workers ask both before each provider call (``engine.delivery.outbox``). The breaker is a
 state machine (its table is in ``CircuitBreaker``'s docstring): failures in a row open it, and
 once its reset time has passed exactly one trial call goes through while every other caller
 waits for that call's outcome. The bucket spreads calls to at most ``rate`` a second.

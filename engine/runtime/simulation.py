@@ -28,9 +28,9 @@ import simpy
 from actors.actor import Actor
 from actors.messages import DeliveryReceipt, Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
-from engine.agents import AgentDesk
+from engine.runtime.agents import AgentDesk
+from engine.runtime.scheduler import TimerQueue
 from engine.scenario_files import Scenario
-from engine.scheduler import TimerQueue
 from reports.metrics import RunMetrics
 from scenarios.behaviour import Post, Wake, World
 from scenarios.config import SimulationConfig

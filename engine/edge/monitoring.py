@@ -14,10 +14,10 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from engine.outbox import Outbox, OutboxStatistics
-from engine.providers import MockProvider
-from engine.realtime import RealtimeRuntime
-from engine.snapshots import SnapshotStatistics
+from engine.delivery.outbox import Outbox, OutboxStatistics
+from engine.delivery.providers import MockProvider
+from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.snapshots import SnapshotStatistics
 
 
 class EngineCollector(Collector):

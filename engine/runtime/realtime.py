@@ -25,7 +25,7 @@ is bounded: the batches already queued are handled, and timers still due stay wi
 (a snapshot keeps them; they fire at the next start).
 
 The log holds timer firings too, with their times, so replaying it through the pure core
-(``engine.snapshots.recover``) rebuilds exactly the state the engine had. Engine time is seconds
+(``engine.storage.snapshots.recover``) rebuilds exactly the state the engine had. Engine time is seconds
 since the epoch: ``epoch + anyio.current_time()``; with trio's ``MockClock`` and ``epoch=0`` it
 runs on simulated time, which is how it is shown to give the simulation's very trace.
 """
@@ -46,12 +46,12 @@ from actors.errors import StorageError
 from actors.journey import Program
 from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
-from engine.channels import ChannelAdapter
-from engine.dedupe import SeenMessageIds
-from engine.identities import Aliases, apply_message
-from engine.scheduler import TimerQueue
-from engine.snapshots import Dormant, collector_paused
-from engine.wal import WriteAheadLog
+from engine.edge.dedupe import SeenMessageIds
+from engine.runtime.channels import ChannelAdapter
+from engine.runtime.identities import Aliases, apply_message
+from engine.runtime.scheduler import TimerQueue
+from engine.storage.snapshots import Dormant, collector_paused
+from engine.storage.wal import WriteAheadLog
 from reports.metrics import RunMetrics
 
 ProfileFactory = Callable[[str], Profile]

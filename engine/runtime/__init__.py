@@ -1,0 +1,10 @@
+"""What moves the core: the scheduler, the two runtimes and what they hand work to.
+
+    scheduler.py    the one timing wheel of every timer and world event, (time, -priority, seq)
+    realtime.py     the core on the wall clock (anyio, trio first): one task, batches, group commit
+    simulation.py   the core on SimPy's clock, against the synthetic world (scenarios/)
+    agents.py       agent queues for escalations in simulation (SimPy Resources)
+    channels.py     the adapter interface the real-time runtime hands sends to, and its mock
+    identities.py   merged ids and the routing of a message to its actor
+    memory.py       process memory figures and the one place that tunes the garbage collector
+"""
