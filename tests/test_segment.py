@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from actors.errors import IngestError
 from actors.messages import DeliveryReceipt, Event, Identified, Merged
 from engine.edge.dedupe import SeenMessageIds
+from engine.edge.receipts import parse_receipts, receipts_to_messages
 from engine.edge.segment import (
     MAX_BATCH_EVENTS,
     MAX_CALL_BYTES,
@@ -24,8 +25,6 @@ from engine.edge.segment import (
     MAX_NAME_CHARS,
     MAX_NUMBER,
     parse,
-    parse_receipts,
-    receipts_to_messages,
     to_messages,
 )
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import time
 import zlib
 from collections.abc import Callable
 
@@ -60,14 +59,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
 from engine.edge.monitoring import dead_letters, journey_statistics, registry_for
+from engine.edge.receipts import parse_receipts, receipts_to_messages
 from engine.edge.segment import (
     KINDS,
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
     Submission,
     parse,
-    parse_receipts,
-    receipts_to_messages,
     to_messages,
 )
 from engine.edge.views import profile_view
@@ -147,7 +145,7 @@ def create_app(
         def decode(body: bytes) -> list[Submission]:
             calls, body_key = parse(kind, body)
             authorize(body_key, request)
-            return to_messages(calls, time.time())
+            return to_messages(calls, runtime.now())  # (the engine's clock: simulated under a test clock)
 
         return await accept(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES, decode)
 

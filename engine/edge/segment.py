@@ -16,9 +16,8 @@ into):
     page      -> Event("page_view", properties + name);  screen -> Event("screen", ...)
     group     -> Identified(traits={"group_id": ..., "group.<trait>": ...})
 
-A provider's webhook reports on sends by their idempotency keys (``parse_receipts``,
-``receipts_to_messages``): each receipt becomes the DeliveryReceipt of that send, for the
-customer the key names.
+A provider's webhook reports on sends by their idempotency keys: ``engine.edge.receipts``, with
+the limits and error naming of this module.
 
 Properties are flattened to scalars (``{"product": {"price": 3}}`` -> ``product.price``).
 The timestamp is corrected as the spec says, ``timestamp = receivedAt - (sentAt -
@@ -54,10 +53,7 @@ from typing import Annotated, Any
 import msgspec
 
 from actors.errors import IngestError
-from actors.journey import Program, SendStep
 from actors.messages import (
-    CHANNELS,
-    RECEIPT_STATUSES,
     DeliveryReceipt,
     Event,
     Identified,
@@ -65,7 +61,6 @@ from actors.messages import (
     Message,
     Properties,
     Scalar,
-    parse_send_key,
 )
 
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
@@ -74,7 +69,6 @@ MAX_BATCH_BYTES = 500 * 1024  # and 500 KB per batch
 MAX_BATCH_EVENTS = 2_500
 MAX_ID_CHARS = 256  # an id becomes a key of the engine's tables and of every idempotency key
 MAX_NAME_CHARS = 256
-MAX_KEY_CHARS = 1_024  # a send's idempotency key: customer:journey:entry:step:n
 MAX_DEPTH = 8  # levels of objects within properties and traits
 MAX_NUMBER = 2**53 - 1
 EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: a timestamp before it is a broken clock
@@ -139,29 +133,9 @@ class BatchSizes(msgspec.Struct):
     batch: list[msgspec.Raw]
 
 
-class ProviderReceipt(msgspec.Struct, gc=False):
-    """What a provider reports about one send: its idempotency key and status (and the
-    provider's own id for this report, if it has one)."""
-
-    key: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)] | None = None
-    status: Name | None = None
-    messageId: Id | None = None  # noqa: N815
-
-
-class ReceiptsBody(msgspec.Struct):
-    """A ``/v1/receipts/{channel}`` body: ``{"receipts": [...]}``, or one receipt's fields."""
-
-    receipts: list[ProviderReceipt] | None = None
-    key: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)] | None = None
-    status: Name | None = None
-    messageId: Id | None = None  # noqa: N815
-    writeKey: Id | None = None  # noqa: N815
-
-
 _call = msgspec.json.Decoder(Call)
 _batch = msgspec.json.Decoder(BatchBody)
 _sizes = msgspec.json.Decoder(BatchSizes)
-_receipts = msgspec.json.Decoder(ReceiptsBody)
 _PATH = re.compile(r" - at `\$\.?(.*)`$")  # where msgspec's error is, as ``batch[3].userId``
 # a send's idempotency key, customer:journey:entry:step:n (actors/actor.py); read from the right,
 # since a customer id may hold ':'
@@ -179,13 +153,13 @@ def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
             raise IngestError(f"batch of {len(body):,} bytes; the limit is {MAX_BATCH_BYTES:,}", field="body")
         # a first pass leaves each call as raw JSON (cheap: no objects), for the limits per call;
         # the second decodes the whole batch in one call instead of one call per event
-        raw = _decode(_sizes, body, "body").batch
+        raw = decode_body(_sizes, body, "body").batch
         if len(raw) > MAX_BATCH_EVENTS:
             raise IngestError(f"{len(raw):,} events; the limit is {MAX_BATCH_EVENTS:,}", field="batch")
         if raw and max(map(len, raw)) > MAX_CALL_BYTES:
             i = next(i for i, call in enumerate(raw) if len(call) > MAX_CALL_BYTES)
             raise IngestError(f"{len(raw[i]):,} bytes; the limit is {MAX_CALL_BYTES:,}", field=f"batch[{i}]")
-        envelope = _decode(_batch, body, "body")
+        envelope = decode_body(_batch, body, "body")
         if envelope.sentAt:
             _sent_time(envelope.sentAt)  # checked here, so a bad one is named as the envelope's
             for call in envelope.batch:
@@ -194,7 +168,7 @@ def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
         return envelope.batch, envelope.writeKey
     if len(body) > MAX_CALL_BYTES:
         raise IngestError(f"call of {len(body):,} bytes; the limit is {MAX_CALL_BYTES:,}", field="body")
-    call = _decode(_call, body, "body")
+    call = decode_body(_call, body, "body")
     call.type = call.type or kind
     return [call], call.writeKey
 
@@ -219,45 +193,7 @@ def to_messages(calls: list[Call], received_at: float) -> list[Submission]:
         except IngestError as exc:
             if len(calls) == 1:
                 raise
-            raise _within(exc, f"batch[{i}]") from None
-    return out
-
-
-def parse_receipts(body: bytes) -> ReceiptsBody:
-    """Decode a provider's receipts webhook body (the batch limits apply).
-
-    Raises:
-        IngestError: malformed JSON, a wrong field type, or a size limit exceeded.
-    """
-    if len(body) > MAX_BATCH_BYTES:
-        raise IngestError(f"{len(body):,} bytes; the limit is {MAX_BATCH_BYTES:,}", field="body")
-    decoded: ReceiptsBody = _decode(_receipts, body, "body")
-    if decoded.receipts is not None and len(decoded.receipts) > MAX_BATCH_EVENTS:
-        count = len(decoded.receipts)
-        raise IngestError(f"{count:,} receipts; the limit is {MAX_BATCH_EVENTS:,}", field="receipts")
-    return decoded
-
-
-def receipts_to_messages(channel: str, body: ReceiptsBody, program: Program) -> list[Submission]:
-    """Turn a provider's receipts for ``channel`` into ``(customer_id, DeliveryReceipt, id)``.
-
-    The id is ``receipt:<channel>:<messageId>`` when the provider gave one, else
-    ``receipt:<key>:<status>``: a provider's retry of the same report applies once.
-
-    Raises:
-        IngestError: an unknown channel, or the first receipt with an unknown status or a key
-            that is no send step of ``program`` (``receipts[i].key``); nothing is returned then.
-    """
-    if channel not in CHANNELS:
-        raise IngestError(f"unknown channel {channel!r}; expected one of {list(CHANNELS)}", field="channel")
-    if body.receipts is None:  # one receipt, its fields at the top
-        return [_delivery(channel, ProviderReceipt(body.key, body.status, body.messageId), program)]
-    out: list[Submission] = []
-    for i, receipt in enumerate(body.receipts):
-        try:
-            out.append(_delivery(channel, receipt, program))
-        except IngestError as exc:
-            raise _within(exc, f"receipts[{i}]") from None
+            raise within(exc, f"batch[{i}]") from None
     return out
 
 
@@ -328,28 +264,6 @@ def _merge_visitor(call: Call, customer: str, out: list[Submission]) -> None:
         out.append((customer, Merged(visitor), merge_id))
 
 
-def _delivery(channel: str, receipt: ProviderReceipt, program: Program) -> Submission:
-    status, key = receipt.status, receipt.key
-    if status not in RECEIPT_STATUSES:
-        raise IngestError(f"unknown status {status!r}; expected one of {list(RECEIPT_STATUSES)}",
-                          field="status")
-    send = parse_send_key(key) if key else None
-    if send is None:
-        raise IngestError(f"{key!r} is not a send's idempotency key (customer:journey:entry:step:n)",
-                          field="key")
-    customer, journey_id, entry, step_id, n = send
-    if max(entry, n) > MAX_NUMBER:
-        raise IngestError(f"{key!r}: entry or send number beyond {MAX_NUMBER:,}", field="key")
-    journey = program.by_id.get(journey_id)
-    step = journey.steps.get(step_id) if journey is not None else None
-    if not isinstance(step, SendStep):
-        raise IngestError(f"journey {journey_id!r} has no send step {step_id!r}", field="key")
-    if channel not in step.channels:
-        raise IngestError(f"step {step_id!r} sends on {list(step.channels)}, not {channel!r}", field="key")
-    message_id = f"receipt:{channel}:{receipt.messageId}" if receipt.messageId else f"receipt:{key}:{status}"
-    return customer, DeliveryReceipt(journey_id, entry, channel, step.message, status), message_id
-
-
 def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:
     known = RECEIPTS[event]
     journey, entry = props.get("journey"), props.get("entry")
@@ -375,7 +289,7 @@ def _identity(value: str | None, field: str, missing: str) -> str:
     return value
 
 
-def _within(exc: IngestError, item: str) -> IngestError:
+def within(exc: IngestError, item: str) -> IngestError:
     """The same error, its field named within the batch item that failed."""
     return IngestError(str(exc).removeprefix(f"{exc.field}: "), field=f"{item}.{exc.field}")
 
@@ -440,7 +354,7 @@ def _time(text: str, field: str) -> float:
         raise IngestError(f"{text!r} is not an ISO 8601 time", field=field) from None
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> Any:
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
