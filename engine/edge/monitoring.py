@@ -58,6 +58,8 @@ class EngineCollector(Collector):
             "touchpoint_pending_timers": ("Timers queued (cancelled ones included)", len(runtime.timers)),
             "touchpoint_inbox_depth": ("Batches waiting for the engine", runtime.inbox_depth),
             "touchpoint_applied_lsn": ("Last write-ahead log position applied", runtime.applied_lsn),
+            "touchpoint_dedupe_ids": ("Client message ids remembered for dedupe (24 h, 2 million at most)",
+                                      len(runtime.seen)),
             "touchpoint_accepting": ("1 while the engine takes events; 0 when its log cannot be written, "
                                      "or it failed or is stopping (ingestion answers 503)",
                                      int(runtime.accepting)),
@@ -99,10 +101,13 @@ def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[Counte
     forgotten = CounterMetricFamily(
         "touchpoint_mock_sends_forgotten",
         "Delivered keys a mock provider forgot (beyond its record_limit)", labels=["channel"])
+    calls = CounterMetricFamily("touchpoint_mock_calls", "Calls a mock provider took", labels=["channel"])
     for channel, provider in sorted(outbox.providers.items()):
         if isinstance(provider, MockProvider):
             forgotten.add_metric([channel], provider.dropped)
+            calls.add_metric([channel], provider.calls)
     yield forgotten
+    yield calls
     failures = CounterMetricFamily(
         "touchpoint_storage_write_failures", "Failed writes (a full disk), not retried",
         labels=["file"])
