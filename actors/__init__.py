@@ -15,7 +15,6 @@ from actors.errors import (
     IngestError,
     ProviderError,
     ScenarioError,
-    StorageError,
     TouchpointError,
 )
 from actors.journey import Program
@@ -27,7 +26,6 @@ __all__ = [
     "Program",
     "ProviderError",
     "ScenarioError",
-    "StorageError",
     "TouchpointError",
     "compile_scenario",
 ]

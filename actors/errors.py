@@ -5,9 +5,11 @@
     │                        and says what would be valid
     ├── IngestError          a bad event at the edge: answered with a 4xx naming field and reason
     ├── ProviderError        a channel failed: retried, then dead-lettered, never dropped silently
-    ├── StorageError         the data directory is damaged, or cannot be written (a full disk):
-    │                        names the file, the offset or the cause, and what to do
     └── EngineInternalError  our bug: an invariant of the core did not hold
+
+The storage's error, ``StorageError`` (a data folder damaged, or that cannot be written: it names
+the file, the offset or the cause, and what to do), is a ``TouchpointError`` too, but lives in
+``engine.storage.errors``, where it is raised: the pure core does no I/O.
 
 Boundaries translate foreign exceptions into these with ``raise ... from None``; nothing is
 swallowed.
@@ -94,11 +96,6 @@ class ProviderError(TouchpointError):
         self.retry_after = retry_after
         self.permanent = permanent
         super().__init__(message)
-
-
-class StorageError(TouchpointError):
-    """The write-ahead log or a snapshot is damaged where it cannot be repaired safely, or could
-    not be written (nothing half-written is left: the message says what was kept)."""
 
 
 class EngineInternalError(TouchpointError):

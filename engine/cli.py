@@ -29,10 +29,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from actors import ScenarioError
-from actors.errors import StorageError
 from engine.runtime.memory import peak_rss_bytes
 from engine.runtime.simulation import DAY, Simulation
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
+from engine.storage.errors import StorageError
 from reports.summary import print_summary
 from scenarios import built_in_names
 

@@ -62,7 +62,6 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from actors.errors import StorageError
 from actors.messages import DeliveryReceipt
 from engine.delivery.outbox import Outbox, OutboxSettings, Provider
 from engine.delivery.providers import (
@@ -81,8 +80,10 @@ from engine.edge.views import profile_view
 from engine.runtime.memory import freeze_long_lived
 from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario, resolve
+from engine.storage.errors import StorageError
 from engine.storage.outbox_files import DeadLetterFile, SettledLog
-from engine.storage.snapshots import SnapshotStatistics, fork_snapshot, recover, write_snapshot
+from engine.storage.recovery import recover
+from engine.storage.snapshots import SnapshotStatistics, fork_snapshot, write_snapshot
 
 PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
 STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish

@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, tz_offsets
 
-from actors import EngineInternalError, StorageError
+from actors import EngineInternalError
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
 from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, TimerFired
 from engine.storage import snapshots
-from engine.storage.snapshots import load_latest, recover, write_snapshot
+from engine.storage.errors import StorageError
+from engine.storage.recovery import recover
+from engine.storage.snapshots import load_latest, write_snapshot
 from engine.storage.wal import WriteAheadLog
 
 MESSAGES: list[Message] = [

@@ -18,7 +18,6 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from trio.testing import MockClock
 
-from actors.errors import StorageError
 from actors.messages import Event, Identified, TimerFired
 from actors.profile import Profile
 from engine.edge import http
@@ -26,6 +25,7 @@ from engine.edge.http import create_app
 from engine.edge.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.errors import StorageError
 from engine.storage.wal import WriteAheadLog
 
 KEY = "wk_test"

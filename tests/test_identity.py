@@ -119,7 +119,8 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
 
 
 def test_a_merge_survives_a_restart_through_the_log_and_the_snapshot(tmp_path):
-    from engine.storage.snapshots import load_latest, recover, write_snapshot
+    from engine.storage.recovery import recover
+    from engine.storage.snapshots import load_latest, write_snapshot
     from engine.storage.wal import WriteAheadLog
 
     program = load_program()
@@ -143,7 +144,7 @@ def test_a_message_for_the_merged_id_in_the_same_batch_reaches_the_known_custome
 
     from engine.runtime.channels import MockChannel
     from engine.runtime.realtime import RealtimeRuntime
-    from engine.storage.snapshots import recover
+    from engine.storage.recovery import recover
     from engine.storage.wal import WriteAheadLog
 
     program = load_program()

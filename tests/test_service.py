@@ -23,12 +23,12 @@ from local_providers import CountingProvider, SmtpInbox, free_port
 from prometheus_client import generate_latest
 from serving import KEY, start, stop
 
-from actors.errors import StorageError
 from actors.messages import Event
 from engine import service
 from engine.delivery.outbox import Outbox
 from engine.edge.monitoring import registry_for
 from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.errors import StorageError
 from engine.storage.outbox_files import SettledLog
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from harness import ROOT, T0, load_program, make_actor
 
-from actors import StorageError
 from actors.messages import Event
 from engine.storage import snapshots
+from engine.storage.errors import StorageError
 from engine.storage.snapshots import load_latest, write_snapshot
 from engine.storage.wal import WriteAheadLog
 
@@ -33,8 +33,8 @@ LIMIT = 4096  # bytes a file may grow to in the child
 WAL_UNDER_A_SIZE_LIMIT = """
 import json, random, resource, sys
 from pathlib import Path
-from actors import StorageError
 from actors.messages import Event
+from engine.storage.errors import StorageError
 from engine.storage.wal import WriteAheadLog
 
 directory, limit, segment_bytes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -70,7 +70,7 @@ print(json.dumps(outcomes))
 SNAPSHOT_UNDER_A_SIZE_LIMIT = """
 import json, resource, sys
 from pathlib import Path
-from actors import StorageError
+from engine.storage.errors import StorageError
 from engine.storage.snapshots import write_snapshot
 
 directory, limit = Path(sys.argv[1]), int(sys.argv[2])

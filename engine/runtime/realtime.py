@@ -25,7 +25,7 @@ is bounded: the batches already queued are handled, and timers still due stay wi
 (a snapshot keeps them; they fire at the next start).
 
 The log holds timer firings too, with their times, so replaying it through the pure core
-(``engine.storage.snapshots.recover``) rebuilds exactly the state the engine had. Engine time is seconds
+(``engine.storage.recovery.recover``) rebuilds exactly the state the engine had. Engine time is seconds
 since the epoch: ``epoch + anyio.current_time()``; with trio's ``MockClock`` and ``epoch=0`` it
 runs on simulated time, which is how it is shown to give the simulation's very trace.
 """
@@ -42,7 +42,6 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from actors.actor import Actor
-from actors.errors import StorageError
 from actors.journey import Program
 from actors.messages import Effect, Escalated, Message, Schedule, Send, TimerFired
 from actors.profile import Profile
@@ -50,7 +49,9 @@ from engine.edge.dedupe import SeenMessageIds
 from engine.runtime.channels import ChannelAdapter
 from engine.runtime.identities import Aliases, apply_message
 from engine.runtime.scheduler import TimerQueue
-from engine.storage.snapshots import Dormant, collector_paused
+from engine.storage.dormant import Dormant
+from engine.storage.errors import StorageError
+from engine.storage.snapshots import collector_paused
 from engine.storage.wal import WriteAheadLog
 from reports.metrics import RunMetrics
 

@@ -14,11 +14,12 @@ Theory of operation.
    to a temporary file that is fsynced and renamed into place; the log before that position is
    dropped only once the snapshot is in place. A snapshot that cannot be written leaves the
    older one and the log as they were.
-3. Recovery (``snapshots.recover``) loads the newest complete snapshot, replays the log after it
+3. Recovery (``recovery.recover``) loads the newest complete snapshot, replays the log after it
    through the pure core, routed as the runtime routed it, and so rebuilds exactly the state the
    engine had, timers included: a timer that came due while the engine was down fires once.
    A torn last frame (a crash mid-write) is cut off; damage with good data after it stops the
-   start with the file and offset.
+   start with the file and offset. The actors the log does not concern may stay in the dormant
+   store (``dormant.py``) as the raw records read, woken by the first message for them.
 4. A send is never forgotten. Sends are effects of logged messages, so the replay produces every
    send again; the outbox is handed each one that is not known to be settled: pending in the
    snapshot, or produced after it, and not in ``settled.log``.
@@ -27,6 +28,10 @@ Theory of operation.
    ``outbox_files.SettledLog`` records each key the moment its send settles (delivered or
    dead-lettered), so a restart re-sends only what may not have gone out: at most the calls in
    flight when the engine died, under their keys.
+
+Damage that cannot be repaired safely, and a write that fails, raise ``errors.StorageError``
+(naming the file, the offset or the cause, and what was kept): import it from
+``engine.storage.errors``.
 
 A data folder holds:
 

@@ -1,30 +1,25 @@
-"""Snapshots: every actor's state, written atomically, read back for recovery.
+"""Snapshots: the file format of every actor's state, written atomically, read back for recovery.
 
 A snapshot file is a stream of MessagePack values: a header ``{"format", "lsn", "seen", "pending",
 "aliases"}`` (message ids applied lately, sends not yet settled, merged ids), the actors in chunks
 of up to ``CHUNK`` (``actors.codec``), each framed as one bin, and a trailer ``{"end": count}``.
 It is written to a temporary file, fsynced, renamed into place and the folder fsynced, so a
-crash leaves either the old snapshots or the new one complete. A file without its trailer (or
-that fails to parse) is skipped for the next older one; a file of another format stops the load
-with a ``StorageError`` (skipping it would quietly restore older state, and the log before it
-may be gone).
+crash leaves either the old snapshots or the new one complete; ``fork_snapshot`` writes it from
+a forked child, so the engine pauses for the fork and not for the write. A file without its
+trailer (or that fails to parse) is skipped for the next older one; a file of another format
+stops the load with a ``StorageError`` (skipping it would quietly restore older state, and the
+log before it may be gone).
 
 Both directions are built for a million actors. Writing packs each chunk with msgspec (twice as
 fast as msgpack, the same bytes) and writes it in one call; reading streams the chunks back with
-``msgpack.Unpacker``. A load keeps each actor as its raw record (``Dormant``) and the runtime
-turns it into an actor when the first message for it comes: a restore makes two objects per
-actor, not twenty, and a record still dormant at the next snapshot is written back as it is.
-Both run with the cyclic garbage collector off: chunks and actors are container objects by the
-thousand, and the collections their allocation would trigger scan every object of the process
-again and again, for nothing (actor state and records have no reference cycles: reference
-counting frees them). What a complete load restored is then frozen (``gc.freeze``) into the
-permanent generation, where later collections skip it: the engine keeps it for its whole life.
-
-Recovery (``recover``) loads the newest valid snapshot, replays the write-ahead log after it
-through the actors (waking those it concerns), and returns them with their live timers, which
-the runtime re-arms (a timer that came due while the engine was down fires once, at restart),
-and with the sends to hand to the outbox again (pending at the snapshot, or produced by the
-replay).
+``msgpack.Unpacker`` into the dormant store (``dormant.py``), which keeps each actor as its raw
+record until a message wakes it. Both run with the cyclic garbage collector off
+(``collector_paused``): chunks and actors are container objects by the thousand, and the
+collections their allocation would trigger scan every object of the process again and again, for
+nothing (actor state and records have no reference cycles: reference counting frees them). What
+a complete load restored is then frozen (``gc.freeze``) into the permanent generation, where
+later collections skip it: the engine keeps it for its whole life. Recovery, the snapshot plus
+the log after it, is ``recovery.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice, repeat
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,22 +40,12 @@ import msgpack
 import msgspec
 
 from actors.actor import Actor
-from actors.codec import (
-    Chunk,
-    actor_from,
-    actors_of,
-    encode_chunk,
-    read_chunk,
-    rewrite_chunk,
-    send_record,
-    to_chunk,
-)
-from actors.errors import StorageError
+from actors.codec import encode_chunk, read_chunk, send_record, to_chunk
 from actors.journey import Program
-from actors.messages import Schedule, Send, TimerFired
-from actors.profile import Profile
-from engine.runtime.identities import Aliases, apply_message
-from engine.storage.wal import WriteAheadLog, fsync_directory
+from actors.messages import Send
+from engine.storage.dormant import Dormant
+from engine.storage.errors import StorageError
+from engine.storage.wal import fsync_directory
 
 FORMAT = 3  # 1: one record per actor (before chunks); 2: chunks not framed, records not apart
 CHUNK = 10_000  # actors packed per write
@@ -87,92 +72,6 @@ class SnapshotStatistics:
               flush=True)
 
 
-class Dormant:
-    """Actors restored from a snapshot and not needed since: each one's raw record, with its
-    chunk, turned into an actor on first use (``wake``). A chunk is let go once all of its
-    actors are awake."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, tuple[Chunk, Any]] = {}  # customer id -> (chunk, raw record)
-        self.chunks: dict[Chunk, int] = {}  # -> how many of its actors are still dormant
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __contains__(self, customer_id: object) -> bool:
-        return customer_id in self.records
-
-    def add(self, chunk: Chunk) -> None:
-        """Take a chunk's actors in, dormant."""
-        self.chunks[chunk] = len(chunk)
-        entries = zip(repeat(chunk), chunk.records, strict=False)  # (pairs made in C, no loop)
-        self.records.update(zip(chunk.ids, entries, strict=True))
-
-    def wake(self, customer_id: str) -> Actor | None:
-        """The actor of ``customer_id``, no longer dormant (None: it is not here)."""
-        entry = self.records.pop(customer_id, None)
-        if entry is None:
-            return None
-        chunk, raw = entry
-        left = self.chunks[chunk] - 1
-        if left:
-            self.chunks[chunk] = left
-        else:
-            del self.chunks[chunk]
-        return actor_from(chunk, customer_id, raw)
-
-    def wake_all(self) -> dict[str, Actor]:
-        """Every dormant actor, by customer id (none stays dormant)."""
-        actors: dict[str, Actor] = {}
-        for chunk, left in self.chunks.items():
-            if left == len(chunk):  # (the usual case, as for ``export``: all of it in one go)
-                actors.update(actors_of(chunk))
-        for customer_id, (chunk, raw) in self.records.items():
-            if customer_id not in actors:
-                actors[customer_id] = actor_from(chunk, customer_id, raw)
-        self.records.clear()
-        self.chunks.clear()
-        return actors
-
-    def live_timers(self) -> list[tuple[float, int, str, TimerFired]]:
-        """The live timers of the dormant actors, as ``(due_at, priority, customer_id, fired)``
-        for ``TimerQueue.push_many``. Equal ``TimerFired`` messages are one object (they are
-        frozen): a million timers of a few journey versions make a few messages."""
-        records, items = self.records, []
-        messages: dict[tuple[str, int], TimerFired] = {}
-        for chunk in self.chunks:
-            ids, journeys, by_id = chunk.ids, chunk.journeys, chunk.program.by_id
-            priorities = [by_id[journey].priority for journey in journeys]
-            actor_at, journey_at, versions, due = chunk.timer_columns()
-            for position, journey, version, at in zip(actor_at, journey_at, versions, due, strict=True):
-                customer_id = ids[position]
-                if customer_id in records:
-                    fired = messages.get((journeys[journey], version))
-                    if fired is None:
-                        fired = messages[journeys[journey], version] = TimerFired(journeys[journey], version)
-                    items.append((at, priorities[journey], customer_id, fired))
-        return items
-
-    def chunks_to_write(self) -> Iterator[tuple[Any, ...]]:
-        """The dormant actors as chunks: their records and columns as they were read, or, from
-        a chunk that less than half of is still dormant, made into actors and packed anew (a
-        rewritten chunk carries all of its columns, so a few records must not keep a whole
-        chunk's worth alive). They stay dormant here either way."""
-        records, sparse = self.records, []
-        for chunk in self.chunks:
-            keep = []
-            for position, customer_id in enumerate(chunk.ids):
-                entry = records.get(customer_id)
-                if entry is not None and entry[0] is chunk:
-                    keep.append(position)
-            if 2 * len(keep) >= len(chunk):
-                yield rewrite_chunk(chunk, keep)
-            else:
-                sparse.extend(actor_from(chunk, chunk.ids[i], chunk.records[i]) for i in keep)
-        for start in range(0, len(sparse), CHUNK):
-            yield to_chunk(sparse[start : start + CHUNK])
-
-
 class Snapshot(NamedTuple):
     """A loaded snapshot: its actors, woken (``actors``) or left dormant (``dormant``)."""
 
@@ -180,18 +79,6 @@ class Snapshot(NamedTuple):
     actors: dict[str, Actor]
     seen: dict[str, float]
     pending: list[Send]
-    aliases: dict[str, str]
-    dormant: Dormant
-
-
-class Recovered(NamedTuple):
-    """What ``recover`` rebuilds from a data folder."""
-
-    actors: dict[str, Actor]
-    timers: list[tuple[str, Schedule]]
-    log: WriteAheadLog
-    seen: dict[str, float]
-    resend: list[Send]
     aliases: dict[str, str]
     dormant: Dormant
 
@@ -249,7 +136,7 @@ def _write_snapshot_file(
         while chunk := list(islice(remaining, CHUNK)):
             file.write(pack(encode_chunk(to_chunk(chunk))))  # (framed: one bin a chunk)
             count += len(chunk)
-        for kept in dormant.chunks_to_write() if dormant is not None else ():
+        for kept in dormant.chunks_to_write(CHUNK) if dormant is not None else ():
             file.write(pack(encode_chunk(kept)))
             count += len(kept[1])
         file.write(pack({"end": count}))
@@ -373,45 +260,3 @@ def _read(path: Path, program: Program) -> Snapshot | None:
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
     return None  # no trailer: the file was cut short
-
-
-def recover(
-    data: Path,
-    program: Program,
-    profiles: Callable[[str], Profile] = Profile,
-    fsync: str = "batch",
-    wake: bool = True,
-) -> Recovered:
-    """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
-
-    ``fsync`` is the policy of the reopened log (see ``engine.storage.wal``). With ``wake=False``, the
-    actors the log does not concern are left dormant (``Recovered.dormant``), their timers
-    with them (``Dormant.live_timers``).
-
-    Returns:
-        The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, the open log
-        ready for appends, the client message ids applied (id -> when), and the sends to hand
-        to the outbox again: those pending at the snapshot and those the replay produced. They
-        may have gone out before the crash; their idempotency keys make a second try harmless
-        at a provider that honours keys, and forgetting them is not an option. And the merged
-        ids (source -> target), which the runtime keeps routing.
-    """
-    snapshot = load_latest(data / "snapshots", program, wake)
-    actors, seen, resend = snapshot.actors, snapshot.seen, list(snapshot.pending)
-    aliases = Aliases(snapshot.aliases)
-    log = WriteAheadLog(data / "wal", fsync=fsync)
-
-    def new_actor(customer_id: str) -> Actor:
-        return Actor(program, profiles(customer_id))
-
-    for _, at, customer_id, message, message_id in log.replay(after=snapshot.lsn):
-        if message_id is not None:
-            seen[message_id] = at
-        # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
-        # the sends matter again
-        _, effects = apply_message(actors, aliases, new_actor, customer_id, message, at,
-                                   snapshot.dormant.wake)
-        resend.extend(e for e in effects if isinstance(e, Send))
-    timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
-    return Recovered(actors, timers, log, seen, resend, aliases.of, snapshot.dormant)
-

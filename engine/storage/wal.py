@@ -43,8 +43,8 @@ from pathlib import Path
 
 import msgspec
 
-from actors.errors import StorageError
 from actors.messages import Message
+from engine.storage.errors import StorageError
 
 FRAME = struct.Struct("<II")
 FSYNC_POLICIES = ("batch", "none")
