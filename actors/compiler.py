@@ -1,20 +1,21 @@
 """From a parsed scenario document to a ``Program``, or a ``ScenarioError`` a person can act on.
 
-Two passes. The shape pass converts each part with msgspec into typed specs (unknown fields and
-wrong types are caught here, with the path of the field). The meaning pass checks what types cannot:
-durations, step references, channel names, conditions, and that every cycle in a journey passes
-through a step that waits. Every error names the source, journey, step and field, and says what
-would be valid. The ``population`` and ``world`` tables belong to the simulator and are ignored.
+Two passes. The shape pass converts each part with msgspec into the typed specs of ``actors.specs``
+(unknown fields, wrong types, values out of range and malformed durations are caught there, with
+the path of the field). The meaning pass, here, checks what types cannot: step references, channel
+names, conditions, and that every cycle in a journey passes through a step that waits. Every error
+names the source, journey, step and field, and says what would be valid. Durations are seconds in
+the compiled ``Program``: the core never parses one. The ``population`` and ``world`` tables belong
+to the simulator and are ignored.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
-from actors.durations import parse_duration, parse_time_of_day
+from actors.durations import parse_duration
 from actors.errors import ScenarioError
 from actors.journey import (
     INSTANT_STEPS,
@@ -40,6 +41,8 @@ from actors.journey import (
 from actors.messages import CHANNELS, Scalar
 from actors.policy import rank_channels
 from actors.profile import Profile
+from actors.specs import ConditionSpec, JourneySpec, PolicySpec, SplitArmSpec, StepSpec, WaitUntilSpec
+from actors.validation import convert_part
 
 STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
 SOURCES = {
@@ -49,166 +52,6 @@ SOURCES = {
     "engagement": ("sends", "delivered", "opened", "clicked", "click_rate"),
 }
 RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
-
-
-# -- the shape of the file -----------------------------------------------------------------------
-
-
-class _Spec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    pass
-
-
-class ConditionSpec(_Spec):
-    field: str
-    op: str = "=="
-    value: Scalar | list[Scalar] = None
-
-
-class EntrySpec(_Spec):
-    event: str
-    where: list[ConditionSpec] = []
-
-
-class ExitSpec(_Spec):
-    events: list[str] = []
-
-
-class GoalSpec(_Spec):
-    event: str = "purchase"
-    within: str = "7d"
-
-
-class WaitUntilSpec(_Spec):
-    until: str
-
-
-class WaitForSpec(_Spec):
-    event: str
-    timeout: str
-    where: list[ConditionSpec] = []
-
-
-class SendSpec(_Spec):
-    message: str
-    channel: str
-    candidates: list[str] = []
-    transactional: bool = False
-
-
-class BranchRuleSpec(_Spec, rename={"if_": "if"}):
-    if_: list[ConditionSpec]
-    next: str
-
-
-class SplitArmSpec(_Spec):
-    weight: float
-    next: str
-
-
-class EscalateSpec(_Spec):
-    queue: str = "support"
-
-
-class StepSpec(_Spec, rename={"else_": "else"}):
-    wait: str | WaitUntilSpec | None = None
-    wait_for: WaitForSpec | None = None
-    send: SendSpec | None = None
-    branch: list[BranchRuleSpec] | None = None
-    split: list[SplitArmSpec] | None = None
-    update: dict[str, Scalar] | None = None
-    escalate: EscalateSpec | None = None
-    end: bool | None = None
-    next: str | None = None
-    on_event: str | None = None
-    on_timeout: str | None = None
-    else_: str | None = None
-
-
-class JourneySpec(_Spec):
-    id: str
-    entry: EntrySpec
-    start: str
-    steps: dict[str, dict[str, Any]]
-    exit: ExitSpec = msgspec.field(default_factory=ExitSpec)
-    reentry: str | None = None
-    holdout: float = 0.0
-    priority: int = 0
-    goal: GoalSpec = msgspec.field(default_factory=GoalSpec)
-    description: str = ""
-
-
-class CapSpec(_Spec):
-    max: int
-    per: str
-    channel: str | None = None
-
-
-class QuietHoursSpec(_Spec):
-    start: str
-    end: str
-
-
-class CooldownSpec(_Spec):
-    event: str
-    duration: str = msgspec.field(name="for")
-    where: list[ConditionSpec] = []
-    name: str | None = None
-
-
-class PolicySpec(_Spec):
-    caps: list[CapSpec] = []
-    quiet_hours: QuietHoursSpec | None = None
-    after_conversion: str | None = None
-    cooldowns: list[CooldownSpec] = []
-    same_message_window: str | None = None
-    on_block: dict[str, str] = {}
-    channel_priors: dict[str, float] = {}
-    prior_weight: float = 20.0
-
-
-_PATH = re.compile(r" - at `\$(.*)`$")
-_UNKNOWN = re.compile(r"^unknown field `(.*)`$")
-
-
-def _convert(raw: object, spec: type[Any], prefix: str = "") -> Any:
-    """msgspec conversion with the failing field pulled out of the message."""
-    try:
-        return msgspec.convert(raw, spec)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _PATH.search(text)
-        path = match.group(1).lstrip(".") if match else ""
-        message = _PATH.sub("", text).replace("Object contains unknown field", "unknown field")
-        unknown = _UNKNOWN.match(message)
-        if unknown:  # name the stray field itself, and say which ones the table accepts
-            message = f"{message}; expected one of {_accepted_fields(spec, path)}"
-            path = ".".join(p for p in (path, unknown.group(1)) if p)
-        field = ".".join(p for p in (prefix, path) if p) or None
-        raise ScenarioError(message, field=field) from None
-
-
-def _accepted_fields(spec: type[Any], path: str) -> list[str]:
-    """The field names the table at ``path`` (``""``, ``send``, ``branch[0].if[0]``) accepts."""
-    info: Any = msgspec.inspect.type_info(spec)
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        index = part.startswith("[")
-        info = _member(info, msgspec.inspect.ListType if index else msgspec.inspect.StructType)
-        if info is not None:
-            fields = [] if index else [f.type for f in info.fields if f.encode_name == part]
-            info = info.item_type if index else (fields[0] if fields else None)
-        if info is None:
-            return []
-    struct = _member(info, msgspec.inspect.StructType)
-    return [] if struct is None else [f.encode_name for f in struct.fields]
-
-
-def _member(info: Any, kind: type[Any]) -> Any:
-    """``info`` itself, or its union member, when it is of ``kind``; else None."""
-    options = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
-    return next((t for t in options if isinstance(t, kind)), None)
-
-
-# -- the meaning ---------------------------------------------------------------------------------
 
 
 def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
@@ -262,24 +105,20 @@ def _compile(document: dict[str, Any], source: str) -> Program:
 
 def _compile_policy(raw: object) -> Policy:
     try:
-        spec: PolicySpec = _convert(raw, PolicySpec)
+        spec = convert_part(raw, PolicySpec)
         caps = []
         for i, cap in enumerate(spec.caps):
-            where = f"caps[{i}]"
-            if cap.max < 1:
-                raise ScenarioError("a cap allows at least 1 send", field=f"{where}.max")
             if cap.channel is not None:
-                _check_channel(cap.channel, f"{where}.channel")
-            caps.append(Cap(cap.max, _duration(cap.per, f"{where}.per"), cap.channel))
+                _check_channel(cap.channel, f"caps[{i}].channel")
+            caps.append(Cap(cap.max, float(cap.per), cap.channel))
         cooldowns = []
         if spec.after_conversion is not None:
-            seconds = _duration(spec.after_conversion, "after_conversion")
-            cooldowns.append(Cooldown("after_conversion", "purchase", seconds))
+            cooldowns.append(Cooldown("after_conversion", "purchase", float(spec.after_conversion)))
         for i, cd in enumerate(spec.cooldowns):
             where = f"cooldowns[{i}]"
             rule = cd.name or f"cooldown_{cd.event}"
             conditions = _conditions(cd.where, f"{where}.where", event_only=True)
-            cooldowns.append(Cooldown(rule, cd.event, _duration(cd.duration, f"{where}.for"), conditions))
+            cooldowns.append(Cooldown(rule, cd.event, float(cd.duration), conditions))
         rules = set(RULES) | {c.rule for c in cooldowns}
         for rule, action in spec.on_block.items():
             if rule not in rules:
@@ -287,21 +126,15 @@ def _compile_policy(raw: object) -> Policy:
                 raise ScenarioError(expected, field=f"on_block.{rule}")
             if action not in ("defer", "skip"):
                 raise ScenarioError(f"{action!r}: expected 'defer' or 'skip'", field=f"on_block.{rule}")
-        for channel, prior in spec.channel_priors.items():
+        for channel in spec.channel_priors:
             _check_channel(channel, f"channel_priors.{channel}")
-            if not 0.0 <= prior <= 1.0:
-                raise ScenarioError("a prior rate is in [0, 1]", field=f"channel_priors.{channel}")
         quiet = spec.quiet_hours
         return Policy(
             caps=tuple(caps),
-            quiet_start=_time_of_day(quiet.start, "quiet_hours.start") if quiet else None,
-            quiet_end=_time_of_day(quiet.end, "quiet_hours.end") if quiet else None,
+            quiet_start=float(quiet.start) if quiet else None,
+            quiet_end=float(quiet.end) if quiet else None,
             cooldowns=tuple(cooldowns),
-            same_message_window=(
-                _duration(spec.same_message_window, "same_message_window")
-                if spec.same_message_window is not None
-                else None
-            ),
+            same_message_window=_seconds(spec.same_message_window),
             on_block=dict(spec.on_block),
             channel_priors=dict(spec.channel_priors),
             prior_weight=spec.prior_weight,
@@ -311,12 +144,10 @@ def _compile_policy(raw: object) -> Policy:
 
 
 def _compile_journey(raw: object) -> Journey:
-    spec: JourneySpec = _convert(raw, JourneySpec)
+    spec = convert_part(raw, JourneySpec)
     for name, field in ((spec.id, "id"), *((step_id, f"steps.{step_id}") for step_id in spec.steps)):
         if ":" in name:  # send keys are "customer:journey:entry:step:n", read from the right
             raise ScenarioError(f"{name!r} contains ':', which idempotency keys reserve", field=field)
-    if not 0.0 <= spec.holdout < 1.0:
-        raise ScenarioError(f"{spec.holdout} is not a fraction in [0, 1)", field="holdout")
     steps: dict[str, Step] = {}
     for step_id, raw_step in spec.steps.items():
         try:
@@ -339,16 +170,16 @@ def _compile_journey(raw: object) -> Journey:
         start=spec.start,
         steps=steps,
         exit_events=tuple(spec.exit.events),
-        reentry=_duration(spec.reentry, "reentry") if spec.reentry is not None else None,
+        reentry=_seconds(spec.reentry),
         holdout=spec.holdout,
         priority=spec.priority,
         goal_event=spec.goal.event,
-        goal_within=_duration(spec.goal.within, "goal.within"),
+        goal_within=float(spec.goal.within),
     )
 
 
 def _compile_step(step_id: str, raw: object) -> Step:
-    spec: StepSpec = _convert(raw, StepSpec)
+    spec = convert_part(raw, StepSpec)
     kinds = [k for k in STEP_KINDS if getattr(spec, k) is not None]
     if len(kinds) != 1:
         found = f"found {kinds}" if kinds else "found none"
@@ -361,15 +192,14 @@ def _compile_step(step_id: str, raw: object) -> Step:
         if isinstance(spec.wait, str):
             return WaitStep(step_id, _need(spec.next, "next"), seconds=_duration(spec.wait, "wait"))
         assert isinstance(spec.wait, WaitUntilSpec)
-        until = _time_of_day(spec.wait.until, "wait.until")
-        return WaitStep(step_id, _need(spec.next, "next"), until=until)
+        return WaitStep(step_id, _need(spec.next, "next"), until=float(spec.wait.until))
     if kind == "wait_for":
         wf = spec.wait_for
         assert wf is not None
         return WaitForStep(
             step_id,
             wf.event,
-            _duration(wf.timeout, "wait_for.timeout"),
+            float(wf.timeout),
             _need(spec.on_event, "on_event"),
             _need(spec.on_timeout, "on_timeout"),
             _conditions(wf.where, "wait_for.where", event_only=True),
@@ -512,11 +342,9 @@ def _duration(text: object, field: str) -> float:
         raise exc.located(field=field) from None
 
 
-def _time_of_day(text: object, field: str) -> float:
-    try:
-        return parse_time_of_day(text)
-    except ScenarioError as exc:
-        raise exc.located(field=field) from None
+def _seconds(duration: float | None) -> float | None:
+    """A decoded duration as a plain float (None stays)."""
+    return None if duration is None else float(duration)
 
 
 def _need(target: str | None, field: str) -> str:

@@ -1,0 +1,134 @@
+"""The shape of a scenario's journeys and policy: the msgspec records their TOML tables convert into.
+
+This is the compiler's first pass (``actors.validation.convert_part``): unknown fields, wrong
+types, values outside a ``constraint`` and malformed durations (``Duration``, ``TimeOfDay``) are
+caught here, each with the path of its field. What types cannot say (step references, channel
+names, conditions, cycles) is the compiler's second pass, ``actors.compiler``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from actors.durations import Duration, TimeOfDay
+from actors.messages import Scalar
+from actors.validation import constraint
+
+
+class _Spec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class ConditionSpec(_Spec):
+    field: str
+    op: str = "=="
+    value: Scalar | list[Scalar] = None
+
+
+class EntrySpec(_Spec):
+    event: str
+    where: list[ConditionSpec] = []
+
+
+class ExitSpec(_Spec):
+    events: list[str] = []
+
+
+class GoalSpec(_Spec):
+    event: str = "purchase"
+    within: Duration = Duration(7 * 86400)  # "7d"
+
+
+class WaitUntilSpec(_Spec):
+    until: TimeOfDay
+
+
+class WaitForSpec(_Spec):
+    event: str
+    timeout: Duration
+    where: list[ConditionSpec] = []
+
+
+class SendSpec(_Spec):
+    message: str
+    channel: str
+    candidates: list[str] = []
+    transactional: bool = False
+
+
+class BranchRuleSpec(_Spec, rename={"if_": "if"}):
+    if_: list[ConditionSpec]
+    next: str
+
+
+class SplitArmSpec(_Spec):
+    weight: float
+    next: str
+
+
+class EscalateSpec(_Spec):
+    queue: str = "support"
+
+
+class StepSpec(_Spec, rename={"else_": "else"}):
+    # ``wait`` is a duration or an ``until`` table: msgspec decodes no union with a custom type, so
+    # the compiler parses that duration
+    wait: str | WaitUntilSpec | None = None
+    wait_for: WaitForSpec | None = None
+    send: SendSpec | None = None
+    branch: list[BranchRuleSpec] | None = None
+    split: list[SplitArmSpec] | None = None
+    update: dict[str, Scalar] | None = None
+    escalate: EscalateSpec | None = None
+    end: bool | None = None
+    next: str | None = None
+    on_event: str | None = None
+    on_timeout: str | None = None
+    else_: str | None = None
+
+
+class JourneySpec(_Spec):
+    id: str
+    entry: EntrySpec
+    start: str
+    steps: dict[str, dict[str, Any]]
+    exit: ExitSpec = msgspec.field(default_factory=ExitSpec)
+    reentry: Duration | None = None
+    holdout: Annotated[float, constraint("{value} is not a fraction in [0, 1)", ge=0.0, lt=1.0)] = 0.0
+    priority: int = 0
+    goal: GoalSpec = msgspec.field(default_factory=GoalSpec)
+    description: str = ""
+
+
+class CapSpec(_Spec):
+    max: Annotated[int, constraint("a cap allows at least 1 send", ge=1)]
+    per: Duration
+    channel: str | None = None
+
+
+class QuietHoursSpec(_Spec):
+    start: TimeOfDay
+    end: TimeOfDay
+
+
+class CooldownSpec(_Spec):
+    event: str
+    duration: Duration = msgspec.field(name="for")
+    where: list[ConditionSpec] = []
+    name: str | None = None
+
+
+_PriorRate = Annotated[float, constraint("a prior rate is in [0, 1]", ge=0.0, le=1.0)]
+
+
+class PolicySpec(_Spec):
+    caps: list[CapSpec] = []
+    quiet_hours: QuietHoursSpec | None = None
+    after_conversion: Duration | None = None
+    cooldowns: list[CooldownSpec] = []
+    same_message_window: Duration | None = None
+    on_block: dict[str, str] = {}
+    channel_priors: dict[str, _PriorRate] = {}
+    prior_weight: float = 20.0
