@@ -65,6 +65,18 @@ FORMAT_VERSION = 6
 
 _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a context; never mutated
 _LITTLE_ENDIAN = sys.byteorder == "little"
+# The positions of the fields this module reads out of a record without decoding all of it, named
+# after the layouts in the docstring above (which are the format: positional, no names on disk).
+CHUNK_FIELDS = ("version", "ids", "doubles", "timelines", "journeys", "records", "timers")
+RECORD_FIELDS = ("tz_offset", "reach", "consent", "traits", "at", "engagement", "purchases",
+                 "revenue", "last_purchase_at", "timeline_at", "timeline_what", "cooldowns", "runs",
+                 "in_app")
+RUN_FIELDS = ("journey", "entry", "entered_at", "holdout", "converted", "step", "version", "due_at",
+              "context", "sends")
+_CHUNK_VERSION = CHUNK_FIELDS.index("version")
+_RECORD_RUNS = RECORD_FIELDS.index("runs")
+_RUN_JOURNEY = RUN_FIELDS.index("journey")
+
 _encoder = msgspec.msgpack.Encoder()
 _Timers = tuple[bytes, bytes, bytes, bytes]
 _chunk_decoder = msgspec.msgpack.Decoder(  # (records stay views of the buffer: no copy)
@@ -108,7 +120,7 @@ class Chunk:
             version, ids, doubles, patterns, journeys, records, timers = _chunk_decoder.decode(data)
         except msgspec.DecodeError:
             decoded = _record_decoder.decode(data)  # another format? say which
-            found = decoded[0] if isinstance(decoded, list) and decoded else None
+            found = decoded[_CHUNK_VERSION] if isinstance(decoded, list) and decoded else None
             raise EngineInternalError(
                 f"snapshot chunk format {found!r}; this engine reads {FORMAT_VERSION}"
             ) from None
@@ -149,8 +161,8 @@ class Chunk:
 def _run_journeys(records: list[msgspec.Raw]) -> Iterator[tuple[int, int]]:
     """``(record position, journey position)`` of every run in the raw records."""
     for index, raw in enumerate(records):
-        for run in _record_decoder.decode(raw)[12] or ():
-            yield index, run[0]
+        for run in _record_decoder.decode(raw)[_RECORD_RUNS] or ():
+            yield index, run[_RUN_JOURNEY]
 
 
 def read_chunk(data: bytes, program: Program) -> Chunk:
@@ -233,7 +245,7 @@ def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:
 
 def actors_of(chunk: Chunk) -> dict[str, Actor]:
     """Every actor of ``chunk``, by customer id (its records decoded in one call)."""
-    records = _records_decoder.decode(chunk.data)[5]
+    _, _, _, _, _, records, _ = _records_decoder.decode(chunk.data)  # (only the records decoded)
     return {cid: _actor(chunk, cid, record) for cid, record in zip(chunk.ids, records, strict=True)}
 
 

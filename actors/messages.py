@@ -13,6 +13,7 @@ a runtime may cancel lazily (``Cancel`` is advice it may use to free memory).
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import msgspec
 
@@ -78,6 +79,18 @@ class Merged(_Record, frozen=True):
 
 
 Message = Event | Identified | TimerFired | DeliveryReceipt | Merged
+
+
+class Submission(NamedTuple):
+    """A message for a customer's actor, as the edge hands it to the runtime and the runtime to
+    its log: ``message_id`` is the client's id, by which a retry is applied once (None: none).
+
+    A NamedTuple rather than a Struct: the edge's callers read entries as tuples.
+    """
+
+    customer_id: str
+    message: Message
+    message_id: str | None = None
 
 
 # -- effects out ---------------------------------------------------------------------------------

@@ -1,87 +1,120 @@
-"""Identity merges at the runtime level: which customer ids became other names of whom.
+"""One way in: a message reaches its actor by ``apply_message``, in every runtime and in recovery.
 
-When an anonymous visitor identifies (Segment ``identify`` with both ids) or one id is aliased
-to another (``alias``), the edge hands the known customer a ``Merged(source)`` message. The
-runtime applies it here, because it needs both actors: the source's actor folds into the
+Identity first. When an anonymous visitor identifies (Segment ``identify`` with both ids) or one
+id is aliased to another (``alias``), the edge hands the known customer a ``Merged(source)``
+message. It is applied here, because it needs both actors: the source's actor folds into the
 target's (``Actor.absorb``) and leaves the table, and the source id becomes an alias, so every
 later message for it (events, receipts, the timers still queued for it) reaches the target.
 Messages are logged under the id they came with and routed as they are applied, by the runtime
 and by recovery alike, so one sent to the old id in the very batch of the merge lands on the
 target too. The write-ahead log holds the ``Merged`` messages and the snapshots the alias table,
 so a restart routes the same way.
+
+Then the actor: a customer without one is woken from a snapshot (``wake``) or else gets a new
+one (``new_actor``). The key is whatever a runtime names customers by: string ids in the
+real-time runtime and recovery, population numbers in the simulation (which merges no one, so
+its alias table stays empty and costs a dict lookup a message). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, Protocol, TypeVar, cast
 
 from actors.actor import Actor
 from actors.messages import Effect, Merged, Message
 
+K = TypeVar("K", bound=Hashable)
+K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 
-def _nobody(customer_id: str) -> None:
+
+class ActorTable(Protocol[K_contra]):
+    """Where a runtime keeps its actors awake: a ``dict`` by customer id, or the simulation's
+    list by population number (``engine.runtime.simulation.ActorList``)."""
+
+    def get(self, customer: K_contra, /) -> Actor | None: ...
+
+    def __setitem__(self, customer: K_contra, actor: Actor, /) -> None: ...
+
+    def pop(self, customer: K_contra, default: None, /) -> Actor | None: ...
+
+
+def _nobody(customer: object) -> None:
     """No actor to wake (no snapshot's dormant actors)."""
     return None
 
 
-class Aliases:
+class Aliases(Generic[K]):
     """Customer ids merged into others: ``source -> target`` (targets may merge again later)."""
 
-    def __init__(self, known: dict[str, str] | None = None) -> None:
-        self.of: dict[str, str] = dict(known or {})
+    def __init__(self, known: dict[K, K] | None = None) -> None:
+        self.of: dict[K, K] = dict(known or {})
 
-    def resolve(self, customer_id: str) -> str:
-        """The id the customer's actor lives under now."""
+    def resolve(self, customer: K) -> K:
+        """The key the customer's actor lives under now."""
         of = self.of
-        while customer_id in of:
-            customer_id = of[customer_id]
-        return customer_id
+        while customer in of:
+            customer = of[customer]
+        return customer
 
     def merge(
         self,
-        actors: dict[str, Actor],
-        target: Actor,
-        source_id: str,
+        actors: ActorTable[K],
+        target: K,
+        into: Actor,
+        source: K,
         now: float,
-        wake: Callable[[str], Actor | None] = _nobody,
+        wake: Callable[[K], Actor | None] = _nobody,
     ) -> list[Effect]:
-        """Fold the actor of ``source_id`` (if it exists, in ``actors`` or to ``wake`` from a
-        snapshot) into ``target``; return the effects.
+        """Fold the actor of ``source`` (if it exists, in ``actors`` or to ``wake`` from a
+        snapshot) into ``into``, the actor of ``target``; return the effects.
 
-        The source id resolves to ``target`` from now on. Merging a customer into itself, or
+        The source resolves to ``target`` from now on. Merging a customer into itself, or
         twice, changes nothing.
         """
-        source_id = self.resolve(source_id)
-        if source_id == target.customer_id:
+        source = self.resolve(source)
+        if source == target:
             return []
-        self.of[source_id] = target.customer_id
-        source = actors.pop(source_id, None)
-        if source is None:
-            source = wake(source_id)
-        return [] if source is None else target.absorb(source, now)
+        self.of[source] = target
+        absorbed = actors.pop(source, None)
+        if absorbed is None:
+            absorbed = wake(source)
+        return [] if absorbed is None else into.absorb(absorbed, now)
 
 
 def apply_message(
-    actors: dict[str, Actor],
-    aliases: Aliases,
-    new_actor: Callable[[str], Actor],
-    customer_id: str,
+    actors: ActorTable[K],
+    aliases: Aliases[K],
+    new_actor: Callable[[K], Actor],
+    customer: K,
     message: Message,
     now: float,
-    wake: Callable[[str], Actor | None] = _nobody,
-) -> tuple[str, list[Effect]]:
-    """Hand one message to the actor it concerns, as the runtime and recovery both must: an
-    aliased id resolves first, a customer not in ``actors`` is woken from a snapshot
-    (``wake(id)``) or else gets ``new_actor(id)``, a ``Merged`` folds its source in. Returns the
-    id the actor lives under and the effects."""
-    if customer_id in aliases.of:
-        customer_id = aliases.resolve(customer_id)
-    actor = actors.get(customer_id)
+    wake: Callable[[K], Actor | None] = _nobody,
+) -> tuple[K, list[Effect]]:
+    """Hand one message to the actor it concerns.
+
+    Args:
+        actors: the actors awake, by key; a new or woken actor is added.
+        aliases: merged keys; a ``Merged`` message adds one.
+        new_actor: makes the actor of a customer seen for the first time.
+        customer: the key the message came with (it may be an alias).
+        message: the message; a ``Merged`` folds its source's actor into this one.
+        now: the time the message is applied at.
+        wake: the actor of a customer kept dormant (from a snapshot), or None.
+
+    Returns:
+        The key the actor lives under and the effects it produced.
+    """
+    if customer in aliases.of:
+        customer = aliases.resolve(customer)
+    actor = actors.get(customer)
     if actor is None:
-        actor = wake(customer_id)
+        actor = wake(customer)
         if actor is None:
-            actor = new_actor(customer_id)
-        actors[customer_id] = actor
+            actor = new_actor(customer)
+        actors[customer] = actor
     if type(message) is Merged:
-        return customer_id, aliases.merge(actors, actor, message.source, now, wake)
-    return customer_id, actor.handle(message, now)
+        # (a Merged names its source by string id: only the string-keyed runtimes see one, the
+        # simulated world merges no one)
+        return customer, aliases.merge(actors, customer, actor, cast(K, message.source), now, wake)
+    return customer, actor.handle(message, now)

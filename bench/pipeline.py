@@ -21,7 +21,7 @@ import trio
 import typer
 
 from actors.actor import Actor
-from actors.messages import Escalated, Event, Send
+from actors.messages import Escalated, Event, Send, Submission
 from actors.profile import Profile
 from bench.ceiling import measure
 from bench.report import report
@@ -91,7 +91,7 @@ def main(
                     cid = ids[index % actors]
                     index += 1
                     accepted[cid] = time.perf_counter()
-                    batch.append((cid, ping))
+                    batch.append(Submission(cid, ping))
                 try:
                     runtime.ingest_batch_nowait(batch)  # as an edge hands over a request's events
                 except anyio.WouldBlock:

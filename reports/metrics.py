@@ -81,14 +81,14 @@ class RunMetrics:
             if kind is Send:
                 self.journeys[effect.journey].sends[effect.channel] += 1  # type: ignore[union-attr]
             elif kind is Suppressed:
-                tally = self.journeys[effect.journey]  # type: ignore[union-attr]
+                tally = self.journeys[effect.journey]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]
                 if effect.deferred_until is not None:  # type: ignore[union-attr]
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
             elif kind is Entered:
                 self.journeys[effect.journey].entrants[effect.holdout] += 1  # type: ignore[union-attr]
             elif kind is Converted:
-                tally = self.journeys[effect.journey]  # type: ignore[union-attr]
+                tally = self.journeys[effect.journey]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]

@@ -26,8 +26,10 @@ Sessions are a Poisson process on a clock that runs only in the customer's local
 start, its cart add and in-session checkout included.
 
 The world talks to its runtime through two callables: ``post(at, customer, message)`` hands a
-message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back,
-which may return messages the customer sends at that very instant (a session's first events).
+message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back
+with the ``WorldWake`` record ``what`` (for the world's own wake-ups, an hour of the session
+calendar opening or a broadcast, ``customer`` is None), which may return messages the customer
+sends at that very instant (a session's first events).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,14 +49,29 @@ from scenarios.config import ChannelModel, MessageSpec, PropertySpec, Simulation
 from scenarios.draws import Draws
 from scenarios.population import Population
 
-Post = Callable[[float, int, Message], None]
-Wake = Callable[[float, int, tuple[object, ...]], None]
-
 SESSION, RETURN, BROADCAST, CLICK_BUY, HOUR = "session", "return", "broadcast", "click_buy", "hour"
+
+
+class WorldWake(NamedTuple):
+    """A world timer: what the world asked to be woken for (``kind``) and its details.
+
+    ``number`` is the cart's number (``RETURN``), the hour (``HOUR``) or the broadcast's index
+    (``BROADCAST``); ``sent_at`` and ``message`` name the send that was clicked (``CLICK_BUY``).
+    """
+
+    kind: str
+    number: int = 0
+    sent_at: float = 0.0
+    message: str = ""
+
+
+Post = Callable[[float, int, Message], None]
+Wake = Callable[[float, int | None, WorldWake], None]  # customer None: the world's own wake-up
+
 _DEFAULT_MESSAGE = MessageSpec()
 # Shared, never mutated: a session costs no allocation for its two browsing events.
 _BROWSE = (Event("session_start"), Event("page_view"))
-_SESSION_WAKE = (SESSION,)
+_SESSION_WAKE = WorldWake(SESSION)
 _BAD_ADDRESS_SHIFT = 8  # delivery state: CHANNEL_BIT = decided, CHANNEL_BIT << 8 = bounces
 
 
@@ -173,30 +191,32 @@ class World:
             every = parse_duration(spec.every)
             at = parse_duration(spec.first, allow_zero=True)
             while at < horizon:
-                self.wake(at, -1, (BROADCAST, index))
+                self.wake(at, None, WorldWake(BROADCAST, index))
                 at += every
 
-    def on_wake(self, customer: int, what: tuple[object, ...], now: float) -> tuple[Message, ...] | None:
-        """A world timer came due.
+    def on_wake(self, customer: int | None, what: WorldWake, now: float) -> tuple[Message, ...] | None:
+        """A world timer came due (``customer`` None: one of the world's own).
 
         Returns:
             Messages the customer sends at this very instant (a session's first events), for
             the runtime to hand to the actor at once; None when there are none.
         """
-        kind = what[0]
+        kind = what.kind
+        if customer is None:
+            if kind == HOUR:
+                self._open_hour = hour = what.number
+                for planned in self._calendar.pop(hour, ()):
+                    self.wake(self.next_session[planned], planned, _SESSION_WAKE)
+            elif kind == BROADCAST:
+                self._broadcast(what.number, now)
+            return None
         if kind == SESSION:
             return self._session(customer, now)
-        if kind == HOUR:
-            self._open_hour = hour = what[1]  # type: ignore[assignment]
-            for planned in self._calendar.pop(hour, ()):  # type: ignore[call-overload]
-                self.wake(self.next_session[planned], planned, _SESSION_WAKE)
         if kind == RETURN:
-            if self.cart_value[customer] > 0 and self.cart_no[customer] == what[1]:
+            if self.cart_value[customer] > 0 and self.cart_no[customer] == what.number:
                 self._purchase(customer, now)
         elif kind == CLICK_BUY:
-            self._buy_after_click(customer, what[1], what[2], now)  # type: ignore[arg-type]
-        elif kind == BROADCAST:
-            self._broadcast(int(what[1]), now)  # type: ignore[call-overload]
+            self._buy_after_click(customer, what.sent_at, what.message, now)
         return None
 
     # -- browsing ----------------------------------------------------------------------------------
@@ -233,7 +253,7 @@ class World:
         planned = self._calendar.get(hour)
         if planned is None:
             planned = self._calendar[hour] = array("l")
-            self.wake(hour * 3600.0, -1, (HOUR, hour))
+            self.wake(hour * 3600.0, None, WorldWake(HOUR, hour))
         planned.append(customer)
 
     def _cart(self, customer: int, at: float, props: Properties) -> None:
@@ -245,7 +265,7 @@ class World:
             self._purchase(customer, at + 300.0 + 900.0 * draws.uniform())
         elif draws.uniform() < world.return_purchase:
             later = at + draws.exponential(world.return_delay_days * 86400.0)
-            self.wake(later, customer, (RETURN, self.cart_no[customer]))
+            self.wake(later, customer, WorldWake(RETURN, self.cart_no[customer]))
 
     def _purchase(self, customer: int, at: float) -> None:
         value = self.cart_value[customer]
@@ -282,7 +302,7 @@ class World:
         Sessions are a Poisson process on a clock that runs only in local waking hours: the
         rate per waking hour is even, with no night, and no burst of displaced sessions at dawn.
         """
-        tz = self.population.tz_offset[customer]
+        tz: float = self.population.tz_offset[customer]
         local = at + tz
         into = (local - self._active_start) % 86400.0  # seconds since today's window opened
         length = self._active_length
@@ -332,7 +352,7 @@ class World:
             buy = message.purchase_on_click_by_channel.get(send.channel, buy)
         if draws.uniform() < buy:
             at = clicked_at + 120.0 + 1080.0 * draws.uniform()
-            self.wake(at, customer, (CLICK_BUY, now, send.message))
+            self.wake(at, customer, WorldWake(CLICK_BUY, sent_at=now, message=send.message))
 
     def _deliverable(self, customer: int, model: _Channel) -> bool:
         """Whether the customer's address on this channel accepts messages (decided once)."""

@@ -11,6 +11,7 @@ customers take about 25 MB.
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 import numpy as np
 
@@ -28,11 +29,11 @@ class Population:
     def __init__(
         self,
         size: int,
-        tz_offset: array,
-        reach: array,
-        session_rate: array,
-        alpha: dict[str, array],
-        weary: array,
+        tz_offset: array[Any],
+        reach: array[Any],
+        session_rate: array[Any],
+        alpha: dict[str, array[Any]],
+        weary: array[Any],
     ) -> None:
         self.size = size
         self.tz_offset = tz_offset  # seconds from UTC
@@ -88,7 +89,7 @@ def generate_population(config: PopulationConfig, size: int, rng: np.random.Gene
 _DTYPES = {"f": np.float32, "d": np.float64, "B": np.uint8, "b": np.int8}
 
 
-def _column(typecode: str, values: np.ndarray) -> array:
+def _column(typecode: str, values: np.ndarray) -> array[Any]:
     """A compact ``array.array`` column from a numpy vector, without a detour through floats."""
     column = array(typecode)
     column.frombytes(np.ascontiguousarray(values, dtype=_DTYPES[typecode]).tobytes())

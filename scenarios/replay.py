@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from actors.messages import Message, Send
-from scenarios.behaviour import Post, Wake
+from scenarios.behaviour import Post, Wake, WorldWake
 from scenarios.config import SimulationConfig
 from scenarios.draws import Draws
 from scenarios.population import Population
@@ -42,7 +42,7 @@ class ScriptedWorld:
             if at <= horizon:
                 self.post(at, customer, message)
 
-    def on_wake(self, customer: int, what: tuple[object, ...], now: float) -> None:
+    def on_wake(self, customer: int | None, what: WorldWake, now: float) -> None:
         """A scripted world schedules no wake-ups."""
         return None
 

@@ -7,7 +7,8 @@ idempotency keys as a provider should: the first request with a key is applied (
 and applied nothing. It records every complete request: its key, the value of ``mark_header``
 (which engine process sent it) and the JSON body. Given a ``receipts`` URL it reports each send
 it applied there as "delivered", as a provider's webhook does: from a thread of its own, retried
-until the engine answers 2xx (an engine that is down or stopping is tried again later).
+until the engine answers 2xx (an engine that is down or stopping is tried again later), or the
+provider stops: ``stop()`` ends its threads, so a test leaves none behind.
 
 ``SmtpInbox`` is the handler of an aiosmtpd server: it keeps every message it receives.
 """
@@ -60,7 +61,8 @@ class CountingProvider:
         self.write_key = write_key
         self.reported: set[str] = set()  # keys whose receipt the engine accepted
         self.refused: list[tuple[str, int]] = []  # (key, status) of receipts it refused for good
-        self._to_report: queue.Queue[str] = queue.Queue()
+        self._to_report: queue.Queue[str | None] = queue.Queue()  # None: stop reporting
+        self._stopping = threading.Event()
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str | None, dict[str, Any]]] = []  # (key, mark, body)
         self.applied: set[str] = set()  # keys applied: each once, as the provider honours keys
@@ -68,6 +70,7 @@ class CountingProvider:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._reporter = threading.Thread(target=self._report, daemon=True)
 
     @property
     def url(self) -> str:
@@ -77,26 +80,29 @@ class CountingProvider:
     def start(self) -> CountingProvider:
         self._thread.start()
         if self.receipts is not None:
-            threading.Thread(target=self._report, daemon=True).start()
+            self._reporter.start()
         return self
 
     def _report(self) -> None:
-        """Post a "delivered" receipt for each applied key until the engine answers it."""
-        while True:
-            key = self._to_report.get()
+        """Post a "delivered" receipt for each applied key until the engine answers it, until
+        the provider stops."""
+        while (key := self._to_report.get()) is not None:
             status = self._post_receipt(key)
+            if status is None:
+                return
             with self.lock:
                 if status < 300:
                     self.reported.add(key)
                 else:
                     self.refused.append((key, status))
 
-    def _post_receipt(self, key: str) -> int:
+    def _post_receipt(self, key: str) -> int | None:
         """The status the engine answered the receipt of ``key`` with, once it is not 429, 5xx
-        or a refused connection (an engine that is busy, stopping or down: tried again later)."""
+        or a refused connection (an engine that is busy, stopping or down: tried again later);
+        None if the provider stopped first."""
         auth = "Basic " + base64.b64encode(f"{self.write_key}:".encode()).decode()
         body = json.dumps({"key": key, "status": "delivered", "messageId": f"r-{key}"}).encode()
-        while True:
+        while not self._stopping.is_set():
             request = urllib.request.Request(self.receipts or "", data=body, method="POST", headers={
                 "Content-Type": "application/json", "Authorization": auth})
             try:
@@ -107,11 +113,18 @@ class CountingProvider:
                     return exc.code
             except OSError:
                 pass
-            time.sleep(0.1)
+            self._stopping.wait(0.1)
+        return None
 
     def stop(self) -> None:
+        """Stop serving and reporting; return once the provider's threads have ended."""
+        self._stopping.set()
+        self._to_report.put(None)
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join()
+        if self._reporter.is_alive():
+            self._reporter.join(timeout=15)  # (a receipt being posted: 10 s at most)
 
     def applied_keys(self) -> set[str]:
         with self.lock:

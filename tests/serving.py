@@ -1,5 +1,13 @@
-"""A real ``touchpoint serve`` process for the end-to-end tests: started on an ephemeral port of
-127.0.0.1 with the repository's own code, stopped by a signal."""
+"""The engine served for the tests, three ways.
+
+``start`` runs a real ``touchpoint serve`` process on an ephemeral port of 127.0.0.1 with the
+repository's own code (stopped by a signal with ``stop``). ``run_against_server`` serves a
+runtime's HTTP edge from this process with hypercorn on a loopback port: for what is about real
+HTTP (bodies arriving in pieces, kept-alive connections, answers given before a body is read).
+``run_against_app`` and ``app_client`` hand the requests to the same ASGI app in-process, through
+httpx's ASGI transport, with no socket: for what is about the app's answers. Each accepts the
+write key ``KEY`` and the admin token ``ADMIN``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,29 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from harness import ROOT
+import trio
+from harness import ROOT, T0, load_program
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from actors.profile import Profile
+from engine.edge.http import create_app
+from engine.runtime.channels import MockChannel
+from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.wal import WriteAheadLog
 
 KEY = "wk_service"
+ADMIN = "admin-secret"
+
+ClientScript = Callable[[httpx.AsyncClient, RealtimeRuntime], Awaitable[None]]
 
 
 def start(
@@ -43,6 +68,7 @@ def start(
         if found:
             return process, found.group(1)
     process.kill()
+    process.wait()  # (reaped: no zombie left to later tests)
     pytest.fail("the service did not start")
 
 
@@ -66,3 +92,99 @@ def _own_code() -> dict[str, Any]:
     """``subprocess`` options that make ``python -m engine`` import this repository's engine."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {"cwd": ROOT, "env": {**os.environ, "PYTHONPATH": path}}
+
+
+# -- the HTTP edge of a runtime in this process --------------------------------------------------
+
+
+async def start_server(nursery: trio.Nursery, runtime: RealtimeRuntime, stop: trio.Event) -> list[str]:
+    """Serve the HTTP edge of ``runtime`` with hypercorn on an ephemeral loopback port until
+    ``stop``; return the URLs it is bound to."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    app = create_app(runtime, {KEY}, ADMIN)
+    return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
+
+
+def app_client(runtime: RealtimeRuntime) -> httpx.AsyncClient:
+    """A client whose requests go straight to the HTTP edge of ``runtime`` (httpx's ASGI
+    transport): the app's answers, with no server and no socket in between."""
+    transport = httpx.ASGITransport(app=create_app(runtime, {KEY}, ADMIN))
+    return httpx.AsyncClient(transport=transport, base_url="http://engine", timeout=10)
+
+
+def run_against_server(
+    tmp_path: Path,
+    client_script: ClientScript,
+    *,
+    buffer: int = 1024,
+    profiles: Callable[[str], Profile] = Profile,
+    clock: trio.abc.Clock | None = None,
+) -> RealtimeRuntime:
+    """As ``run_against_app``, over real HTTP: the client talks to hypercorn on 127.0.0.1."""
+    return _run(tmp_path, client_script, _served, buffer=buffer, profiles=profiles, clock=clock)
+
+
+def run_against_app(
+    tmp_path: Path,
+    client_script: ClientScript,
+    *,
+    buffer: int = 1024,
+    profiles: Callable[[str], Profile] = Profile,
+    clock: trio.abc.Clock | None = None,
+) -> RealtimeRuntime:
+    """Start the engine, run ``client_script(client, runtime)`` with an ``app_client``, stop;
+    return the runtime (its log closed).
+
+    With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
+    engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
+    """
+    return _run(tmp_path, client_script, _in_process, buffer=buffer, profiles=profiles, clock=clock)
+
+
+@asynccontextmanager
+async def _served(nursery: trio.Nursery, runtime: RealtimeRuntime) -> AsyncIterator[httpx.AsyncClient]:
+    stop = trio.Event()
+    binds = await start_server(nursery, runtime, stop)
+    try:
+        async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
+            yield client
+    finally:
+        stop.set()
+
+
+@asynccontextmanager
+async def _in_process(nursery: trio.Nursery, runtime: RealtimeRuntime) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(runtime) as client:
+        yield client
+
+
+def _run(
+    tmp_path: Path,
+    client_script: ClientScript,
+    connect: Callable[[trio.Nursery, RealtimeRuntime], AbstractAsyncContextManager[httpx.AsyncClient]],
+    *,
+    buffer: int = 1024,
+    profiles: Callable[[str], Profile] = Profile,
+    clock: trio.abc.Clock | None = None,
+) -> RealtimeRuntime:
+    runtime = RealtimeRuntime(
+        load_program(),
+        MockChannel(),
+        profiles=profiles,
+        epoch=None if clock is None else T0,
+        buffer=buffer,
+        log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            async with connect(nursery, runtime) as client:
+                await client_script(client, runtime)
+            runtime.close()
+
+    trio.run(main, clock=clock)
+    runtime.log.close()
+    return runtime

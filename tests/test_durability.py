@@ -15,7 +15,7 @@ from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, t
 
 from actors import EngineInternalError
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
-from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, TimerFired
+from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, Submission, TimerFired
 from engine.storage import snapshots
 from engine.storage.errors import StorageError
 from engine.storage.recovery import recover
@@ -171,7 +171,7 @@ def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
     assert restored == {actor.customer_id: actor for actor in actors}
     assert encode_chunk(to_chunk(restored.values())) == data
     assert encode_chunk(rewrite_chunk(chunk, range(len(chunk)))) == data  # records as they were
-    timers = [(cid, fired.journey, fired.version, at) for at, _, cid, fired in _dormant(chunk).live_timers()]
+    timers = [(cid, fired.journey, fired.version, at) for at, cid, fired, _ in _dormant(chunk).live_timers()]
     assert sorted(timers) == sorted(
         (a.customer_id, t.journey, t.version, t.at) for a in actors for t in a.live_timers()
     )
@@ -181,7 +181,7 @@ def test_a_chunk_restores_each_of_its_actors_whatever_their_states(lives):
     pairs = zip(kept.ids, kept.records, strict=True)
     assert [actor_from(kept, cid, raw) for cid, raw in pairs] == actors[::2]
     kept_timers = _dormant(kept).live_timers()
-    assert sorted((cid, fired.journey, fired.version) for _, _, cid, fired in kept_timers) == (
+    assert sorted((cid, fired.journey, fired.version) for _, cid, fired, _ in kept_timers) == (
         sorted((a.customer_id, t.journey, t.version) for a in actors[::2] for t in a.live_timers())
     )
     # restored objects are made with __new__ and filled slot by slot: a field added to the state
@@ -300,7 +300,7 @@ def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path)
                 if at >= crash:
                     break
                 await trio.sleep_until(at)
-                await first.submit([(customer_id(customer), message)])  # acknowledged once logged
+                await first.submit([Submission(customer_id(customer), message)])  # acknowledged once logged
             await trio.sleep_until(crash)
             nursery.cancel_scope.cancel()  # the process dies: no snapshot, no clean close
 
@@ -357,7 +357,7 @@ def test_message_ids_survive_a_restart_through_the_log_and_the_snapshot(tmp_path
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(runtime.run)
                 for mid in ids_to_submit:
-                    await runtime.submit([("ada", Event("cart_add", {"value": 50}), mid)])
+                    await runtime.submit([Submission("ada", Event("cart_add", {"value": 50}), mid)])
                 runtime.close()
 
         trio.run(main)
@@ -424,7 +424,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
                     write_snapshot(tmp_path / "snapshots", first.applied_lsn, first.actors.values())
                     snapshotted = True
                 await trio.sleep_until(at)
-                await first.submit([(customer_id(customer), message)])
+                await first.submit([Submission(customer_id(customer), message)])
             await trio.sleep_until(crash)
             nursery.cancel_scope.cancel()
 
@@ -445,7 +445,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
                 for at, customer, message in script:  # the load goes on after the restart
                     if restart <= at < restart + 3 * DAY:
                         await trio.sleep_until(at - restart)
-                        await runtime.submit([(customer_id(customer), message)])
+                        await runtime.submit([Submission(customer_id(customer), message)])
                 await trio.sleep_until(3 * DAY)
                 runtime.close()
 
@@ -468,7 +468,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
 
 def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp_path):
     from actors.messages import Merged
-    from engine.runtime.identities import Aliases, apply_message
+    from actors.routing import Aliases, apply_message
 
     program = load_program()
     visitor = make_actor(program, "anon-7")

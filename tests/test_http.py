@@ -1,7 +1,10 @@
-"""Segment-compatible ingestion over real HTTP on 127.0.0.1 (hypercorn, trio worker).
+"""Segment-compatible ingestion at the HTTP edge (engine/edge/http.py).
 
-Each test starts the engine and the server in a trio nursery on an ephemeral loopback port,
-talks to it with httpx, and checks what the engine applied, logged and sent.
+Each test starts the engine in a trio nursery, talks to its HTTP edge with httpx, and checks
+what the engine applied, logged and sent. What is about the app's answers goes to the app
+in-process (httpx's ASGI transport); what is about real HTTP (bodies that arrive in pieces and
+are read on past a limit, kept-alive connections, bytes in flight) goes to hypercorn on an
+ephemeral port of 127.0.0.1 (``serving.run_against_server``).
 """
 
 from __future__ import annotations
@@ -9,67 +12,21 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from functools import partial
 
 import httpx
 import trio
-from harness import T0, load_program
-from hypercorn.config import Config
-from hypercorn.trio import serve
+import trio.testing
+from harness import T0, journey_path, load_program
+from serving import ADMIN, KEY, app_client, run_against_app, run_against_server, start_server
 from trio.testing import MockClock
 
 from actors.messages import Event, Identified, TimerFired
-from actors.profile import Profile
 from engine.edge import http
-from engine.edge.http import create_app
 from engine.edge.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
 from engine.storage.errors import StorageError
 from engine.storage.wal import WriteAheadLog
-
-KEY = "wk_test"
-ADMIN = "admin-secret"
-
-
-async def start_server(nursery, runtime, stop: trio.Event) -> list[str]:
-    """Serve the HTTP edge of ``runtime`` on an ephemeral loopback port until ``stop``."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    app = create_app(runtime, {KEY}, ADMIN)
-    return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-
-
-def run_against_server(tmp_path, client_script, *, buffer: int = 1024, profiles=Profile, clock=None):
-    """Start engine + server, run ``client_script(client, runtime)``, stop; return the runtime.
-
-    With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
-    engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
-    """
-    program = load_program()
-    runtime = RealtimeRuntime(
-        program,
-        MockChannel(),
-        profiles=profiles,
-        epoch=None if clock is None else T0,
-        buffer=buffer,
-        log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
-    )
-
-    async def main() -> None:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(runtime.run)
-            binds = await start_server(nursery, runtime, stop)
-            async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
-                await client_script(client, runtime)
-            stop.set()
-            runtime.close()
-
-    trio.run(main, clock=clock)
-    runtime.log.close()
-    return runtime
 
 
 def test_a_batch_creates_profiles_enters_journeys_and_is_logged_before_the_ack(tmp_path):
@@ -92,7 +49,7 @@ def test_a_batch_creates_profiles_enters_journeys_and_is_logged_before_the_ack(t
         health = await client.get("/healthz")
         assert health.json()["actors"] == 2
 
-    runtime = run_against_server(tmp_path, script)
+    runtime = run_against_app(tmp_path, script)
     profile = runtime.actors["u1"].profile
     assert profile.traits == {"email": "a@example.com", "plan": "pro"} and profile.can_reach("email")
     assert runtime.actors["u1"].runs_by_id()["cart_abandonment"].step == "wait_1h"
@@ -129,7 +86,7 @@ def test_auth_limits_malformed_input_and_duplicates(tmp_path):
         no_event = await client.post("/v1/track", json={"userId": "u2", "writeKey": KEY})
         assert no_event.status_code == 400 and no_event.json()["field"] == "event"
 
-    runtime = run_against_server(tmp_path, script)
+    runtime = run_against_app(tmp_path, script)
     logged = list(WriteAheadLog(tmp_path / "wal", fsync="none").replay())
     events = [(cid, m.name) for _, _, cid, m, _ in logged if not isinstance(m, TimerFired)]
     assert events == [("u2", "cart_add")]
@@ -143,18 +100,16 @@ def test_a_full_inbox_answers_429_with_retry_after_and_then_accepts(tmp_path):
     )
 
     async def main() -> None:
-        stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            binds = await start_server(nursery, runtime, stop)
             for i in range(2):  # the engine is not running yet: its inbox fills up
                 runtime.ingest_nowait(f"x{i}", Event("page_view"))
-            async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
+            async with app_client(runtime) as client:
                 refused = await client.post("/v1/track", content=body)
                 assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
                 nursery.start_soon(runtime.run)  # the engine drains; the client retries
+                await trio.testing.wait_all_tasks_blocked()  # (in-process, a retry waits for that)
                 accepted = await client.post("/v1/track", content=body)
                 assert accepted.status_code == 200 and accepted.json()["applied"] == 1
-            stop.set()
             runtime.close()
 
     trio.run(main)
@@ -188,45 +143,28 @@ def test_the_admin_api_shows_profiles_journeys_and_metrics_behind_its_token(tmp_
         assert "touchpoint_messages_total 3.0" in text and "touchpoint_actors 2.0" in text
         assert (await client.get("/v1/dead-letters", headers=bearer)).json() == []
 
-    run_against_server(tmp_path, script)
-
-
-WEBHOOK_ON_SIGNUP = """
-[[journeys]]
-id = "welcome"
-entry = { event = "signup" }
-start = "hook"
-[journeys.steps.hook]
-send = { message = "crm_sync", channel = "webhook" }
-next = "end"
-[journeys.steps.end]
-end = true
-"""
+    run_against_app(tmp_path, script)
 
 
 def test_dead_letters_show_in_the_admin_api_and_metrics(tmp_path):
-    import tomllib
-
     from actors.errors import ProviderError
     from engine.delivery.outbox import Outbox
-    from engine.scenario_files import scenario_from_document
+    from engine.scenario_files import load_scenario
 
     class Rejecting:
         async def send(self, send):
             raise ProviderError("HTTP 422", permanent=True)
 
-    program = scenario_from_document(tomllib.loads(WEBHOOK_ON_SIGNUP), "welcome.toml").program
+    program = load_scenario(str(journey_path("webhook_on_signup"))).program
     outbox = Outbox({"webhook": Rejecting()})
     runtime = RealtimeRuntime(program, outbox, log=WriteAheadLog(tmp_path / "wal"))
     bearer = {"authorization": f"Bearer {ADMIN}"}
 
     async def main() -> None:
-        stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runtime.run)
             nursery.start_soon(outbox.run)
-            binds = await start_server(nursery, runtime, stop)
-            async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
+            async with app_client(runtime) as client:
                 signup = {"writeKey": KEY, "userId": "zoe", "event": "signup"}
                 assert (await client.post("/v1/track", json=signup)).status_code == 200
                 with trio.fail_after(5):
@@ -238,7 +176,6 @@ def test_dead_letters_show_in_the_admin_api_and_metrics(tmp_path):
                 ]
                 text = (await client.get("/metrics", headers=bearer)).text
                 assert "touchpoint_dead_letters 1.0" in text
-            stop.set()
             runtime.close()
             outbox.close()
 
@@ -293,11 +230,9 @@ def test_events_the_log_cannot_take_are_refused_with_503_and_accepted_once_it_ca
             {"type": "track", "userId": user, "event": "cart_add", "properties": {"value": 30}}]}
 
     async def main() -> None:
-        stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runtime.run)
-            [url] = await start_server(nursery, runtime, stop)
-            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            async with app_client(runtime) as client:
                 assert (await client.post("/v1/batch", json=batch("before"))).status_code == 200
                 log.full = True
                 refused = await client.post("/v1/batch", json=batch("during"))
@@ -310,7 +245,6 @@ def test_events_the_log_cannot_take_are_refused_with_503_and_accepted_once_it_ca
                 assert (await client.post("/v1/batch", json=batch("after"))).status_code == 200
                 assert (await client.get("/healthz")).json()["status"] == "ok"
                 await trio.sleep(2)  # the timer put back fires once the log takes it
-            stop.set()
             runtime.close()
 
     trio.run(main, clock=MockClock(autojump_threshold=0))
@@ -338,11 +272,9 @@ def test_an_engine_that_fails_refuses_every_batch_waiting_and_every_later_one(tm
             failures.append(exc)
 
     async def main() -> None:
-        stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(engine)
-            [url] = await start_server(nursery, runtime, stop)
-            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            async with app_client(runtime) as client:
                 boom = {"userId": "u", "event": "boom", "writeKey": KEY}
                 # logged before it is applied: acknowledged, then the engine fails on it
                 assert (await client.post("/v1/track", json=boom)).status_code == 200
@@ -350,9 +282,9 @@ def test_an_engine_that_fails_refuses_every_batch_waiting_and_every_later_one(tm
                 assert later.status_code == 503
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and health.json()["status"] == "failed"
-            stop.set()
 
     trio.run(main)
+    runtime.log.close()
     assert [str(exc) for exc in failures] == ["a bug in the engine"]
     assert isinstance(runtime.failure, RuntimeError) and not runtime.accepting
 

@@ -1,4 +1,5 @@
-"""Identity merges and provider receipts over real HTTP on 127.0.0.1 (engine/edge/http.py).
+"""Identity merges and provider receipts at the HTTP edge (engine/edge/http.py), through httpx's
+ASGI transport: what is checked is the app's answers and the engine's state, not the server.
 
 An identify with both ids or an alias folds one customer into another at the edge, and a
 provider's webhook reports on sends by their idempotency keys. The receipt tests run the engine
@@ -11,7 +12,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 from harness import DAY, HOUR
-from test_http import ADMIN, KEY, run_against_server
+from serving import ADMIN, KEY, run_against_app
 
 from actors.profile import CHANNEL_BIT, Profile
 from engine.storage.wal import WriteAheadLog
@@ -65,7 +66,7 @@ def test_an_identify_merges_the_visitors_cart_and_timeline_into_the_known_profil
             assert (run["entry"], run["step"]) == (1, "wait_1h") and run["next_timer_at"] is not None
             assert [e["detail"] for e in view["timeline"]] == ["cart_add", "wishlist_add"]
 
-    runtime = run_against_server(tmp_path, script)
+    runtime = run_against_app(tmp_path, script)
     assert set(runtime.actors) == {"ada"} and runtime.aliases.resolve("anon-1") == "ada"
     assert logged(tmp_path) == [
         ("anon-1", "Event", "c1"), ("ada", "Merged", "i1:merge"), ("ada", "Identified", "i1"),
@@ -96,7 +97,7 @@ def test_an_alias_merges_two_known_ids_and_one_without_previous_id_applies_nothi
         assert view["journeys"]["cart_abandonment"]["step"] == "wait_1h"
         assert [e["detail"] for e in view["timeline"]] == ["cart_add"]  # no wishlist_add: rejected
 
-    runtime = run_against_server(tmp_path, script)
+    runtime = run_against_app(tmp_path, script)
     assert set(runtime.actors) == {"ada"} and runtime.aliases.of == {"ada-work": "ada"}
     assert logged(tmp_path) == [
         ("ada", "Identified", None), ("ada-work", "Event", None), ("ada", "Merged", "a1"),
@@ -140,7 +141,7 @@ def test_a_providers_click_receipt_resumes_the_journey_and_a_repeated_webhook_ap
         await trio.testing.wait_all_tasks_blocked()
         assert len(runtime.channel.delivered) == 1
 
-    run_against_server(tmp_path, script, profiles=reachable_by_push_and_email, clock=clock)
+    run_against_app(tmp_path, script, profiles=reachable_by_push_and_email, clock=clock)
     assert [kind for _, kind, _ in logged(tmp_path)] == ["Event", "DeliveryReceipt", "DeliveryReceipt"]
 
 
@@ -160,7 +161,7 @@ def test_a_receipt_for_a_send_to_the_visitor_reaches_the_profile_it_merged_into(
         assert view["engagement"]["push"]["clicked"] == 1
         assert view["journeys"]["cart_abandonment"]["step"] is None
 
-    runtime = run_against_server(tmp_path, script, profiles=reachable_by_push_and_email, clock=clock)
+    runtime = run_against_app(tmp_path, script, profiles=reachable_by_push_and_email, clock=clock)
     assert set(runtime.actors) == {"lin"}
     key = runtime.channel.delivered[0][1].key
     assert logged(tmp_path) == [

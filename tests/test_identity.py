@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from harness import DAY, HOUR, T0, load_program, make_actor
 
-from actors.messages import DeliveryReceipt, Event, Exited, Identified, Merged, Schedule, Send, TimerFired
+from actors.messages import (
+    DeliveryReceipt,
+    Event,
+    Exited,
+    Identified,
+    Merged,
+    Schedule,
+    Send,
+    Submission,
+    TimerFired,
+)
 from actors.profile import CHANNEL_BIT, Profile
 
 
@@ -104,7 +114,8 @@ def test_the_runtime_routes_a_merged_id_and_its_queued_timer_to_the_known_custom
             nursery.start_soon(runtime.run)
             runtime.ingest_nowait("anon-9", Event("cart_add", {"value": 80}))  # a 1-hour wait
             await trio.sleep(600)
-            runtime.ingest_batch_nowait([("eve", Merged("anon-9")), ("eve", Identified({"n": 1}, {}, {}))])
+            runtime.ingest_batch_nowait([Submission("eve", Merged("anon-9")),
+                                         Submission("eve", Identified({"n": 1}, {}, {}))])
             await trio.sleep(60)
             runtime.ingest_nowait("anon-9", Event("page_view"))  # a late message for the old id
             await trio.sleep(2 * HOUR)
@@ -155,9 +166,9 @@ def test_a_message_for_the_merged_id_in_the_same_batch_reaches_the_known_custome
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runtime.run)
             runtime.ingest_batch_nowait([
-                ("anon-7", Event("page_view"), "m1"),
-                ("gus", Merged("anon-7"), "m2"),
-                ("anon-7", Event("cart_add", {"value": 80}), "m3"),  # sent before the client knew
+                Submission("anon-7", Event("page_view"), "m1"),
+                Submission("gus", Merged("anon-7"), "m2"),
+                Submission("anon-7", Event("cart_add", {"value": 80}), "m3"),  # sent before the client knew
             ])
             await trio.sleep(60)
             runtime.close()

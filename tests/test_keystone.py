@@ -7,52 +7,28 @@ they must produce the identical sequence of effects, at the same times, for the 
 
 from __future__ import annotations
 
-import random
-
 import anyio
 import pytest
 import trio
 import trio.testing
+from harness import SCRIPT_CUSTOMERS, journey_path, make_script
 
-from actors.messages import DeliveryReceipt, Effect, Event, Message, Send
+from actors.messages import Effect, Event, Send
 from actors.profile import Profile
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
 from engine.runtime.simulation import DAY, Simulation
-from engine.scenario_files import load_scenario, scenario_from_document
+from engine.scenario_files import load_scenario
 from scenarios.population import customer_id
 from scenarios.replay import ScriptedWorld
 
-CUSTOMERS = 40
 DAYS = 12.0
-
-
-def make_script(seed: int) -> list[tuple[float, int, Message]]:
-    """Cart adds (some under the entry filter), purchases, sessions and clicks, at odd times."""
-    rng = random.Random(seed)
-    script: list[tuple[float, int, Message]] = []
-    for customer in range(CUSTOMERS):
-        at = rng.uniform(0, DAY)
-        for _ in range(rng.randint(1, 6)):
-            at += rng.expovariate(1 / (DAY / 2))
-            kind = rng.random()
-            if kind < 0.45:
-                message: Message = Event("cart_add", {"value": round(rng.uniform(5, 150), 2)})
-            elif kind < 0.65:
-                message = Event("purchase", {"value": round(rng.uniform(5, 150), 2)})
-            elif kind < 0.8:
-                message = Event("session_start")
-            else:
-                status = rng.choice(["clicked", "opened", "unsubscribed", "bounced"])
-                channel = rng.choice(["push", "email", "sms"])
-                message = DeliveryReceipt("cart_abandonment", 1, channel, "cart_reminder", status)
-            script.append((at, customer, message))
-    return sorted(script, key=lambda line: line[0])
 
 
 def run_simulation(scenario, script) -> tuple[list[tuple[float, str, Effect]], Simulation]:
     trace: list[tuple[float, str, Effect]] = []
-    sim = Simulation(scenario, CUSTOMERS, DAYS, seed=5, world=ScriptedWorld.factory(script), trace=trace)
+    world = ScriptedWorld.factory(script)
+    sim = Simulation(scenario, SCRIPT_CUSTOMERS, DAYS, seed=5, world=world, trace=trace)
     sim.run()
     return trace, sim
 
@@ -94,24 +70,9 @@ def test_simulation_and_realtime_give_the_identical_trace(seed: int) -> None:
     assert [item for _, item in channel.delivered] == sends
 
 
-SEND_ON_EVENT = """
-[[journeys]]
-id = "welcome"
-entry = { event = "signup" }
-start = "hello"
-[journeys.steps.hello]
-send = { message = "welcome", channel = "webhook" }
-next = "end"
-[journeys.steps.end]
-end = true
-"""
-
-
 @pytest.mark.anyio
 async def test_realtime_runtime_runs_on_each_anyio_backend() -> None:
-    import tomllib
-
-    scenario = scenario_from_document(tomllib.loads(SEND_ON_EVENT), "welcome.toml")
+    scenario = load_scenario(str(journey_path("webhook_on_signup")))
     channel = MockChannel()
     runtime = RealtimeRuntime(scenario.program, channel, buffer=4)
     async with anyio.create_task_group() as tasks:

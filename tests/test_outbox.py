@@ -11,6 +11,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from harness import Refusing, run_outbox, sends, settled_at_restart
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
@@ -25,44 +26,12 @@ from engine.delivery.providers import HttpProvider, MockProvider
 from engine.storage.outbox_files import DeadLetterFile, SettledLog
 
 
-def sends(n: int, channel: str = "email") -> list[Send]:
-    """``n`` sends on ``channel``, from a step of that name (keys differ across channels)."""
-    return [Send(f"c{i}", "j", 1, channel, channel, "m", f"c{i}:j:1:{channel}:1") for i in range(n)]
-
-
-def run_outbox(outbox: Outbox, items: list[Send]) -> float:
-    """Hand ``items`` over, drain the outbox on a mock clock; return the simulated time taken."""
-    took = {}
-
-    async def main() -> None:
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(outbox.run)
-            for item in items:
-                outbox.deliver_nowait(0.0, item)
-            outbox.close()
-        took["t"] = trio.current_time() - start
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    return took["t"]
-
-
 def test_flaky_provider_gets_everything_once_through_retries():
     provider = MockProvider(failure_rate=0.5, seed=3)
     outbox = Outbox({"email": provider}, max_attempts=20, seed=1)
     run_outbox(outbox, sends(200))
     assert outbox.delivered == 200 and not outbox.dead_letters and not outbox.pending
     assert len(provider.delivered) == 200 and provider.calls > 300  # retried, delivered once each
-
-
-class Refusing:
-    def __init__(self, permanent: bool) -> None:
-        self.permanent = permanent
-        self.calls = 0
-
-    async def send(self, send: Send) -> None:
-        self.calls += 1
-        raise ProviderError("no", permanent=self.permanent)
 
 
 def test_nothing_is_dropped_silently_permanent_errors_are_not_retried():
@@ -174,7 +143,7 @@ def test_the_settled_log_remembers_delivered_and_dead_sends_until_a_snapshot(tmp
     reopened.restart()  # a snapshot holds the state now
     reopened.record("c0:j:2:email:1")
     reopened.close()
-    assert SettledLog(path).settled_before == {"c0:j:2:email:1"}
+    assert settled_at_restart(path) == {"c0:j:2:email:1"}
 
 
 def test_keys_set_aside_for_a_background_snapshot_count_until_it_is_in_place(tmp_path):
@@ -184,7 +153,7 @@ def test_keys_set_aside_for_a_background_snapshot_count_until_it_is_in_place(tmp
     log.rotate()  # a background snapshot starts: its pending sends exclude "before:1"
     log.record("during:1")
     log.close()
-    assert SettledLog(path).settled_before == {"before:1", "during:1"}  # a crash meanwhile
+    assert settled_at_restart(path) == {"before:1", "during:1"}  # a crash meanwhile
 
     log = SettledLog(path)  # (the crash's restart merged the set-aside keys back)
     log.rotate()  # the next background snapshot fails...
@@ -192,14 +161,14 @@ def test_keys_set_aside_for_a_background_snapshot_count_until_it_is_in_place(tmp
     log.rotate()  # ...and another starts: the keys of both stay set aside
     assert log.settled_before == {"before:1", "during:1"}
     log.close()
-    assert SettledLog(path).settled_before == {"before:1", "during:1", "after:1"}
+    assert settled_at_restart(path) == {"before:1", "during:1", "after:1"}
 
     log = SettledLog(path)
     log.rotate()
     log.record("later:1")
     log.drop_rotated()  # the snapshot is in place: only the keys settled since it started count
     log.close()
-    assert SettledLog(path).settled_before == {"later:1"}
+    assert settled_at_restart(path) == {"later:1"}
 
 
 def test_a_send_handed_over_again_while_still_queued_goes_out_once():
@@ -239,7 +208,9 @@ def test_dead_letters_are_kept_across_a_restart(tmp_path):
     letters.close()
     with open(path, "a") as file:
         file.write('{"send": ["c9", "j"')  # a write torn by a crash
-    again = Outbox({"email": MockProvider()}, dead_letter_file=DeadLetterFile(path))  # the next start
+    letters = DeadLetterFile(path)  # the next start
+    again = Outbox({"email": MockProvider()}, dead_letter_file=letters)
+    letters.close()  # (read as the outbox starts)
     assert again.dead_letters == outbox.dead_letters
     assert sorted(send.channel for send, _ in again.dead_letters) == ["push", "sms"]
     assert "no provider" in dict((s.channel, why) for s, why in again.dead_letters)["push"]

@@ -12,8 +12,8 @@ import anyio
 import pytest
 import trio
 import trio.testing
+from harness import Refusing, dead_letters_at_restart, run_outbox, sends, settled_at_restart
 from prometheus_client import generate_latest
-from test_outbox import Refusing, run_outbox, sends
 
 from actors.errors import ProviderError
 from actors.messages import Escalated, Send
@@ -184,9 +184,11 @@ def test_dead_letters_and_escalations_keep_the_latest_in_memory_and_count_them_a
     stats = outbox.statistics()
     assert (stats.dead_letters, stats.dead_letters_dropped_from_memory) == (4, 2)
     assert (stats.escalations, stats.escalations_dropped_from_memory) == (5, 3)
-    assert len(list(DeadLetterFile(path).load())) == 4  # the file keeps them all
+    assert len(dead_letters_at_restart(path)) == 4  # the file keeps them all
 
-    again = Outbox({"email": MockProvider()}, dead_letter_file=DeadLetterFile(path), memory_limit=3)
+    letters = DeadLetterFile(path)
+    again = Outbox({"email": MockProvider()}, dead_letter_file=letters, memory_limit=3)
+    letters.close()  # (read as the outbox starts)
     assert [s.customer for s, _ in again.dead_letters] == ["c1", "c2", "c3"]
     assert again.statistics().dead_letters == 4 and again.statistics().dead_letters_dropped_from_memory == 1
 
@@ -219,7 +221,7 @@ def test_a_failed_write_is_counted_and_leaves_nothing_to_be_written_later(tmp_pa
     assert log.record("d:1") and log.write_failures == 2
     log.close()
     assert path.read_text() == '"a:1"\n"b:\n"d:1"\n'  # the torn line stays alone
-    assert SettledLog(path).settled_before == {"a:1", "d:1"}  # b and c go out again, same keys
+    assert settled_at_restart(path) == {"a:1", "d:1"}  # b and c go out again, same keys
     assert capsys.readouterr().err.count("cannot write") == 1  # once per failing spell
 
     with open(path, "a") as file:
@@ -227,7 +229,7 @@ def test_a_failed_write_is_counted_and_leaves_nothing_to_be_written_later(tmp_pa
     reopened = SettledLog(path)
     reopened.record("f:1")  # starts on a line of its own
     reopened.close()
-    assert SettledLog(path).settled_before == {"a:1", "d:1", "f:1"}
+    assert settled_at_restart(path) == {"a:1", "d:1", "f:1"}
 
 
 def test_a_full_disk_does_not_stop_the_outbox_and_shows_in_the_metrics(tmp_path, monkeypatch, cart_program):

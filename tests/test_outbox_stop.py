@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import trio
 import trio.testing
-from test_outbox import Refusing, sends
+from harness import Refusing, dead_letters_at_restart, sends, settled_at_restart
 
 from actors.errors import ProviderError
 from actors.messages import Send
@@ -87,8 +87,8 @@ def test_a_stop_keeps_queued_backing_off_and_cut_sends_pending_and_lets_calls_fi
     assert in_app.finished == [items[8].key] and outbox.attempts == 2 + 1 + 2 + 1
     unsettled = items[2:5] + items[5:9] + [late]
     assert outbox.pending == {s.key: s for s in unsettled}  # for the final snapshot
-    assert SettledLog(tmp_path / "settled.log").settled_before == {s.key for s in items[:2]}
-    assert not list(DeadLetterFile(tmp_path / "dead-letters.jsonl").load())
+    assert settled_at_restart(tmp_path / "settled.log") == {s.key for s in items[:2]}
+    assert not dead_letters_at_restart(tmp_path / "dead-letters.jsonl")
 
 
 def test_a_stop_cancels_waits_for_the_breaker_and_the_rate_limit_at_once():

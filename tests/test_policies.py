@@ -1,8 +1,10 @@
 """Send policies, channel choice and every step kind, through ``Actor.handle`` on a manual clock.
 
-Each test builds a small inline scenario, drives one actor and asserts on the effects: a policy
-that blocks a send must say so with its reason code (``Suppressed.rule``) and, when it defers,
-with the time it will try again.
+Each test builds a small scenario, drives one actor and asserts on the effects: a policy that
+blocks a send must say so with its reason code (``Suppressed.rule``) and, when it defers, with
+the time it will try again. The scenario is the test's ``[policy]`` and journey designs: files
+of tests/journeys/ (``journey_text``), or, where the test varies them, the journeys that
+``one_send`` and ``two_sends`` write.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import textwrap
 
 import pytest
-from harness import DAY, HOUR, T0, ManualClock, compile_toml, make_actor
+from harness import DAY, HOUR, T0, ManualClock, compile_toml, journey_text, make_actor
 
 from actors.messages import (
     Advanced,
@@ -189,30 +191,7 @@ def test_frequency_cap_defers_and_retries_when_a_slot_frees_up():
 
 def test_channel_cap_counts_one_channel_only():
     prog = program(
-        'caps = [{ max = 1, per = "7d", channel = "sms" }]',
-        """
-        [[journeys]]
-        id = "j"
-        entry = { event = "go" }
-        start = "a"
-        [journeys.steps.a]
-        send = { message = "m1", channel = "sms" }
-        next = "w1"
-        [journeys.steps.w1]
-        wait = "1h"
-        next = "b"
-        [journeys.steps.b]
-        send = { message = "m2", channel = "email" }
-        next = "w2"
-        [journeys.steps.w2]
-        wait = "1h"
-        next = "c"
-        [journeys.steps.c]
-        send = { message = "m3", channel = "sms" }
-        next = "end"
-        [journeys.steps.end]
-        end = true
-        """,
+        'caps = [{ max = 1, per = "7d", channel = "sms" }]', journey_text("channel_cap_sms_email_sms")
     )
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("go"), T0)
@@ -224,25 +203,8 @@ def test_channel_cap_counts_one_channel_only():
 # -- cool-down after conversion -------------------------------------------------------------------
 
 
-def _after_purchase_journey() -> str:
-    return """
-        [[journeys]]
-        id = "j"
-        entry = { event = "go" }
-        start = "pause"
-        [journeys.steps.pause]
-        wait = "1h"
-        next = "send"
-        [journeys.steps.send]
-        send = { message = "promo", channel = "email" }
-        next = "end"
-        [journeys.steps.end]
-        end = true
-    """
-
-
 def test_after_conversion_cooldown_blocks_marketing_after_a_purchase():
-    prog = program('after_conversion = "72h"', _after_purchase_journey())
+    prog = program('after_conversion = "72h"', journey_text("promo_an_hour_after_entry"))
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("go"), T0)
     clock.handle(Event("purchase", {"value": 10}), T0 + 30 * 60)
@@ -261,7 +223,7 @@ def test_after_conversion_cooldown_can_defer_until_it_is_over():
         after_conversion = "72h"
         on_block = { after_conversion = "defer" }
         """,
-        _after_purchase_journey(),
+        journey_text("promo_an_hour_after_entry"),
     )
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("go"), T0)
@@ -274,7 +236,7 @@ def test_after_conversion_cooldown_can_defer_until_it_is_over():
 
 
 def test_without_a_purchase_the_cooldown_does_not_apply():
-    prog = program('after_conversion = "72h"', _after_purchase_journey())
+    prog = program('after_conversion = "72h"', journey_text("promo_an_hour_after_entry"))
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("go"), T0)
     clock.run_until_idle()
@@ -488,17 +450,7 @@ def test_priority_breaks_ties_between_timers_due_at_the_same_time():
 
 # -- channel choice ------------------------------------------------------------------------------
 
-BEST = """
-    [[journeys]]
-    id = "j"
-    entry = { event = "go" }
-    start = "send"
-    [journeys.steps.send]
-    send = { message = "promo", channel = "best", candidates = ["push", "email"] }
-    next = "end"
-    [journeys.steps.end]
-    end = true
-"""
+BEST = journey_text("best_channel_push_or_email")
 
 
 def _engage(clock: ManualClock, channel: str, times: int, clicked: bool, at: float) -> None:
@@ -551,20 +503,7 @@ def test_best_channel_with_no_reachable_candidate_is_unreachable():
 
 
 def test_wait_until_a_local_time_of_day():
-    prog = program(
-        "",
-        """
-        [[journeys]]
-        id = "j"
-        entry = { event = "go" }
-        start = "morning"
-        [journeys.steps.morning]
-        wait = { until = "09:00" }
-        next = "end"
-        [journeys.steps.end]
-        end = true
-        """,
-    )
+    prog = program("", journey_text("wait_until_nine_local"))
     clock = ManualClock(make_actor(prog, tz_offset=IST))
     # T0 is 15:30 local: the next 09:00 local is tomorrow, 03:30 UTC
     effects = clock.handle(Event("go"), T0)
@@ -576,23 +515,7 @@ def test_wait_until_a_local_time_of_day():
     assert other.handle(Event("go"), early)[-1] == Schedule(early + 2.5 * HOUR, "j", 1, 0)
 
 
-WAIT_FOR_BIG_CART = """
-    [[journeys]]
-    id = "j"
-    entry = { event = "visit" }
-    start = "watch"
-    [journeys.steps.watch]
-    on_event = "big"
-    on_timeout = "small"
-    [journeys.steps.watch.wait_for]
-    event = "cart_add"
-    timeout = "2h"
-    where = [{ field = "event.value", op = ">=", value = 100 }]
-    [journeys.steps.big]
-    end = true
-    [journeys.steps.small]
-    end = true
-"""
+WAIT_FOR_BIG_CART = journey_text("wait_for_a_big_cart")
 
 
 def test_wait_for_an_event_that_matches_the_filter():
@@ -616,30 +539,7 @@ def test_wait_for_times_out_when_nothing_matches():
 
 # -- branch, split, update, escalate -------------------------------------------------------------
 
-BRANCHY = """
-    [[journeys]]
-    id = "j"
-    entry = { event = "go" }
-    start = "route"
-    [journeys.steps.route]
-    branch = [
-      { if = [{ field = "event.value", op = ">", value = 100 }], next = "big_cart" },
-      { if = [{ field = "profile.purchases", op = ">=", value = 2 }], next = "loyal" },
-      { if = [{ field = "engagement.email.clicked", op = ">=", value = 1 }], next = "engaged" },
-      { if = [{ field = "traits.tier", op = "in", value = ["gold", "platinum"] }], next = "gold" },
-    ]
-    else = "other"
-    [journeys.steps.big_cart]
-    end = true
-    [journeys.steps.loyal]
-    end = true
-    [journeys.steps.engaged]
-    end = true
-    [journeys.steps.gold]
-    end = true
-    [journeys.steps.other]
-    end = true
-"""
+BRANCHY = journey_text("branch_on_event_profile_engagement_traits")
 
 
 def _route(prepare, props=None) -> str:
@@ -673,25 +573,14 @@ def test_branch_on_event_profile_engagement_and_traits():
     assert _route(nothing) == "other"
 
 
-SPLIT = """
-    [[journeys]]
-    id = "ab"
-    entry = { event = "go" }
-    start = "split"
-    [journeys.steps.split]
-    split = [{ weight = 1, next = "a" }, { weight = 3, next = "b" }]
-    [journeys.steps.a]
-    end = true
-    [journeys.steps.b]
-    end = true
-"""
+SPLIT = journey_text("split_one_to_three")
 
 ARM_SCRIPT = """
-import tomllib, sys
+import sys
 sys.path.insert(0, {tests!r})
-from harness import T0, compile_toml, make_actor
+from harness import T0, journey_program, make_actor
 from actors.messages import Advanced, Event
-prog = compile_toml({split!r})
+prog = journey_program("split_one_to_three")
 for i in range(40):
     effects = make_actor(prog, f"cust-{{i}}").handle(Event("go"), T0)
     print([e.step for e in effects if isinstance(e, Advanced)][1], end=" ")
@@ -713,7 +602,7 @@ def test_split_is_deterministic_and_pinned():
 
 def test_split_is_stable_across_processes_with_different_hash_seeds():
     here = os.path.dirname(__file__)
-    script = ARM_SCRIPT.format(tests=here, split="[policy]\n" + textwrap.dedent(SPLIT))
+    script = ARM_SCRIPT.format(tests=here)
     outputs = set()
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
@@ -734,25 +623,7 @@ def test_split_follows_the_weights_over_many_customers():
 
 
 def test_update_sets_traits_that_later_steps_can_read():
-    prog = program(
-        "",
-        """
-        [[journeys]]
-        id = "j"
-        entry = { event = "go" }
-        start = "tag"
-        [journeys.steps.tag]
-        update = { tier = "gold", score = 3 }
-        next = "route"
-        [journeys.steps.route]
-        branch = [{ if = [{ field = "traits.tier", op = "==", value = "gold" }], next = "gold" }]
-        else = "other"
-        [journeys.steps.gold]
-        end = true
-        [journeys.steps.other]
-        end = true
-        """,
-    )
+    prog = program("", journey_text("update_traits_then_branch"))
     actor = make_actor(prog)
     actor.handle(Identified(traits={"name": "Ada", "tier": "silver"}), T0 - 1)
     effects = actor.handle(Event("go"), T0)
@@ -761,23 +632,7 @@ def test_update_sets_traits_that_later_steps_can_read():
 
 
 def test_escalate_hands_over_the_timeline():
-    prog = program(
-        "",
-        """
-        [[journeys]]
-        id = "j"
-        entry = { event = "complaint" }
-        start = "mail"
-        [journeys.steps.mail]
-        send = { message = "sorry", channel = "email" }
-        next = "handoff"
-        [journeys.steps.handoff]
-        escalate = { queue = "care" }
-        next = "end"
-        [journeys.steps.end]
-        end = true
-        """,
-    )
+    prog = program("", journey_text("escalate_after_an_email"))
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("page_view"), T0 - 2 * HOUR)  # browsing noise stays off the timeline
     clock.handle(Event("purchase", {"value": 30}), T0 - HOUR)
@@ -844,8 +699,12 @@ def test_without_reentry_a_customer_enters_once():
 
 
 def test_an_active_run_is_not_entered_twice():
-    prog = program("", _after_purchase_journey().replace('entry = { event = "go" }',
-                                                       'entry = { event = "go" }\nreentry = "1s"'))
+    prog = program(
+        "",
+        journey_text("promo_an_hour_after_entry").replace(
+            'entry = { event = "go" }', 'entry = { event = "go" }\nreentry = "1s"'
+        ),
+    )
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("go"), T0)
     assert clock.handle(Event("go"), T0 + 60) == []  # still waiting in the first entry
@@ -856,7 +715,7 @@ def test_an_active_run_is_not_entered_twice():
 def test_exit_events_cancel_the_run():
     prog = program(
         "",
-        _after_purchase_journey().replace(
+        journey_text("promo_an_hour_after_entry").replace(
             'entry = { event = "go" }', 'entry = { event = "go" }\nexit = { events = ["opt_out"] }'
         ),
     )

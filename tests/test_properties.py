@@ -13,224 +13,65 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness import DAY, HOUR, T0, ManualClock, compile_toml, make_actor
+from harness import (
+    DAY,
+    HOUR,
+    PROGRAM_WITH_IN_APP,
+    SCRIPT_CHANNELS,
+    SCRIPT_JOURNEYS,
+    SCRIPT_MESSAGES,
+    T0,
+    ManualClock,
+    customers,
+    reaches,
+    run_script,
+    scripts,
+    tz_offsets,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.codec import decode, encode
 from actors.messages import (
-    RECEIPT_STATUSES,
     DeliveryReceipt,
     Event,
     Identified,
     Message,
     Send,
     Suppressed,
-    TimerFired,
 )
 
-SCENARIO = """
-[policy]
-caps = [{ max = 2, per = "24h" }, { max = 1, per = "12h", channel = "sms" }]
-quiet_hours = { start = "21:00", end = "08:00" }
-after_conversion = "72h"
-same_message_window = "24h"
-on_block = { quiet_hours = "defer", frequency_cap = "defer", channel_cap = "skip", same_message = "defer" }
-
-[[journeys]]
-id = "cart"
-priority = 2
-entry = { event = "cart_add", where = [{ field = "event.value", op = ">", value = 20 }] }
-exit = { events = ["purchase"] }
-reentry = "1d"
-holdout = 0.2
-start = "wait"
-[journeys.steps.wait]
-wait = "1h"
-next = "nudge"
-[journeys.steps.nudge]
-send = { message = "cart_reminder", channel = "best", candidates = ["push", "email", "sms"] }
-next = "clicked"
-[journeys.steps.clicked]
-wait_for = { event = "message_clicked", timeout = "6h" }
-on_event = "end"
-on_timeout = "route"
-[journeys.steps.route]
-branch = [{ if = [{ field = "event.value", op = ">=", value = 100 }], next = "last_call" }]
-else = "promo"
-[journeys.steps.last_call]
-send = { message = "cart_last_call", channel = "sms" }
-next = "end"
-[journeys.steps.promo]
-send = { message = "promo", channel = "email" }
-next = "end"
-[journeys.steps.end]
-end = true
-
-[[journeys]]
-id = "browse"
-priority = 1
-entry = { event = "session_start" }
-reentry = "12h"
-start = "ab"
-[journeys.steps.ab]
-split = [{ weight = 1, next = "promo_push" }, { weight = 1, next = "promo_sms" }]
-[journeys.steps.promo_push]
-send = { message = "promo", channel = "push" }
-next = "morning"
-[journeys.steps.promo_sms]
-send = { message = "promo", channel = "sms" }
-next = "morning"
-[journeys.steps.morning]
-wait = { until = "09:00" }
-next = "digest"
-[journeys.steps.digest]
-send = { message = "digest", channel = "best", candidates = ["email", "push"] }
-next = "end"
-[journeys.steps.end]
-end = true
-
-[[journeys]]
-id = "winback"
-entry = { event = "purchase" }
-reentry = "2d"
-start = "thanks"
-[journeys.steps.thanks]
-send = { message = "receipt", channel = "email", transactional = true }
-next = "tag"
-[journeys.steps.tag]
-update = { buyer = true }
-next = "pause"
-[journeys.steps.pause]
-wait = "4d"
-next = "offer"
-[journeys.steps.offer]
-send = { message = "winback_offer", channel = "sms" }
-next = "check"
-[journeys.steps.check]
-wait_for = { event = "cart_add", timeout = "1d", where = [{ field = "event.value", op = ">", value = 0 }] }
-on_event = "end"
-on_timeout = "agent"
-[journeys.steps.agent]
-escalate = { queue = "care" }
-next = "end"
-[journeys.steps.end]
-end = true
-
-[[journeys]]
-id = "welcome"
-entry = { event = "signup" }
-start = "hello"
-[journeys.steps.hello]
-send = { message = "welcome", channel = "best", candidates = ["email", "push"] }
-next = "pause"
-[journeys.steps.pause]
-wait = "5h"
-next = "bought"
-[journeys.steps.bought]
-branch = [{ if = [{ field = "profile.purchases", op = ">=", value = 1 }], next = "end" }]
-else = "hello"
-[journeys.steps.end]
-end = true
-"""
-
-# in-app sends are decided when queued but emitted at the next session, so the policy checker
-# (which sees emission times) leaves them out; the snapshot property keeps them in
-IN_APP = """
-[[journeys]]
-id = "banner"
-entry = { event = "page_view" }
-reentry = "6h"
-start = "show"
-[journeys.steps.show]
-send = { message = "banner", channel = "in_app" }
-next = "end"
-[journeys.steps.end]
-end = true
-"""
-
-PROGRAM = compile_toml(SCENARIO, "properties.toml")
-PROGRAM_WITH_IN_APP = compile_toml(SCENARIO + IN_APP, "properties_in_app.toml")
-JOURNEYS = ("cart", "browse", "winback", "welcome", "banner")
-MESSAGES = ("cart_reminder", "cart_last_call", "promo", "digest", "receipt", "welcome", "banner")
-CHANNELS = ("email", "sms", "push")
-
-# the policy above, restated for the checker
+# the policy of tests/journeys/every_rule_and_step.toml, restated for the checker
 CAPS = ((2, DAY, None), (1, 12 * HOUR, "sms"))
 QUIET_START, QUIET_END = 21 * HOUR, 8 * HOUR
 COOLDOWN = 3 * DAY
 SAME_MESSAGE = DAY
 
 
-# -- the scripts ---------------------------------------------------------------------------------
+# -- the scripts -----------------------------------------------------------------------------------
 
-values = st.one_of(st.integers(0, 300), st.floats(0, 300, allow_nan=False))
-events = st.one_of(
-    st.builds(lambda v: Event("cart_add", {"value": v}), values),
-    st.builds(lambda v: Event("purchase", {"value": v}), values),
-    st.sampled_from([Event("session_start"), Event("page_view"), Event("signup"), Event("other")]),
-)
-receipts = st.builds(
-    DeliveryReceipt,
-    st.sampled_from(JOURNEYS),
-    st.integers(0, 3),
-    st.sampled_from(CHANNELS),
-    st.sampled_from(MESSAGES),
-    st.sampled_from(RECEIPT_STATUSES + ("clicked", "unsubscribed", "bounced")),
-)
-timers = st.builds(TimerFired, st.sampled_from(JOURNEYS), st.integers(0, 8))
-traits = st.dictionaries(
-    st.sampled_from(["tier", "name", "score"]),
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4)),
-    max_size=2,
-)
-identifies = st.builds(
-    Identified,
-    traits,
-    st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=3),
-    st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=2),
-)
-messages = st.one_of(events, events, events, receipts, receipts, timers, identifies)
-gaps = st.one_of(
-    st.sampled_from([0.0, 1.0, 60.0, HOUR, 5 * HOUR, 11 * HOUR, DAY, 3 * DAY]),
-    st.integers(0, 2 * 86400).map(float),
-)
-scripts = st.lists(st.tuples(gaps, messages), min_size=4, max_size=40)
-customers = st.sampled_from(["cust-1", "cust-3", "cust-7", "cust-14", "cust-22"])
-tz_offsets = st.sampled_from([0.0, -5 * HOUR, 5.5 * HOUR, 9 * HOUR, -9.5 * HOUR])
-reaches = st.lists(st.sampled_from(CHANNELS), unique=True)
-
+# (``scripts`` of any messages, and the rest, are in harness.py)
 # channels coming and going: denser in what reachability and consent depend on
 churn = st.one_of(
     st.sampled_from([Event("signup"), Event("session_start"), Event("cart_add", {"value": 150})]),
     st.builds(
         DeliveryReceipt,
-        st.sampled_from(JOURNEYS),
+        st.sampled_from(SCRIPT_JOURNEYS),
         st.integers(0, 2),
-        st.sampled_from(CHANNELS),
-        st.sampled_from(MESSAGES),
+        st.sampled_from(SCRIPT_CHANNELS),
+        st.sampled_from(SCRIPT_MESSAGES),
         st.sampled_from(("unsubscribed", "bounced", "clicked")),
     ),
     st.builds(
         Identified,
         st.just({}),
-        st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), min_size=1, max_size=3),
-        st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=2),
+        st.dictionaries(st.sampled_from(SCRIPT_CHANNELS), st.booleans(), min_size=1, max_size=3),
+        st.dictionaries(st.sampled_from(SCRIPT_CHANNELS), st.booleans(), max_size=2),
     ),
 )
 churn_scripts = st.lists(
     st.tuples(st.sampled_from([0.0, 60.0, HOUR, 13 * HOUR, DAY]), churn), min_size=3, max_size=25
 )
-
-
-def run_script(customer, tz, reach, script, start=T0, program=PROGRAM):
-    actor = make_actor(program, customer, channels=reach, tz_offset=tz)
-    clock = ManualClock(actor, start, fire_cancelled=True)
-    at = start
-    for gap, message in script:
-        at += gap
-        clock.handle(message, at)
-    return clock
 
 
 # -- (a) the policy, restated --------------------------------------------------------------------
@@ -343,12 +184,12 @@ def test_scripts_do_exercise_the_rules():
         (0.0, Event("cart_add", {"value": 150})),
         (12 * HOUR, Event("purchase", {"value": 150})),
     ]
-    clock = run_script("cust-1", 0.0, list(CHANNELS), script)
+    clock = run_script("cust-1", 0.0, list(SCRIPT_CHANNELS), script)
     clock.advance_by(10 * DAY)
     rules = {e.rule for e in clock.of_type(Suppressed)}
     assert {"frequency_cap", "same_message", "after_conversion"} <= rules
     assert any(s.transactional for _, s in clock.sends())
-    assert policy_violations(clock, 0.0, list(CHANNELS)) == []
+    assert policy_violations(clock, 0.0, list(SCRIPT_CHANNELS)) == []
 
 
 # -- (b) snapshot and restore --------------------------------------------------------------------

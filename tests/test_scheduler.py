@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.runtime.scheduler import TimerQueue
+from engine.runtime.scheduler import Scheduled, TimerQueue
 
 
 def drain(queue: TimerQueue) -> list[tuple[float, int, int, int, object]]:
@@ -110,5 +110,5 @@ def test_push_many_queues_as_pushing_one_by_one(items: list[tuple[float, int]], 
         queue.pop_due(drained / 2, limit=drained)
     for n, (at, priority) in enumerate(items):
         one_by_one.push(at, n, None, priority)
-    at_once.push_many((at, priority, n, None) for n, (at, priority) in enumerate(items))
+    at_once.push_many(Scheduled(at, n, None, priority) for n, (at, priority) in enumerate(items))
     assert one_by_one.pop_due(2e5, limit=10**6) == at_once.pop_due(2e5, limit=10**6)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 from aiosmtpd.controller import Controller
-from harness import T0, load_program, make_actor
+from harness import T0, journey_path, load_program, make_actor, settled_at_restart
 from local_providers import CountingProvider, SmtpInbox, free_port
 from prometheus_client import generate_latest
 from serving import KEY, start, stop
@@ -33,7 +33,7 @@ from engine.storage.outbox_files import SettledLog
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog
 
-TIMED_SENDS = Path(__file__).parent / "timed_sends.toml"
+TIMED_SENDS = journey_path("timed_sends")
 
 
 @pytest.mark.slow
@@ -267,9 +267,11 @@ def test_serve_sends_through_the_smtp_and_http_providers_of_its_config(tmp_path)
         assert httpx.post(f"{url[1]}/v1/batch", json=batch, timeout=10).status_code == 200
         assert not provider.wait_for({"ada:thanks:1:sms:2"}, timeout=30)  # 3 s of timers
     finally:
-        stop(process, signal.SIGTERM)
-        smtp.stop()
-        provider.stop()
+        try:
+            stop(process, signal.SIGTERM)
+        finally:  # (the providers' threads end even if the service did not stop cleanly)
+            smtp.stop()
+            provider.stop()
     [(sender, to, email)] = inbox.messages
     assert sender == "shop@example.com" and to == ["ada@example.com"]
     assert "Subject: thank_you" in email and "X-Idempotency-Key: ada:thanks:1:email:1" in email
@@ -323,7 +325,7 @@ def test_a_background_snapshot_takes_the_settled_keys_with_it_and_without_a_chil
     settled.close()
     assert statistics.written == 1 and statistics.failed == 0
     assert load_latest(tmp_path / "snapshots", program).actors == runtime.actors
-    assert SettledLog(tmp_path / "settled.log").settled_before == set()  # the snapshot has them
+    assert settled_at_restart(tmp_path / "settled.log") == set()  # the snapshot has them
     assert not (tmp_path / "settled.log.prev").exists()
 
 

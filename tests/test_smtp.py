@@ -3,41 +3,17 @@ and stops on purchase."""
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 import trio
 from aiosmtpd.controller import Controller
+from harness import journey_path
 from local_providers import SmtpInbox, free_port
 
 from actors.messages import Event, Exited, Identified
 from engine.delivery.outbox import Outbox
 from engine.delivery.providers import SmtpProvider
 from engine.runtime.realtime import RealtimeRuntime
-from engine.scenario_files import scenario_from_document
-
-FAST_CART = """
-[[journeys]]
-id = "cart"
-entry = { event = "cart_add" }
-exit = { events = ["purchase"] }
-start = "wait"
-[journeys.steps.wait]
-wait = "1s"
-next = "email1"
-[journeys.steps.email1]
-send = { message = "cart_reminder_email", channel = "email" }
-next = "did_click"
-[journeys.steps.did_click]
-wait_for = { event = "message_clicked", timeout = "2s" }
-on_event = "end"
-on_timeout = "email2"
-[journeys.steps.email2]
-send = { message = "cart_last_call", channel = "email" }
-next = "end"
-[journeys.steps.end]
-end = true
-"""
+from engine.scenario_files import load_scenario
 
 
 @pytest.mark.slow
@@ -46,7 +22,7 @@ def test_cart_emails_go_through_smtp_and_stop_on_purchase():
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        program = scenario_from_document(tomllib.loads(FAST_CART), "fast_cart.toml").program
+        program = load_scenario(str(journey_path("fast_cart_emails"))).program
         trace: list = []
         runtime: RealtimeRuntime
 

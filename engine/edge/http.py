@@ -58,13 +58,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
+from actors.messages import Submission
 from engine.edge.monitoring import dead_letters, journey_statistics, registry_for
 from engine.edge.receipts import parse_receipts, receipts_to_messages
 from engine.edge.segment import (
     KINDS,
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
-    Submission,
     parse,
     to_messages,
 )

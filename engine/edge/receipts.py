@@ -16,14 +16,13 @@ import msgspec
 
 from actors.errors import IngestError
 from actors.journey import Program, SendStep
-from actors.messages import CHANNELS, RECEIPT_STATUSES, DeliveryReceipt, parse_send_key
+from actors.messages import CHANNELS, RECEIPT_STATUSES, DeliveryReceipt, Submission, parse_send_key
 from engine.edge.segment import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_NUMBER,
     Id,
     Name,
-    Submission,
     decode_body,
     within,
 )
@@ -111,4 +110,4 @@ def _delivery(channel: str, receipt: ProviderReceipt, program: Program) -> Submi
     if channel not in step.channels:
         raise IngestError(f"step {step_id!r} sends on {list(step.channels)}, not {channel!r}", field="key")
     message_id = f"receipt:{channel}:{receipt.messageId}" if receipt.messageId else f"receipt:{key}:{status}"
-    return customer, DeliveryReceipt(journey_id, entry, channel, step.message, status), message_id
+    return Submission(customer, DeliveryReceipt(journey_id, entry, channel, step.message, status), message_id)

@@ -61,6 +61,7 @@ from actors.messages import (
     Message,
     Properties,
     Scalar,
+    Submission,
 )
 
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
@@ -73,7 +74,6 @@ MAX_DEPTH = 8  # levels of objects within properties and traits
 MAX_NUMBER = 2**53 - 1
 EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: a timestamp before it is a broken clock
 AHEAD = 86_400.0  # a corrected timestamp further ahead of its arrival is a broken clock too
-Submission = tuple[str, Message, str | None]  # (customer_id, message, message_id)
 
 # Segment's semantic event names for what providers report back about a send
 RECEIPTS = {
@@ -189,7 +189,7 @@ def to_messages(calls: list[Call], received_at: float) -> list[Submission]:
             customer = _customer(call)
             if kind == "identify" and call.userId is not None and call.anonymousId is not None:
                 _merge_visitor(call, customer, out)
-            out.append((customer, _message(call, received_at), call.messageId))
+            out.append(Submission(customer, _message(call, received_at), call.messageId))
         except IngestError as exc:
             if len(calls) == 1:
                 raise
@@ -253,7 +253,7 @@ def _message(call: Call, received_at: float) -> Message:
 def _alias(call: Call) -> Submission:
     target = _identity(call.userId, "userId", "an alias call needs the userId to merge into")
     source = _identity(call.previousId, "previousId", "an alias call needs the previousId to merge")
-    return target, Merged(source), call.messageId
+    return Submission(target, Merged(source), call.messageId)
 
 
 def _merge_visitor(call: Call, customer: str, out: list[Submission]) -> None:
@@ -261,7 +261,7 @@ def _merge_visitor(call: Call, customer: str, out: list[Submission]) -> None:
     visitor = call.anonymousId
     if visitor and visitor != customer:
         merge_id = None if call.messageId is None else call.messageId + ":merge"
-        out.append((customer, Merged(visitor), merge_id))
+        out.append(Submission(customer, Merged(visitor), merge_id))
 
 
 def _receipt(event: str, props: Properties) -> DeliveryReceipt | None:

@@ -5,6 +5,6 @@
     simulation.py   the core on SimPy's clock, against the synthetic world (scenarios/)
     agents.py       agent queues for escalations in simulation (SimPy Resources)
     channels.py     the adapter interface the real-time runtime hands sends to, and its mock
-    identities.py   merged ids and the routing of a message to its actor
+    effects.py      the one effect router both runtimes hand their actors' effects to
     memory.py       process memory figures and the one place that tunes the garbage collector
 """

@@ -68,10 +68,12 @@ class Dormant:
         self.chunks.clear()
         return actors
 
-    def live_timers(self) -> list[tuple[float, int, str, TimerFired]]:
-        """The live timers of the dormant actors, as ``(due_at, priority, customer_id, fired)``
-        for ``TimerQueue.push_many``. Equal ``TimerFired`` messages are one object (they are
-        frozen): a million timers of a few journey versions make a few messages."""
+    def live_timers(self) -> list[tuple[float, str, TimerFired, int]]:
+        """The live timers of the dormant actors, as ``(due_at, customer_id, fired, priority)``
+        for ``TimerQueue.push_many`` (the fields of ``Scheduled``, as plain tuples: a million
+        records would add about 0.23 s, a sixth, to a restore). Equal ``TimerFired`` messages
+        are one object (they are frozen): a million timers of a few journey versions make a few
+        messages."""
         records, items = self.records, []
         messages: dict[tuple[str, int], TimerFired] = {}
         for chunk in self.chunks:
@@ -84,7 +86,7 @@ class Dormant:
                     fired = messages.get((journeys[journey], version))
                     if fired is None:
                         fired = messages[journeys[journey], version] = TimerFired(journeys[journey], version)
-                    items.append((at, priorities[journey], customer_id, fired))
+                    items.append((at, customer_id, fired, priorities[journey]))
         return items
 
     def chunks_to_write(self, size: int) -> Iterator[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from actors.actor import Actor
 from actors.journey import Program
 from actors.messages import Schedule, Send
 from actors.profile import Profile
-from engine.runtime.identities import Aliases, apply_message
+from actors.routing import Aliases, apply_message
 from engine.storage.dormant import Dormant
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog
@@ -60,7 +60,7 @@ def recover(
     """
     snapshot = load_latest(data / "snapshots", program, wake)
     actors, seen, resend = snapshot.actors, snapshot.seen, list(snapshot.pending)
-    aliases = Aliases(snapshot.aliases)
+    aliases: Aliases[str] = Aliases(snapshot.aliases)
     log = WriteAheadLog(data / "wal", fsync=fsync)
 
     def new_actor(customer_id: str) -> Actor:
