@@ -66,11 +66,6 @@ def decode_time(kind: type[Any], value: object) -> Any:
         raise ValueError(exc.message) from None
 
 
-# A transition, to go: the simulator's tables (scenarios.config) hold seconds decoded at load,
-# which scenarios/behaviour.py and engine/runtime/agents.py still hand to the two parsers below;
-# these give them back as they are.
-
-
 def parse_duration(text: object, *, allow_zero: bool = False) -> float:
     """Parse a duration into seconds.
 
@@ -84,8 +79,6 @@ def parse_duration(text: object, *, allow_zero: bool = False) -> float:
     Raises:
         ScenarioError: the value is not a duration; the message says what would be valid.
     """
-    if isinstance(text, Duration):  # decoded at load already (a transition: see above)
-        return float(text)
     if not isinstance(text, str) or not _DURATION.match(text):
         raise ScenarioError(f"{text!r} is not a duration: expected {DURATION_HINT}")
     seconds = float(sum(int(n) * UNIT_SECONDS[u] for n, u in _PART.findall(text)))
@@ -100,8 +93,6 @@ def parse_time_of_day(text: object) -> float:
     Raises:
         ScenarioError: the value is not a time of day.
     """
-    if isinstance(text, TimeOfDay):  # decoded at load already (a transition: see above)
-        return float(text)
     match = _TIME_OF_DAY.match(text) if isinstance(text, str) else None
     if match is None:
         raise ScenarioError(f"{text!r} is not a time of day: expected {TIME_OF_DAY_HINT}")

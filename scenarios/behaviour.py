@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from actors.durations import next_local_time, parse_duration, parse_time_of_day
+from actors.durations import next_local_time
 from actors.messages import DeliveryReceipt, Event, Message, Properties, Send
 from actors.profile import CHANNEL_BIT
 from scenarios.config import ChannelModel, MessageSpec, PropertySpec, SimulationConfig
@@ -163,8 +163,8 @@ class World:
         self.last_purchase_at = array("d", [-math.inf]) * n
         self.delivery = array("H", bytes(2 * n))  # per channel: decided and bad-address bits
         self._tau = self.config.fatigue_tau_days * 86400.0
-        self._active_start = parse_time_of_day(config.population.active_start)
-        active = (parse_time_of_day(config.population.active_end) - self._active_start) % 86400.0
+        self._active_start = float(config.population.active_start)  # seconds, decoded at load
+        active = (config.population.active_end - self._active_start) % 86400.0
         self._active_length = active or 86400.0  # equal start and end: awake all day
         spread = config.population.propensity_sd
         self._channels = {ch: _Channel(ch, m, spread) for ch, m in self.config.channels.items()}
@@ -188,8 +188,7 @@ class World:
             first = self.draws.exponential(length / rates[customer])
             self._plan_session(customer, self._after_active(0.0, first, customer))
         for index, spec in enumerate(self.config.broadcasts):
-            every = parse_duration(spec.every)
-            at = parse_duration(spec.first, allow_zero=True)
+            every, at = float(spec.every), float(spec.first)  # seconds, decoded at load
             while at < horizon:
                 self.wake(at, None, WorldWake(BROADCAST, index))
                 at += every
@@ -279,7 +278,7 @@ class World:
 
     def _broadcast(self, index: int, now: float) -> None:
         spec = self.config.broadcasts[index]
-        local_at = parse_time_of_day(spec.at)
+        local_at = spec.at  # seconds after local midnight, decoded at load
         tz, post = self.population.tz_offset, self.post
         event = Event(spec.event)  # one shared, immutable event for the whole population
         for customer in range(self.population.size):

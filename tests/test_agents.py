@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import simpy
 
+from actors.durations import Duration
 from engine.runtime.agents import AgentDesk
 from scenarios.config import AgentQueueSpec
 from scenarios.draws import Draws
@@ -31,7 +32,8 @@ def test_the_reference_check_values() -> None:
 def test_simulated_desk_matches_erlang_c() -> None:
     env = simpy.Environment()
     spec = AgentQueueSpec(
-        agents=55, handle_time="240s", service_level="20s", patience="52w", first_reply="30s"
+        agents=55, handle_time=Duration(240), service_level=Duration(20), patience=Duration(52 * 604800),
+        first_reply=Duration(30),
     )
     resolved: list[tuple[float, int]] = []
     desk = AgentDesk(env, {"support": spec}, Draws(np.random.default_rng(7)),
@@ -55,7 +57,7 @@ def test_simulated_desk_matches_erlang_c() -> None:
 
 def test_impatient_customers_abandon() -> None:
     env = simpy.Environment()
-    spec = AgentQueueSpec(agents=1, handle_time="30m", patience="1m")
+    spec = AgentQueueSpec(agents=1, handle_time=Duration(30 * 60), patience=Duration(60))
     desk = AgentDesk(env, {"support": spec}, Draws(np.random.default_rng(1)), lambda *a: None)
     for customer in range(50):
         desk.escalate(customer, "support", customer * 10.0)

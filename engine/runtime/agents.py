@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import simpy
 
-from actors.durations import parse_duration
 from actors.messages import Event, Message
 from scenarios.config import AgentQueueSpec
 from scenarios.draws import Draws
@@ -30,10 +29,10 @@ class _Queue:
         self.name = name
         self.spec = spec
         self.resource = simpy.Resource(env, capacity=spec.agents)
-        self.handle_mean = parse_duration(spec.handle_time)
-        self.patience_mean = parse_duration(spec.patience)
-        self.reply_mean = parse_duration(spec.first_reply)
-        self.target = parse_duration(spec.service_level)
+        self.handle_mean = float(spec.handle_time)  # seconds, decoded when the scenario was read
+        self.patience_mean = float(spec.patience)
+        self.reply_mean = float(spec.first_reply)
+        self.target = float(spec.service_level)
         self.waits: list[float] = []
         self.first_responses: list[float] = []
         self.handles: list[float] = []
