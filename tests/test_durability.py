@@ -8,10 +8,20 @@ import random
 
 import msgpack
 import pytest
-from harness import DAY, HOUR, T0, load_program, make_actor
+from harness import (
+    DAY,
+    HOUR,
+    PROGRAM_WITH_IN_APP,
+    T0,
+    load_program,
+    make_actor,
+    reaches,
+    run_script,
+    scripts,
+    tz_offsets,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_properties import PROGRAM_WITH_IN_APP, reaches, run_script, scripts, tz_offsets
 
 from actors import EngineInternalError
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
@@ -275,7 +285,7 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
 def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path):
     import trio
     import trio.testing
-    from test_keystone import make_script
+    from harness import make_script
 
     from engine.runtime.channels import MockChannel
     from engine.runtime.realtime import RealtimeRuntime
@@ -397,7 +407,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
 
     import trio
     import trio.testing
-    from test_keystone import make_script
+    from harness import make_script
 
     from engine.runtime.channels import MockChannel
     from engine.runtime.realtime import RealtimeRuntime
