@@ -22,10 +22,10 @@ Scenario validation forbids wait-free cycles, so a walk always stops.
 
 from __future__ import annotations
 
-import math
-
+from actors.conditions import choose_arm, choose_branch, number
 from actors.durations import next_local_time
 from actors.errors import EngineInternalError
+from actors.invariants import invariant_problems
 from actors.journey import (
     BranchStep,
     EndStep,
@@ -37,8 +37,6 @@ from actors.journey import (
     UpdateStep,
     WaitForStep,
     WaitStep,
-    all_hold,
-    days_between,
     properties_match,
     stable_fraction,
 )
@@ -55,66 +53,16 @@ from actors.messages import (
     Identified,
     Message,
     Properties,
-    Scalar,
     Schedule,
     Send,
-    Suppressed,
     TimerFired,
-    send_key,
 )
-from actors.policy import decide, on_block, rank_channels
-from actors.profile import (
-    BROWSING_EVENTS,
-    CHANNEL_BIT,
-    CLICKED,
-    DELIVERED,
-    OPENED,
-    SENDS,
-    SENT,
-    Profile,
-)
+from actors.profile import BROWSING_EVENTS, CHANNEL_BIT, CLICKED, DELIVERED, OPENED, Profile
+from actors.runs import JourneyRun
+from actors.sending import try_send
 
 _NO_CONTEXT: Properties = {}  # shared by runs whose journey never reads its trigger; never mutated
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
-_ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
-
-
-class JourneyRun:
-    """A customer's state in one journey (kept after exit, for re-entry and goal windows).
-
-    Attributes:
-        entry: how many times the customer entered (1 for the first entry).
-        entered_at: when the latest entry happened.
-        holdout: whether the latest entry was held out (no sends).
-        converted: whether the goal was reached for the latest entry.
-        step: the step the run waits on, or None when the run is not active.
-        version: the version of the run's live timer.
-        due_at: when that timer is due (a runtime restoring state re-arms it from here).
-        context: the properties of the event that triggered the latest entry.
-        sends: sends made in the latest entry (part of each send's idempotency key).
-    """
-
-    __slots__ = (
-        "entry", "entered_at", "holdout", "converted", "step", "version", "due_at", "context", "sends"
-    )
-
-    def __init__(self) -> None:
-        self.entry = 0
-        self.entered_at = 0.0
-        self.holdout = False
-        self.converted = False
-        self.step: str | None = None
-        self.version = 0
-        self.due_at = 0.0
-        self.context: Properties = {}
-        self.sends = 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JourneyRun) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class Actor:
@@ -202,7 +150,7 @@ class Actor:
         program, profile = self.program, self.profile
         if name == "purchase":
             profile.purchases += 1
-            profile.revenue += _number(props.get("value"))
+            profile.revenue += number(props.get("value"))
             profile.last_purchase_at = now
         if name in program.cooldown_events:
             for index, cooldown in enumerate(program.policy.cooldowns):
@@ -333,16 +281,14 @@ class Actor:
             return
         self._walk(journey, run, journey.start, now, effects)
 
-    def _check_goal(
-        self, journey: Journey, props: Properties, now: float, effects: list[Effect]
-    ) -> None:
+    def _check_goal(self, journey: Journey, props: Properties, now: float, effects: list[Effect]) -> None:
         run = self.runs[journey.index] if self.runs else None
         if run is None or run.entry == 0 or run.converted:
             return
         after = now - run.entered_at
         if after <= journey.goal_within:
             run.converted = True
-            value = _number(props.get("value"))
+            value = number(props.get("value"))
             effects.append(Converted(journey.id, run.entry, run.holdout, value, after))
 
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
@@ -351,12 +297,7 @@ class Actor:
         run.step, run.due_at = None, 0.0  # no live timer (and no float kept alive)
 
     def _resume_on_event(
-        self,
-        journey: Journey,
-        run: JourneyRun,
-        name: str,
-        props: Properties,
-        now: float,
+        self, journey: Journey, run: JourneyRun, name: str, props: Properties, now: float,
         effects: list[Effect],
     ) -> None:
         step = journey.steps[run.step] if run.step is not None else None
@@ -375,7 +316,7 @@ class Actor:
         announce: bool = True,
     ) -> None:
         """Run instant steps from ``step_id`` until the run waits or ends."""
-        steps = journey.steps
+        program, profile, steps = self.program, self.profile, journey.steps
         while True:
             step = steps[step_id]
             run.step = step_id
@@ -384,8 +325,12 @@ class Actor:
             announce = True
             kind = type(step)  # exact types: the compiler makes no subclasses
             if kind is SendStep:
-                retry_at = self._send(journey, run, step, now, effects)  # type: ignore[arg-type]
-                if retry_at is not None:
+                send, retry_at = try_send(
+                    program, profile, journey, run, step, now, effects  # type: ignore[arg-type]
+                )
+                if send is not None:
+                    self._deliver(journey, send, effects)
+                elif retry_at is not None:
                     self._schedule(journey, run, retry_at, effects)
                     return
                 step_id = step.next  # type: ignore[union-attr]
@@ -396,7 +341,7 @@ class Actor:
                 if step.seconds is not None:
                     at = now + step.seconds
                 else:
-                    at = next_local_time(now, self.profile.tz_offset, step.until or 0.0)
+                    at = next_local_time(now, profile.tz_offset, step.until or 0.0)
                 self._schedule(journey, run, at, effects)
                 return
             elif kind is EndStep:
@@ -404,15 +349,15 @@ class Actor:
                 effects.append(Exited(journey.id, "end"))
                 return
             elif isinstance(step, BranchStep):
-                step_id = self._choose_branch(step, run, now)
+                step_id = choose_branch(step, run, profile, now)
             elif isinstance(step, SplitStep):
-                step_id = _choose_arm(step, journey.id, self.customer_id)
+                step_id = choose_arm(step, journey.id, self.customer_id)
             elif isinstance(step, UpdateStep):
-                self.profile.update_traits(step.values)
+                profile.update_traits(step.values)
                 step_id = step.next
             elif isinstance(step, EscalateStep):
                 self._note(now, "escalated", "agent", step.queue)
-                timeline = self.profile.timeline()
+                timeline = profile.timeline()
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
 
@@ -427,61 +372,15 @@ class Actor:
 
     # -- sends -----------------------------------------------------------------------------------
 
-    def _send(
-        self, journey: Journey, run: JourneyRun, step: SendStep, now: float, effects: list[Effect]
-    ) -> float | None:
-        """Send on the first channel the policy allows; return a retry time if deferred."""
-        policy, profile = self.program.policy, self.profile
-        channels = step.channels
-        if step.best:  # with no engagement yet, the ranking is the one the compiler worked out
-            no_history = profile.engagement is None and step.by_prior
-            channels = step.by_prior if no_history else rank_channels(policy, profile, step.channels)
-        blocked: tuple[str, str, float | None] | None = None
-        for channel in channels:
-            verdict = decide(policy, profile, step, channel, now)
-            if verdict.allowed:
-                self._emit_send(journey, run, step, channel, now, effects)
-                return None
-            rule = verdict.rule or ""
-            reachable = rule not in ("unreachable", "no_consent")
-            if blocked is None or (reachable and blocked[1] in ("unreachable", "no_consent")):
-                blocked = (channel, rule, verdict.retry_at)
-        assert blocked is not None  # a send step has at least one channel (compiler)
-        channel, rule, retry_at = blocked
-        if retry_at is None or on_block(policy, rule) != "defer":
-            retry_at = None
-        elif retry_at <= now:  # a window edge rounded onto ``now``: retrying now would loop
-            retry_at = math.nextafter(now, math.inf)
-        effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
-        self._note(now, "suppressed", channel, f"{step.message}:{rule}")
-        return retry_at
-
-    def _emit_send(
-        self,
-        journey: Journey,
-        run: JourneyRun,
-        step: SendStep,
-        channel: str,
-        now: float,
-        effects: list[Effect],
-    ) -> None:
-        profile = self.profile
-        customer_id = profile.customer_id
-        run.sends += 1
-        key = send_key(customer_id, journey.id, run.entry, step.id, run.sends)
-        send = Send(
-            customer_id, journey.id, run.entry, step.id, channel, step.message, key, step.transactional
-        )
-        profile.count(channel, SENDS)
-        # the timeline doubles as the send history the rolling-window policies read
-        kind = "sent_transactional" if step.transactional else SENT
-        profile.note(now, kind, channel, step.message, keep_sends_after=now - self.program.send_horizon)
-        if channel == "in_app":
+    def _deliver(self, journey: Journey, send: Send, effects: list[Effect]) -> None:
+        """Route a send the policy allowed: to a channel, the in-app queue, or the agent desk."""
+        if send.channel == "in_app":
             if self.in_app is None:
                 self.in_app = []
             self.in_app.append(send)
-        elif channel == "agent":  # an agent's outreach: queued for people, like an escalation
-            effects.append(Escalated(self.customer_id, journey.id, "agent", profile.timeline()))
+        elif send.channel == "agent":  # an agent's outreach: queued for people, like an escalation
+            timeline = self.profile.timeline()
+            effects.append(Escalated(self.customer_id, journey.id, "agent", timeline))
         else:
             effects.append(send)
 
@@ -491,71 +390,10 @@ class Actor:
         _, run = self._run_of(send.journey)
         return run is not None and run.entry == send.entry and not run.converted
 
-    # -- conditions ------------------------------------------------------------------------------
-
-    def _choose_branch(self, step: BranchStep, run: JourneyRun, now: float) -> str:
-        profile = self.profile
-        lookup: dict[str, object] = {
-            "event": run.context,
-            "traits": profile.traits or {},
-            "profile": lambda path: self._profile_field(path, now),
-            "engagement": self._engagement_field,
-        }
-        for conditions, target in step.rules:
-            if all_hold(conditions, lookup):
-                return target
-        return step.otherwise
-
-    def _profile_field(self, path: tuple[str, ...], now: float) -> Scalar:
-        profile, name = self.profile, path[0]
-        if name == "purchases":
-            return profile.purchases
-        if name == "revenue":
-            return profile.revenue
-        if name == "days_since_purchase":
-            return days_between(profile.last_purchase_at, now)
-        return None
-
-    def _engagement_field(self, path: tuple[str, ...]) -> Scalar:
-        stats = self.profile.channel_stats(path[0])
-        if path[1] == "click_rate":
-            return stats[CLICKED] / stats[DELIVERED] if stats[DELIVERED] else 0.0
-        return stats[_ENGAGEMENT_FIELDS[path[1]]]
-
     # -- checking --------------------------------------------------------------------------------
 
     def check_invariants(self) -> None:
         """Raise ``EngineInternalError`` if the state is not one the core can produce."""
-        timeline = self.profile.timeline()
-        sends = self.profile.recent_sends()
-        problems = []
-        if any(a[0] > b[0] for a, b in zip(timeline, timeline[1:], strict=False)):
-            problems.append("timeline out of order")
-        if any(a[0] > b[0] for a, b in zip(sends, sends[1:], strict=False)):
-            problems.append("send history out of order")
-        if self.runs is not None and len(self.runs) != len(self.program.journeys):
-            problems.append("one run slot per journey expected")
-        for journey_id, run in self.runs_by_id().items():
-            journey = self.program.by_id.get(journey_id)
-            if journey is None:
-                problems.append(f"run of unknown journey {journey_id!r}")
-            elif run.step is not None:
-                step = journey.steps.get(run.step)
-                if not isinstance(step, (WaitStep, WaitForStep, SendStep)):
-                    problems.append(f"{journey_id}: active run stopped on {run.step!r}")
-                if run.holdout:
-                    problems.append(f"{journey_id}: a holdout run is active")
+        problems = invariant_problems(self)
         if problems:
             raise EngineInternalError(f"actor {self.customer_id!r}: " + "; ".join(problems))
-
-
-def _choose_arm(step: SplitStep, journey_id: str, customer_id: str) -> str:
-    draw = stable_fraction(journey_id, step.id, customer_id)
-    for threshold, target in step.arms:
-        if draw < threshold:
-            return target
-    return step.arms[-1][1]
-
-
-def _number(value: Scalar) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0

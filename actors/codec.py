@@ -55,11 +55,12 @@ from typing import Any
 
 import msgspec
 
-from actors.actor import Actor, JourneyRun
+from actors.actor import Actor
 from actors.errors import EngineInternalError
 from actors.journey import Program
 from actors.messages import Properties, Send
 from actors.profile import Profile
+from actors.runs import JourneyRun
 
 FORMAT_VERSION = 6
 

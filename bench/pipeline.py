@@ -52,7 +52,7 @@ class StampingAdapter:
         self.accepted = accepted
         self.latencies: list[float] = []
 
-    def deliver_nowait(self, at: float, item: Send | Escalated) -> None:
+    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
         if isinstance(item, Send):
             self.latencies.append(time.perf_counter() - self.accepted[item.customer])
 

@@ -156,7 +156,7 @@ async def run_service(
             freeze_long_lived()
             for send in recovered.resend:  # not known to be settled before the stop: again, same keys
                 if send.key not in settled.settled_before:
-                    outbox.deliver_nowait(0.0, send)
+                    outbox.deliver_nowait(send.customer, send, 0.0)
             try:
                 await _serve(runtime, outbox, data, host, port, write_keys, signals, admin_token,
                              snapshot_every, on_ready)

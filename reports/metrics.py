@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -67,13 +68,15 @@ class RunMetrics:
 
     def observe(self, customer: int, effects: list[Effect]) -> None:
         """Fold one actor's effects into the tallies (``customer``: its number in the population)."""
-        self.observe_journeys(effects)
+        self.observe_journeys(customer, effects)
         for effect in effects:
             if type(effect) is Send:
                 self.per_customer[customer] += 1
 
-    def observe_journeys(self, effects: list[Effect]) -> None:
-        """Fold effects into the per-journey tallies only (a runtime with no population numbers)."""
+    def observe_journeys(self, customer: Hashable, effects: list[Effect]) -> None:
+        """Fold effects into the per-journey tallies only: the real-time runtime's ``observe``, whose
+        customers have no number in a population (``customer`` is taken, in the effect router's
+        shape, and not used)."""
         for effect in effects:
             kind = type(effect)
             if kind in _UNTALLIED:

@@ -336,7 +336,7 @@ def run_outbox(outbox: Outbox, items: list[Send]) -> float:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(outbox.run)
             for item in items:
-                outbox.deliver_nowait(0.0, item)
+                outbox.deliver_nowait(item.customer, item, 0.0)
             outbox.close()
         took["t"] = trio.current_time() - start
 

@@ -109,14 +109,14 @@ def test_http_provider_against_a_real_server_retries_and_never_delivers_a_key_tw
                 async with trio.open_nursery() as inner:
                     inner.start_soon(outbox.run)
                     for item in items + sends(1, "email"):
-                        outbox.deliver_nowait(0.0, item)
+                        outbox.deliver_nowait(item.customer, item, 0.0)
                     outbox.close()
                 results["outbox"] = outbox
                 again = Outbox({"sms": HttpProvider(f"{binds[0]}/send", client)}, seed=1)
                 async with trio.open_nursery() as inner:  # re-sent after a restart: same keys
                     inner.start_soon(again.run)
                     for item in items[:5]:
-                        again.deliver_nowait(0.0, item)
+                        again.deliver_nowait(item.customer, item, 0.0)
                     again.close()
             stop.set()
 

@@ -144,7 +144,7 @@ def test_a_cancellation_inside_a_provider_call_is_never_turned_into_a_failure():
     outbox = Outbox({"email": Hanging()}, breaker_failures=1, seed=1)
 
     async def main() -> None:
-        outbox.deliver_nowait(0.0, sends(1)[0])
+        outbox.deliver_nowait("c0", sends(1)[0], 0.0)
         with trio.move_on_after(5.0) as scope:
             await outbox.run()
         assert scope.cancelled_caught and trio.current_time() == 5.0  # cancelled at once
@@ -176,7 +176,7 @@ def test_dead_letters_and_escalations_keep_the_latest_in_memory_and_count_them_a
     letters = DeadLetterFile(path)
     outbox = Outbox({"email": Refusing(True)}, dead_letter_file=letters, memory_limit=2, seed=1)
     for n in range(5):
-        outbox.deliver_nowait(float(n), Escalated(f"c{n}", "j", "sales", ()))
+        outbox.deliver_nowait(f"c{n}", Escalated(f"c{n}", "j", "sales", ()), float(n))
     run_outbox(outbox, sends(4))
     letters.close()
     assert [s.customer for s, _ in outbox.dead_letters] == ["c2", "c3"]
@@ -249,7 +249,7 @@ def test_a_full_disk_does_not_stop_the_outbox_and_shows_in_the_metrics(tmp_path,
     monkeypatch.undo()
     assert letters.write_failures == 1 and settled.write_failures == 5  # not recorded as settled
     outbox.receipts_refused = 1
-    outbox.deliver_nowait(0.0, Escalated("c9", "j", "sales", ()))
+    outbox.deliver_nowait("c9", Escalated("c9", "j", "sales", ()), 0.0)
 
     text = generate_latest(registry_for(RealtimeRuntime(cart_program, outbox))).decode()
     for line in (

@@ -57,7 +57,7 @@ def stop_after(outbox: Outbox, items: list[Send], at: float, grace: float,
         async with trio.open_nursery() as nursery:
             nursery.start_soon(running)
             for item in items:
-                outbox.deliver_nowait(0.0, item)
+                outbox.deliver_nowait(item.customer, item, 0.0)
             await trio.sleep(at)
             outbox.stop(grace)
             then()
@@ -76,7 +76,9 @@ def test_a_stop_keeps_queued_backing_off_and_cut_sends_pending_and_lets_calls_fi
                     breaker_failures=100, settled_log=settled, dead_letter_file=letters, seed=1)
     items = sends(5) + sends(1, "sms") + sends(2, "push") + sends(1, "in_app")
     late = Send("c9", "j", 1, "email", "email", "m", "c9:j:1:email:1")
-    ended = stop_after(outbox, items, at=1.0, grace=10.0, then=lambda: outbox.deliver_nowait(1.0, late))
+    ended = stop_after(
+        outbox, items, at=1.0, grace=10.0, then=lambda: outbox.deliver_nowait(late.customer, late, 1.0)
+    )
     settled.close()
     letters.close()
 
@@ -128,15 +130,15 @@ def test_a_stop_before_run_and_sends_after_close_or_stop_neither_raise_nor_go_ou
         outbox.stop()
         with trio.fail_after(1):
             await outbox.run()  # returns at once
-        outbox.deliver_nowait(0.0, first)
+        outbox.deliver_nowait(first.customer, first, 0.0)
 
         drained = Outbox({"email": provider})
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drained.run)
-            drained.deliver_nowait(0.0, second)
+            drained.deliver_nowait(second.customer, second, 0.0)
             drained.close()
-            drained.deliver_nowait(0.0, third)  # after close: kept pending, not queued
-        drained.deliver_nowait(0.0, first)  # after run ended, too
+            drained.deliver_nowait(third.customer, third, 0.0)  # after close: pending, not queued
+        drained.deliver_nowait(first.customer, first, 0.0)  # after run ended, too
         assert set(drained.pending) == {third.key, first.key} and drained.delivered == 1
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -27,6 +27,7 @@ from actors.messages import Event
 from engine import service
 from engine.delivery.outbox import Outbox
 from engine.edge.monitoring import registry_for
+from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
 from engine.storage.errors import StorageError
 from engine.storage.outbox_files import SettledLog
@@ -309,7 +310,7 @@ def test_a_background_snapshot_takes_the_settled_keys_with_it_and_without_a_chil
     tmp_path, monkeypatch, fork
 ):
     program = load_program()
-    runtime = RealtimeRuntime(program, None)
+    runtime = RealtimeRuntime(program, MockChannel())
     for i in range(3):
         actor = runtime.actors[f"c{i}"] = make_actor(program, f"c{i}")
         actor.handle(Event("cart_add", {"value": 50}), T0)
@@ -334,7 +335,7 @@ def test_a_snapshot_that_cannot_be_written_keeps_the_older_one_and_the_log_and_s
 ):
     program = load_program()
     log = WriteAheadLog(tmp_path / "wal", fsync="none", segment_bytes=1)  # a segment a batch
-    runtime = RealtimeRuntime(program, None, log=log)
+    runtime = RealtimeRuntime(program, MockChannel(), log=log)
     outbox = Outbox({})
     statistics = service.SnapshotStatistics()
 

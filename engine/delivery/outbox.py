@@ -1,6 +1,6 @@
 """The outbox: every send leaves through here, with retries, a rate limit and a circuit breaker.
 
-    deliver_nowait(at, send) -> the channel's queue -> one of its workers:
+    deliver_nowait(customer, send, at) -> the channel's queue -> one of its workers:
         wait for the channel's breaker to admit the call, then for the rate limit (a token bucket)
         provider.send(send), retried with exponential backoff and jitter (tenacity), honouring
         the provider's Retry-After; a permanent error is not retried; any other exception a
@@ -166,7 +166,7 @@ class Outbox:
         self._workers: anyio.CancelScope | None = None  # while ``run`` runs
         self._calls: set[anyio.CancelScope] = set()  # the provider calls in flight
 
-    def deliver_nowait(self, at: float, item: Send | Escalated) -> None:
+    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
         """Take a send (the ``ChannelAdapter`` interface); escalations wait in ``escalations``.
 
         A send on a channel without a provider is dead-lettered at once. After ``close`` or

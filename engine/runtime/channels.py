@@ -15,8 +15,11 @@ from actors.messages import Escalated, Send
 class ChannelAdapter(Protocol):
     """What the real-time runtime hands its sends and escalations to."""
 
-    def deliver_nowait(self, at: float, item: Send | Escalated) -> None:
-        """Take one send (or escalation) handed over at ``at``; must not block."""
+    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
+        """Take one send (or escalation) for ``customer_id``, handed over at ``at``; must not block.
+
+        (The customer comes first, as the effect router hands every destination its effects.)
+        """
 
 
 class MockChannel:
@@ -25,6 +28,6 @@ class MockChannel:
     def __init__(self) -> None:
         self.delivered: list[tuple[float, Send | Escalated]] = []
 
-    def deliver_nowait(self, at: float, item: Send | Escalated) -> None:
+    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
         """Record the item."""
         self.delivered.append((at, item))

@@ -44,7 +44,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from actors.actor import Actor
 from actors.journey import Program
-from actors.messages import Effect, Escalated, Message, Schedule, Send, Submission, TimerFired
+from actors.messages import Message, Schedule, Submission, TimerFired
 from actors.profile import Profile
 from actors.routing import Aliases, apply_message
 from engine.edge.dedupe import SeenMessageIds
@@ -384,15 +384,12 @@ def _router(
     timers: TimerQueue[str, TimerFired], channel: ChannelAdapter, metrics: RunMetrics, trace: Trace | None
 ) -> EffectRouter[str]:
     """The real-time runtime's effect routes: sends and escalations both to the channel adapter.
-    (Closures over the destinations, not bound methods of the runtime: a router held by the
-    runtime and holding it would be a reference cycle keeping a stopped runtime's actors alive
-    until a full collection, measured as 600 MB more peak memory in ``bench.realtime``.)"""
-    observe_journeys = metrics.observe_journeys
 
-    def hand_over(customer_id: str, item: Send | Escalated, now: float) -> None:
-        channel.deliver_nowait(now, item)  # (looked up here: a runtime that sends nothing may have none)
-
-    def observe(customer_id: str, effects: list[Effect]) -> None:
-        observe_journeys(effects)
-
-    return EffectRouter(timers.push, hand_over, hand_over, observe, trace)
+    The destinations are bound methods of the channel, the timer queue and the metrics, each
+    already in the router's ``(customer, ...)`` shape, so a routed effect costs no adapter call.
+    None is a method of the runtime: a router held by the runtime and holding it would be a
+    reference cycle keeping a stopped runtime's actors alive until a full collection, measured
+    as 600 MB more peak memory in ``bench.realtime``.
+    """
+    deliver = channel.deliver_nowait
+    return EffectRouter(timers.push, deliver, deliver, metrics.observe_journeys, trace)

@@ -1,0 +1,43 @@
+"""A customer's run through one journey: the state an actor keeps per journey."""
+
+from __future__ import annotations
+
+from actors.messages import Properties
+
+
+class JourneyRun:
+    """A customer's state in one journey (kept after exit, for re-entry and goal windows).
+
+    Attributes:
+        entry: how many times the customer entered (1 for the first entry).
+        entered_at: when the latest entry happened.
+        holdout: whether the latest entry was held out (no sends).
+        converted: whether the goal was reached for the latest entry.
+        step: the step the run waits on, or None when the run is not active.
+        version: the version of the run's live timer.
+        due_at: when that timer is due (a runtime restoring state re-arms it from here).
+        context: the properties of the event that triggered the latest entry.
+        sends: sends made in the latest entry (part of each send's idempotency key).
+    """
+
+    __slots__ = (
+        "entry", "entered_at", "holdout", "converted", "step", "version", "due_at", "context", "sends"
+    )
+
+    def __init__(self) -> None:
+        self.entry = 0
+        self.entered_at = 0.0
+        self.holdout = False
+        self.converted = False
+        self.step: str | None = None
+        self.version = 0
+        self.due_at = 0.0
+        self.context: Properties = {}
+        self.sends = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JourneyRun) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,80 @@
+"""A send step: the channel the policy allows, the ``Send`` it makes, or why it was held back.
+
+The actor routes what comes out (``Actor._deliver``): a send to a channel adapter, to the in-app
+queue until the next session, or to the agent desk.
+"""
+
+from __future__ import annotations
+
+import math
+
+from actors.journey import Journey, Program, SendStep
+from actors.messages import Effect, Send, Suppressed, send_key
+from actors.policy import decide, on_block, rank_channels
+from actors.profile import SENDS, SENT, Profile
+from actors.runs import JourneyRun
+
+_NOT_THERE = ("unreachable", "no_consent")  # a channel the customer cannot be reached on at all
+
+
+def try_send(
+    program: Program,
+    profile: Profile,
+    journey: Journey,
+    run: JourneyRun,
+    step: SendStep,
+    now: float,
+    effects: list[Effect],
+) -> tuple[Send | None, float | None]:
+    """Send on the first channel the policy allows.
+
+    Returns:
+        ``(send, None)`` when a channel allowed it (the send is counted and noted, not routed);
+        ``(None, retry_at)`` when every channel refused: ``Suppressed`` is in ``effects``, and
+        ``retry_at`` is when to try again, or None when the send is dropped.
+    """
+    policy = program.policy
+    channels = step.channels
+    if step.best:  # with no engagement yet, the ranking is the one the compiler worked out
+        no_history = profile.engagement is None and step.by_prior
+        channels = step.by_prior if no_history else rank_channels(policy, profile, step.channels)
+    blocked: tuple[str, str, float | None] | None = None
+    for channel in channels:
+        verdict = decide(policy, profile, step, channel, now)
+        if verdict.allowed:
+            return _make_send(program, profile, journey, run, step, channel, now), None
+        rule = verdict.rule or ""
+        if blocked is None or (rule not in _NOT_THERE and blocked[1] in _NOT_THERE):
+            blocked = (channel, rule, verdict.retry_at)
+    assert blocked is not None  # a send step has at least one channel (compiler)
+    channel, rule, retry_at = blocked
+    if retry_at is None or on_block(policy, rule) != "defer":
+        retry_at = None
+    elif retry_at <= now:  # a window edge rounded onto ``now``: retrying now would loop
+        retry_at = math.nextafter(now, math.inf)
+    effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
+    keep_after = now - program.send_horizon
+    profile.note(now, "suppressed", channel, f"{step.message}:{rule}", keep_sends_after=keep_after)
+    return None, retry_at
+
+
+def _make_send(
+    program: Program,
+    profile: Profile,
+    journey: Journey,
+    run: JourneyRun,
+    step: SendStep,
+    channel: str,
+    now: float,
+) -> Send:
+    customer_id = profile.customer_id
+    run.sends += 1
+    key = send_key(customer_id, journey.id, run.entry, step.id, run.sends)
+    send = Send(
+        customer_id, journey.id, run.entry, step.id, channel, step.message, key, step.transactional
+    )
+    profile.count(channel, SENDS)
+    # the timeline doubles as the send history the rolling-window policies read
+    kind = "sent_transactional" if step.transactional else SENT
+    profile.note(now, kind, channel, step.message, keep_sends_after=now - program.send_horizon)
+    return send
