@@ -5,8 +5,8 @@ Two passes. The shape pass converts each part with msgspec into the typed specs 
 the path of the field). The meaning pass, here, checks what types cannot: step references, channel
 names, conditions, and that every cycle in a journey passes through a step that waits. Every error
 names the source, journey, step and field, and says what would be valid. Durations are seconds in
-the compiled ``Program``: the core never parses one. The ``population`` and ``world`` tables belong
-to the simulator and are ignored.
+the compiled ``Program``: the core never parses one. A scenario file holds other tables too (the
+simulator's); the loader, ``engine.scenario_files``, hands the core only its own, ``CORE_TABLES``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ SOURCES = {
     "engagement": ("sends", "delivered", "opened", "clicked", "click_rate"),
 }
 RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
+CORE_TABLES = ("name", "description", "policy", "journeys")  # what the core reads of a scenario
 
 
 def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
@@ -76,10 +77,9 @@ def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Pr
 def _compile(document: dict[str, Any], source: str) -> Program:
     if not isinstance(document, dict):
         raise ScenarioError("a scenario is a TOML table")
-    known = {"name", "description", "policy", "journeys", "population", "world", "agents"}
     for key in document:
-        if key not in known:
-            raise ScenarioError(f"unknown top-level table; expected one of {sorted(known)}", field=key)
+        if key not in CORE_TABLES:
+            raise ScenarioError(f"unknown top-level table; expected one of {sorted(CORE_TABLES)}", field=key)
     raw_journeys = document.get("journeys")
     if not isinstance(raw_journeys, list) or not raw_journeys:
         raise ScenarioError("a scenario needs at least one [[journeys]] table", field="journeys")

@@ -52,6 +52,7 @@ from actors.messages import Event
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
 from bench.report import report
+from engine.cli.serve import announced_url
 from engine.scenario_files import load_scenario
 from engine.storage.snapshots import write_snapshot
 
@@ -213,10 +214,9 @@ def start_service(data: Path, profile: Path | None) -> tuple[subprocess.Popen[st
                "--port", "0", "--write-key", KEY, "--admin-token", ADMIN, "--fsync", "batch"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
+    url = announced_url(process.stdout)
+    if url is not None:
+        return process, url
     process.kill()
     raise RuntimeError(f"the service did not start: {process.communicate()[0]}")
 

@@ -1,7 +1,9 @@
 """Reading scenario files: a path or a built-in name in, a validated scenario out.
 
 TOML syntax errors, unknown files and invalid content all become ``ScenarioError`` naming the
-file; the core compiles the journeys and policies, ``scenarios.config`` the simulator's tables.
+file. A scenario file's top-level tables are shared out here: the core compiles its own
+(``CORE_TABLES``: the journeys and the policy), ``scenarios.config`` validates the simulator's
+(``SIMULATOR_TABLES``: population, world, agent desk); any other table is an error.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from actors import Program, ScenarioError, compile_scenario
+from actors.compiler import CORE_TABLES
 from scenarios import BUILT_IN_DIR, built_in_names
-from scenarios.config import SimulationConfig, load_simulation_config
+from scenarios.config import SIMULATOR_TABLES, SimulationConfig, load_simulation_config
 
 DEFAULT_SCENARIO = "cart_abandonment"
 
@@ -73,7 +76,12 @@ def scenario_from_document(
 ) -> Scenario:
     """Validate and compile an already parsed scenario document."""
     document = _merge(document, overrides or {})
-    program = compile_scenario(document, source)
+    known = CORE_TABLES + SIMULATOR_TABLES
+    for key in document:
+        if key not in known:
+            expected = f"unknown top-level table; expected one of {sorted(known)}"
+            raise ScenarioError(expected, source=source, field=key)
+    program = compile_scenario({k: v for k, v in document.items() if k in CORE_TABLES}, source)
     simulation = load_simulation_config(document, source)
     return Scenario(str(document.get("name", Path(source).stem)), source, program, simulation, document)
 

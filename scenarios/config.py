@@ -28,6 +28,7 @@ Probability = Annotated[float, constraint("expected a probability in [0, 1]", ge
 _NotNegative = Annotated[float, constraint("expected a number >= 0", ge=0.0)]
 _Days = Annotated[float, constraint("expected a positive number of days", gt=0.0)]
 _TWO = {"min_length": 2, "max_length": 2}
+SIMULATOR_TABLES = ("population", "world", "agents")  # what the simulator reads of a scenario
 _MuSigma = Annotated[list[float], constraint("expected [mu, sigma] of a lognormal", **_TWO)]
 _Uniform = Annotated[list[float], constraint("uniform takes two numbers, e.g. [0.0, 1.0]", **_TWO)]
 _Lognormal = Annotated[list[float], constraint("lognormal takes two numbers, e.g. [0.0, 1.0]", **_TWO)]

@@ -12,7 +12,8 @@ The journey designs the tests run are small TOML files in ``tests/journeys/``, e
 what it tests: ``journey_program(name, ...)`` compiles them, ``journey_path(name)`` gives the
 file to a runtime or a CLI. ``make_script`` is the seeded event script two runtimes must agree
 on; ``scripts`` and its kin are hypothesis strategies for message scripts, ``run_script`` plays
-one on a ``ManualClock``. ``run_outbox`` drains an outbox on trio's mock clock;
+one on a ``ManualClock``. ``log_records`` makes log records of ``(at, customer_id, message)`` tuples.
+``run_outbox`` drains an outbox on trio's mock clock;
 ``settled_at_restart`` and ``dead_letters_at_restart`` read its files as a restart does, and
 close them again.
 """
@@ -30,7 +31,7 @@ import trio
 import trio.testing
 from hypothesis import strategies as st
 
-from actors import Actor, Program, compile_scenario
+from actors import Actor, Program
 from actors.errors import ProviderError
 from actors.messages import (
     RECEIPT_STATUSES,
@@ -46,7 +47,9 @@ from actors.messages import (
 )
 from actors.profile import CHANNEL_BIT, Profile
 from engine.delivery.outbox import Outbox
+from engine.scenario_files import scenario_from_document
 from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
+from engine.storage.wal import Logged
 
 ROOT = Path(__file__).resolve().parent.parent
 CART_SCENARIO = ROOT / "scenarios" / "cart_abandonment.toml"
@@ -59,13 +62,13 @@ T0 = 1_699_956_000.0
 
 
 def compile_toml(text: str, source: str = "inline.toml") -> Program:
-    """Compile a scenario written inline as TOML."""
-    return compile_scenario(tomllib.loads(text), source)
+    """Compile a scenario written inline as TOML (through the loader, as a file would be)."""
+    return scenario_from_document(tomllib.loads(text), source).program
 
 
 def load_program(path: Path = CART_SCENARIO) -> Program:
     """Compile a scenario file, named by its file name in errors."""
-    return compile_scenario(tomllib.loads(path.read_text()), path.name)
+    return scenario_from_document(tomllib.loads(path.read_text()), path.name).program
 
 
 # -- journey designs -----------------------------------------------------------------------------
@@ -372,3 +375,8 @@ def dead_letters_at_restart(path: Path) -> list[DeadLetter]:
         return list(letters.load())
     finally:
         letters.close()
+
+
+def log_records(entries: Iterable[tuple[Any, ...]]) -> list[Logged]:
+    """Records for ``WriteAheadLog.append`` from ``(at, customer_id, message[, message_id])``."""
+    return [Logged(*entry) for entry in entries]

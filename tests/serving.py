@@ -12,11 +12,10 @@ write key ``KEY`` and the admin token ``ADMIN``.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from actors.profile import Profile
+from engine.cli.serve import announced_url
 from engine.edge.http import create_app
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
@@ -63,10 +63,9 @@ def start(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **_own_code(), **popen,
     )
     assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
+    url = announced_url(process.stdout)
+    if url is not None:
+        return process, url
     process.kill()
     process.wait()  # (reaped: no zombie left to later tests)
     pytest.fail("the service did not start")
@@ -114,16 +113,10 @@ def app_client(runtime: RealtimeRuntime) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://engine", timeout=10)
 
 
-def run_against_server(
-    tmp_path: Path,
-    client_script: ClientScript,
-    *,
-    buffer: int = 1024,
-    profiles: Callable[[str], Profile] = Profile,
-    clock: trio.abc.Clock | None = None,
-) -> RealtimeRuntime:
-    """As ``run_against_app``, over real HTTP: the client talks to hypercorn on 127.0.0.1."""
-    return _run(tmp_path, client_script, _served, buffer=buffer, profiles=profiles, clock=clock)
+def run_against_server(tmp_path: Path, client_script: ClientScript, **options: Any) -> RealtimeRuntime:
+    """As ``run_against_app``, with its options, over real HTTP: the client talks to hypercorn on
+    127.0.0.1."""
+    return run_against_app(tmp_path, client_script, over_http=True, **options)
 
 
 def run_against_app(
@@ -133,6 +126,7 @@ def run_against_app(
     buffer: int = 1024,
     profiles: Callable[[str], Profile] = Profile,
     clock: trio.abc.Clock | None = None,
+    over_http: bool = False,
 ) -> RealtimeRuntime:
     """Start the engine, run ``client_script(client, runtime)`` with an ``app_client``, stop;
     return the runtime (its log closed).
@@ -140,7 +134,26 @@ def run_against_app(
     With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
     engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
     """
-    return _run(tmp_path, client_script, _in_process, buffer=buffer, profiles=profiles, clock=clock)
+    runtime = RealtimeRuntime(
+        load_program(),
+        MockChannel(),
+        profiles=profiles,
+        epoch=None if clock is None else T0,
+        buffer=buffer,
+        log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
+    )
+    connect = _served if over_http else _in_process
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            async with connect(nursery, runtime) as client:
+                await client_script(client, runtime)
+            runtime.close()
+
+    trio.run(main, clock=clock)
+    runtime.log.close()
+    return runtime
 
 
 @asynccontextmanager
@@ -158,33 +171,3 @@ async def _served(nursery: trio.Nursery, runtime: RealtimeRuntime) -> AsyncItera
 async def _in_process(nursery: trio.Nursery, runtime: RealtimeRuntime) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(runtime) as client:
         yield client
-
-
-def _run(
-    tmp_path: Path,
-    client_script: ClientScript,
-    connect: Callable[[trio.Nursery, RealtimeRuntime], AbstractAsyncContextManager[httpx.AsyncClient]],
-    *,
-    buffer: int = 1024,
-    profiles: Callable[[str], Profile] = Profile,
-    clock: trio.abc.Clock | None = None,
-) -> RealtimeRuntime:
-    runtime = RealtimeRuntime(
-        load_program(),
-        MockChannel(),
-        profiles=profiles,
-        epoch=None if clock is None else T0,
-        buffer=buffer,
-        log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
-    )
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(runtime.run)
-            async with connect(nursery, runtime) as client:
-                await client_script(client, runtime)
-            runtime.close()
-
-    trio.run(main, clock=clock)
-    runtime.log.close()
-    return runtime

@@ -11,7 +11,8 @@ import tomllib
 import pytest
 from harness import CART_SCENARIO, compile_toml
 
-from actors import ScenarioError, compile_scenario
+from actors import ScenarioError
+from engine.scenario_files import scenario_from_document
 
 SOURCE = "bad_cart.toml"
 
@@ -204,11 +205,11 @@ def test_unknown_on_block_rule_lists_the_rules():
 
 def test_the_built_in_scenario_compiles_and_errors_name_its_file():
     document = tomllib.loads(CART_SCENARIO.read_text())
-    program = compile_scenario(document, CART_SCENARIO.name)
+    program = scenario_from_document(document, CART_SCENARIO.name).program
     assert [j.id for j in program.journeys] == ["cart_abandonment"]
     document["journeys"][0]["steps"]["push"]["next"] = "nowhere"
     with pytest.raises(ScenarioError) as caught:
-        compile_scenario(document, CART_SCENARIO.name)
+        scenario_from_document(document, CART_SCENARIO.name)
     assert str(caught.value).startswith(
         "cart_abandonment.toml, journey 'cart_abandonment', step 'push', field 'next': "
         "unknown step 'nowhere'"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.edge.dedupe import SeenMessageIds
+from engine.runtime.dedupe import SeenMessageIds
 
 
 def test_ids_expire_with_the_window_and_the_oldest_go_past_the_capacity():

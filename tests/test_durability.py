@@ -14,6 +14,7 @@ from harness import (
     PROGRAM_WITH_IN_APP,
     T0,
     load_program,
+    log_records,
     make_actor,
     reaches,
     run_script,
@@ -46,8 +47,8 @@ def batch(n: int, start: float = T0) -> list[tuple[float, str, Message]]:
 
 def test_every_kind_of_message_round_trips_in_order(tmp_path):
     log = WriteAheadLog(tmp_path)
-    assert log.append(batch(10)) == 10
-    assert log.append(batch(5, T0 + 100)) == 15
+    assert log.append(log_records(batch(10))) == 10
+    assert log.append(log_records(batch(5, T0 + 100))) == 15
     log.close()
     entries = list(WriteAheadLog(tmp_path).replay())
     expected = [
@@ -59,8 +60,8 @@ def test_every_kind_of_message_round_trips_in_order(tmp_path):
 
 def test_a_torn_tail_is_cut_off_and_the_log_goes_on(tmp_path):
     log = WriteAheadLog(tmp_path)
-    log.append(batch(3))
-    log.append(batch(3, T0 + 10))
+    log.append(log_records(batch(3)))
+    log.append(log_records(batch(3, T0 + 10)))
     log.close()
     segment = log.segments()[-1]
     data = segment.read_bytes()
@@ -75,8 +76,8 @@ def test_a_torn_tail_is_cut_off_and_the_log_goes_on(tmp_path):
 
 def test_a_garbled_last_batch_is_a_torn_tail_too(tmp_path):
     log = WriteAheadLog(tmp_path)
-    log.append(batch(3))
-    log.append(batch(4, T0 + 10))
+    log.append(log_records(batch(3)))
+    log.append(log_records(batch(4, T0 + 10)))
     log.close()
     segment = log.segments()[-1]
     data = bytearray(segment.read_bytes())
@@ -87,8 +88,8 @@ def test_a_garbled_last_batch_is_a_torn_tail_too(tmp_path):
 
 def test_corruption_in_the_middle_stops_start_up_with_the_file_and_offset(tmp_path):
     log = WriteAheadLog(tmp_path)
-    log.append(batch(6))
-    log.append(batch(6, T0 + 10))
+    log.append(log_records(batch(6)))
+    log.append(log_records(batch(6, T0 + 10)))
     log.close()
     segment = log.segments()[-1]
     data = bytearray(segment.read_bytes())
@@ -102,7 +103,7 @@ def test_corruption_in_the_middle_stops_start_up_with_the_file_and_offset(tmp_pa
 def test_segments_roll_over_and_old_ones_go_once_a_snapshot_has_them(tmp_path):
     log = WriteAheadLog(tmp_path, segment_bytes=200)
     for i in range(10):
-        log.append(batch(3, T0 + 10 * i))
+        log.append(log_records(batch(3, T0 + 10 * i)))
     assert len(log.segments()) > 3
     log.drop_through(15)
     remaining = [lsn for lsn, *_ in log.replay()]
@@ -256,9 +257,9 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
         for timer in actor.live_timers():
             if timer.at <= at:
                 fired = TimerFired(timer.journey, timer.version)
-                log.append([(timer.at, cid, fired)])
+                log.append(log_records([(timer.at, cid, fired)]))
                 actor.handle(fired, timer.at)
-        log.append([(at, cid, message)])
+        log.append(log_records([(at, cid, message)]))
         actor.handle(message, at)
         if step == 100:
             write_snapshot(tmp_path / "snapshots", log.next_lsn - 1, live.values())
@@ -391,11 +392,11 @@ def test_sends_not_known_to_be_settled_are_handed_over_again_after_a_restart(tmp
     actor = make_actor(program, "ada", channels=("push", "email"))
     pending = actor.handle(Event("cart_add", {"value": 80}), T0)  # enters; the push is 1 h away
     log = WriteAheadLog(tmp_path / "wal", fsync="none")
-    log.append([(T0, "ada", Event("cart_add", {"value": 80}))])
+    log.append(log_records([(T0, "ada", Event("cart_add", {"value": 80}))]))
     held = [s for s in pending if type(s).__name__ == "Send"]
     write_snapshot(tmp_path / "snapshots", log.next_lsn - 1, [actor], {}, held)
     fired = TimerFired("cart_abandonment", 1)
-    log.append([(T0 + HOUR, "ada", fired)])  # the push went out, then the engine died
+    log.append(log_records([(T0 + HOUR, "ada", fired)]))  # the push went out, then the engine died
     log.close()
     recovered = recover(tmp_path, program, lambda cid: make_actor(program, cid).profile, fsync="none")
     assert [(s.channel, s.key) for s in recovered.resend] == [("push", "ada:cart_abandonment:1:push:1")]

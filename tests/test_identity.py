@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import DAY, HOUR, T0, load_program, make_actor
+from harness import DAY, HOUR, T0, load_program, log_records, make_actor
 
 from actors.messages import (
     DeliveryReceipt,
@@ -136,8 +136,9 @@ def test_a_merge_survives_a_restart_through_the_log_and_the_snapshot(tmp_path):
 
     program = load_program()
     log = WriteAheadLog(tmp_path / "wal", fsync="none")
-    log.append([(T0, "anon-5", Event("cart_add", {"value": 80})), (T0 + 60, "fay", Identified({"n": 2}))])
-    log.append([(T0 + 120, "fay", Merged("anon-5"))])
+    cart, identified = Event("cart_add", {"value": 80}), Identified({"n": 2})
+    log.append(log_records([(T0, "anon-5", cart), (T0 + 60, "fay", identified)]))
+    log.append(log_records([(T0 + 120, "fay", Merged("anon-5"))]))
     log.close()
 
     recovered = recover(tmp_path, program, fsync="none")  # replayed from the log alone

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from actors.errors import IngestError
 from actors.messages import DeliveryReceipt, Event, Identified, Merged
-from engine.edge.dedupe import SeenMessageIds
 from engine.edge.receipts import parse_receipts, receipts_to_messages
 from engine.edge.segment import (
     MAX_BATCH_EVENTS,
@@ -27,6 +26,7 @@ from engine.edge.segment import (
     parse,
     to_messages,
 )
+from engine.runtime.dedupe import SeenMessageIds
 
 RECEIVED = 1_704_067_300.0  # 2024-01-01T00:01:40Z
 

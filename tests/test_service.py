@@ -18,13 +18,14 @@ import httpx
 import pytest
 import trio
 from aiosmtpd.controller import Controller
-from harness import T0, journey_path, load_program, make_actor, settled_at_restart
+from harness import T0, journey_path, load_program, log_records, make_actor, settled_at_restart
 from local_providers import CountingProvider, SmtpInbox, free_port
 from prometheus_client import generate_latest
 from serving import KEY, start, stop
 
 from actors.messages import Event
 from engine import service
+from engine.cli.serve import announced_url
 from engine.delivery.outbox import Outbox
 from engine.edge.monitoring import registry_for
 from engine.runtime.channels import MockChannel
@@ -207,12 +208,7 @@ def test_serve_reads_a_config_file_and_options_win_over_it(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert process.stdout is not None
-    url = None
-    for line in process.stdout:
-        found = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            url = found.group(1)
-            break
+    url = announced_url(process.stdout)
     try:
         assert url is not None and not url.endswith(":1")  # --port 0 won over the file's port
         track = {"writeKey": "wk_config", "userId": "ada", "event": "signup"}
@@ -344,7 +340,7 @@ def test_a_snapshot_that_cannot_be_written_keeps_the_older_one_and_the_log_and_s
 
     async def life() -> list:
         for i in range(3):
-            runtime.applied_lsn = log.append([(T0, f"c{i}", Event("cart_add", {"value": 50}))])
+            runtime.applied_lsn = log.append(log_records([(T0, f"c{i}", Event("cart_add", {"value": 50}))]))
             runtime.actors[f"c{i}"] = make_actor(program, f"c{i}")
             if i == 0:
                 assert service._snapshot(runtime, outbox, tmp_path, statistics)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import ROOT, T0, load_program, make_actor
+from harness import ROOT, T0, load_program, log_records, make_actor
 
 from actors.messages import Event
 from engine.storage import snapshots
@@ -35,7 +35,7 @@ import json, random, resource, sys
 from pathlib import Path
 from actors.messages import Event
 from engine.storage.errors import StorageError
-from engine.storage.wal import WriteAheadLog
+from engine.storage.wal import Logged, WriteAheadLog
 
 directory, limit, segment_bytes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(7)
@@ -51,7 +51,7 @@ def attempt(number):
     before = sizes()
     outcome = {"number": number, "entries": len(entries), "before": before}
     try:
-        outcome["lsn"] = log.append(entries)
+        outcome["lsn"] = log.append([Logged(*entry) for entry in entries])
     except StorageError as exc:
         outcome.update(message=str(exc), errno=exc.__cause__.errno, after=sizes())
     outcomes.append(outcome)
@@ -196,7 +196,7 @@ def test_a_full_disk_fails_appends_whole_and_the_log_goes_on_once_there_is_room(
     for number in range(1000):
         entries = batch(1 + number % 50, T0 + 100 * number)
         try:
-            log.append(entries)
+            log.append(log_records(entries))
             acknowledged.append(entries)
         except StorageError as exc:
             refusals.append(exc)
@@ -207,7 +207,7 @@ def test_a_full_disk_fails_appends_whole_and_the_log_goes_on_once_there_is_room(
     filler.unlink()  # room again
     for number in range(1000, 1020):
         entries = batch(3, T0 + 100 * number)
-        log.append(entries)
+        log.append(log_records(entries))
         acknowledged.append(entries)
     log.close()
     assert logged(small_filesystem / "wal") == numbered(*acknowledged)
@@ -216,14 +216,14 @@ def test_a_full_disk_fails_appends_whole_and_the_log_goes_on_once_there_is_room(
 def test_a_failed_fsync_fails_the_append_and_cuts_its_batch_off(tmp_path, monkeypatch):
     log = WriteAheadLog(tmp_path)
     first, lost, second = batch(3), batch(2, T0 + 10), batch(2, T0 + 20)
-    log.append(first)
+    log.append(log_records(first))
     size = total_size(log)
     with failing(monkeypatch, "fsync", errno.EIO), pytest.raises(StorageError) as caught:
-        log.append(lost)
+        log.append(log_records(lost))
     assert str(caught.value) == "write-ahead log: [Errno 5] Input/output error; the batch was not logged"
     assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == errno.EIO
     assert (log.next_lsn, total_size(log)) == (4, size)  # its bytes were written, then cut off
-    assert log.append(second) == 5
+    assert log.append(log_records(second)) == 5
     log.close()
     assert logged(tmp_path) == numbered(first, second)
 
@@ -231,15 +231,15 @@ def test_a_failed_fsync_fails_the_append_and_cuts_its_batch_off(tmp_path, monkey
 def test_a_short_write_then_an_error_leaves_no_torn_frame_before_the_next(tmp_path, monkeypatch):
     log = WriteAheadLog(tmp_path)
     first, lost, second = batch(3), batch(4, T0 + 10), batch(2, T0 + 20)
-    log.append(first)
+    log.append(log_records(first))
     size = total_size(log)
     with short_writes(monkeypatch, then=errno.ENOSPC), pytest.raises(StorageError) as caught:
-        log.append(lost)
+        log.append(log_records(lost))
     assert str(caught.value) == (
         "write-ahead log: [Errno 28] No space left on device; the batch was not logged")
     assert caught.value.__cause__.errno == errno.ENOSPC
     assert (log.next_lsn, total_size(log)) == (4, size)
-    log.append(second)
+    log.append(log_records(second))
     log.close()
     assert logged(tmp_path) == numbered(first, second)
 
@@ -247,7 +247,7 @@ def test_a_short_write_then_an_error_leaves_no_torn_frame_before_the_next(tmp_pa
 def test_a_short_write_that_the_disk_then_takes_whole_is_completed(tmp_path, monkeypatch):
     log = WriteAheadLog(tmp_path)
     with short_writes(monkeypatch, then=None):
-        assert log.append(batch(5)) == 5
+        assert log.append(log_records(batch(5))) == 5
     log.close()
     assert logged(tmp_path) == numbered(batch(5))
 
@@ -255,17 +255,17 @@ def test_a_short_write_that_the_disk_then_takes_whole_is_completed(tmp_path, mon
 def test_a_failed_cut_back_is_done_before_the_next_append(tmp_path, monkeypatch):
     log = WriteAheadLog(tmp_path)
     first, lost, refused, second = batch(3), batch(4, T0 + 10), batch(1, T0 + 20), batch(2, T0 + 30)
-    log.append(first)
+    log.append(log_records(first))
     size = total_size(log)
     with short_writes(monkeypatch, then=errno.ENOSPC), failing(monkeypatch, "ftruncate", errno.EIO):
         with pytest.raises(StorageError, match=rf"could not be cut back to byte {size} ") as caught:
-            log.append(lost)
+            log.append(log_records(lost))
     assert caught.value.__cause__.errno == errno.ENOSPC  # the reason the batch failed
     assert total_size(log) > size  # half a frame is still there
     with failing(monkeypatch, "ftruncate", errno.EIO), pytest.raises(StorageError, match="after a failed"):
-        log.append(refused)  # it still cannot be cut back: nothing is written after it
+        log.append(log_records(refused))  # it still cannot be cut back: nothing is written after it
     assert log.next_lsn == 4
-    assert log.append(second) == 5  # cut back first, then written
+    assert log.append(log_records(second)) == 5  # cut back first, then written
     log.close()
     assert logged(tmp_path) == numbered(first, second)
 
@@ -273,10 +273,10 @@ def test_a_failed_cut_back_is_done_before_the_next_append(tmp_path, monkeypatch)
 def test_a_new_segment_the_folder_cannot_keep_fails_the_append_and_is_tried_again(tmp_path, monkeypatch):
     log = WriteAheadLog(tmp_path, segment_bytes=1)  # every append starts a segment
     first, lost, second = batch(3), batch(2, T0 + 10), batch(2, T0 + 20)
-    log.append(first)
+    log.append(log_records(first))
     with failing(monkeypatch, "fsync", errno.EIO), pytest.raises(StorageError, match=r"\[Errno 5\]"):
-        log.append(lost)  # (the first fsync is the folder's, for the new segment)
-    assert log.append(second) == 5
+        log.append(log_records(lost))  # (the first fsync is the folder's, for the new segment)
+    assert log.append(log_records(second)) == 5
     log.close()
     assert logged(tmp_path) == numbered(first, second)
 

@@ -5,7 +5,9 @@ then its default."""
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, get_args
@@ -25,6 +27,18 @@ from engine.cli.serve_config import (
 )
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
 from engine.storage.errors import StorageError
+
+READY = "touchpoint serving {urls} (data: {data})"  # one line, for the scripts that wait for it
+
+
+def announced_url(output: Iterable[str]) -> str | None:
+    """The first URL a ``serve`` process announces on its output (read line by line until it
+    comes), or None if the output ends first: how scripts and tests wait for a service."""
+    for line in output:
+        found = re.search(r"touchpoint serving (http://[^\s,]+)", line)
+        if found:
+            return found.group(1)
+    return None
 
 
 def serve(
@@ -123,8 +137,7 @@ def serve(
     _check_data_folder(data)
 
     def ready(urls: list[str]) -> None:
-        console.print(f"touchpoint serving {', '.join(urls)} (data: {data})", highlight=False,
-                      soft_wrap=True)  # one line, for the scripts that wait for it
+        console.print(READY.format(urls=", ".join(urls), data=data), highlight=False, soft_wrap=True)
 
     sending = ", ".join(f"{channel} {describe(settings)}" for channel, settings in channels.items())
     console.print(f"sends: {sending or 'mock'}{', others mock' if sending else ''}", highlight=False,

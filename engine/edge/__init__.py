@@ -4,7 +4,6 @@
     segment.py     Segment payloads to actor messages: the one place that says what the engine
                    accepts (ids, names, numbers, depth, timestamps), checked before anything applies
     receipts.py    a provider's receipts webhook: idempotency keys to the sends' DeliveryReceipts
-    dedupe.py      message ids applied lately, so a client's retry applies once
     views.py       a profile as JSON
     monitoring.py  journey statistics and the Prometheus collector of /metrics
 """

@@ -6,5 +6,7 @@
     agents.py       agent queues for escalations in simulation (SimPy Resources)
     channels.py     the adapter interface the real-time runtime hands sends to, and its mock
     effects.py      the one effect router both runtimes hand their actors' effects to
+    dedupe.py       message ids applied lately, so a client's retry applies once (the runtime
+                    checks them as it applies a round, and snapshots keep them)
     memory.py       process memory figures and the one place that tunes the garbage collector
 """

@@ -47,14 +47,14 @@ from actors.journey import Program
 from actors.messages import Message, Schedule, Submission, TimerFired
 from actors.profile import Profile
 from actors.routing import Aliases, apply_message
-from engine.edge.dedupe import SeenMessageIds
 from engine.runtime.channels import ChannelAdapter
+from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.scheduler import Item, TimerQueue
 from engine.storage.dormant import Dormant
 from engine.storage.errors import StorageError
 from engine.storage.snapshots import collector_paused
-from engine.storage.wal import WriteAheadLog
+from engine.storage.wal import Logged, WriteAheadLog
 from reports.metrics import RunMetrics
 
 ProfileFactory = Callable[[str], Profile]
@@ -328,7 +328,7 @@ class RealtimeRuntime:
         """Append the round to the write-ahead log; return the last position it took."""
         if self.log is None or not work:
             return self.applied_lsn
-        logged = [(now, *entry) for entry in work]
+        logged = [Logged(now, customer_id, message, mid) for customer_id, message, mid in work]
         if self.log.fsync == "none":
             lsn = self.log.append(logged)
         else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).

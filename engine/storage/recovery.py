@@ -66,12 +66,13 @@ def recover(
     def new_actor(customer_id: str) -> Actor:
         return Actor(program, profiles(customer_id))
 
-    for _, at, customer_id, message, message_id in log.replay(after=snapshot.lsn):
-        if message_id is not None:
-            seen[message_id] = at
+    for entry in log.replay(after=snapshot.lsn):
+        at = entry.at
+        if entry.message_id is not None:
+            seen[entry.message_id] = at
         # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
         # the sends matter again
-        _, effects = apply_message(actors, aliases, new_actor, customer_id, message, at,
+        _, effects = apply_message(actors, aliases, new_actor, entry.customer_id, entry.message, at,
                                    snapshot.dormant.wake)
         resend.extend(e for e in effects if isinstance(e, Send))
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
