@@ -479,7 +479,7 @@ def test_a_restore_that_leaves_actors_dormant_gives_the_trace_and_state_of_one_t
 
 def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp_path):
     from actors.messages import Merged
-    from actors.routing import Aliases, apply_message
+    from actors.routing import Aliases, way_in
 
     program = load_program()
     visitor = make_actor(program, "anon-7")
@@ -492,11 +492,12 @@ def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp
     def no_new_actor(customer_id: str):
         raise AssertionError(f"{customer_id} should have been woken")
 
-    apply_message(actors, aliases, no_new_actor, "ada", Merged("anon-7"), T0 + HOUR, dormant.wake)
+    apply = way_in(actors, aliases, no_new_actor, dormant.wake)
+    apply("ada", Merged("anon-7"), T0 + HOUR)
     assert "anon-7" not in dormant and "anon-7" not in actors and len(dormant) == 1
     assert [kind for _, kind, _, detail in actors["ada"].profile.timeline()] == ["event"]
     assert actors["ada"].runs_by_id()["cart_abandonment"].step is not None  # the cart run moved
-    _, effects = apply_message(actors, aliases, no_new_actor, "bo", Event("session_start"), T0, dormant.wake)
+    _, effects = apply("bo", Event("session_start"), T0)
     assert "bo" in actors and not dormant
 
 

@@ -8,7 +8,7 @@ One task does everything, on purpose (ARCHITECTURE.md: never a task per actor or
         add the timers now due, in (time, -priority, sequence) order, up to TIMERS_PER_BATCH
         append all of it to the write-ahead log: one write, one fsync (group commit)
         release the submitters waiting for durability (the point an HTTP edge answers 2xx)
-        hand each message to its actor at the batch's time (actors.routing.apply_message, the
+        hand each message to its actor at the batch's time (actors.routing.way_in, the
         one way in); route the effects (engine.runtime.effects.EffectRouter):
             Schedule -> the one TimerQueue; Send and Escalated -> the channel adapter
 
@@ -46,7 +46,7 @@ from actors.actor import Actor
 from actors.journey import Program
 from actors.messages import Message, Schedule, Submission, TimerFired
 from actors.profile import Profile
-from actors.routing import Aliases, apply_message
+from actors.routing import Aliases, way_in
 from engine.runtime.channels import ChannelAdapter
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
@@ -362,12 +362,13 @@ class RealtimeRuntime:
 
     def _apply(self, work: list[Work], now: float) -> None:
         """Hand each message to its actor and route the effects (the hot loop: names are local)."""
-        actors, aliases, new_actor, wake = self.actors, self.aliases, self._new_actor, self.dormant.wake
+        # (made each round, not kept: a runtime holding a closure over its own method would be a
+        # reference cycle)
+        apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake)
         route = self.effects.route
         for customer_id, message, _ in work:
             # (a merged id's messages, and its stale timers, go to the customer it merged into)
-            customer_id, effects = apply_message(actors, aliases, new_actor, customer_id, message, now,
-                                                 wake)
+            customer_id, effects = apply(customer_id, message, now)
             if effects:
                 route(customer_id, effects, now)
         self.handled += len(work)

@@ -10,7 +10,7 @@ item, so agents and actors stay in exact time order; otherwise it hands items to
 back, each at its exact time, and advances SimPy's clock whenever the next item is a ``tick`` or
 more ahead. A world wake-up (a ``WorldWake`` record) may return messages the customer sends at
 that very instant (a session's first events): they go to the actor at once, in order, without a
-round trip through the queue. Every message reaches its actor by ``actors.routing.apply_message``,
+round trip through the queue. Every message reaches its actor by ``actors.routing.way_in``,
 as in the real-time runtime and recovery (customers are keyed by their population number here);
 actors are created on their first message, seeded with the customer's time zone and reachability.
 Effects go through the shared ``EffectRouter``; escalations to the agent desk's SimPy queues.
@@ -30,7 +30,7 @@ import simpy
 from actors.actor import Actor
 from actors.messages import DeliveryReceipt, Escalated, Message, Send
 from actors.profile import Profile
-from actors.routing import Aliases, apply_message
+from actors.routing import Aliases, way_in
 from engine.runtime.agents import AgentDesk
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.scheduler import TimerQueue
@@ -181,9 +181,10 @@ class Simulation:
     def _clock(self, on_progress: Callable[[float], None] | None) -> Generator[Any, Any, None]:
         # One loop for the whole population, on purpose: it is the hot path, and a call per item
         # into smaller functions would cost a fifth of the run. Two calls it does make: the one
-        # way in (apply_message) and the one effect router, shared with the real-time runtime.
-        env, queue, actors, aliases, agents = self.env, self.queue, self.actors, self.aliases, self.agents
-        horizon, tick, new_actor, route = self.horizon, self.tick, self._new_actor, self.effects.route
+        # way in (way_in) and the one effect router, shared with the real-time runtime.
+        env, queue, agents = self.env, self.queue, self.agents
+        horizon, tick, route = self.horizon, self.tick, self.effects.route
+        apply = way_in(self.actors, self.aliases, self._new_actor)
         peek_time, pop = queue.peek_time, queue.pop
         on_wake, observe_receipt = self.world.on_wake, self.metrics.observe_receipt
         report = on_progress if on_progress is not None else _no_progress
@@ -218,7 +219,7 @@ class Simulation:
             number = customer
             for message in messages:
                 handled += 1
-                number, effects = apply_message(actors, aliases, new_actor, number, message, at)
+                number, effects = apply(number, message, at)
                 if type(message) is DeliveryReceipt:
                     observe_receipt(message)
                 if effects:

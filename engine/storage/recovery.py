@@ -15,7 +15,7 @@ from actors.actor import Actor
 from actors.journey import Program
 from actors.messages import Schedule, Send
 from actors.profile import Profile
-from actors.routing import Aliases, apply_message
+from actors.routing import Aliases, way_in
 from engine.storage.dormant import Dormant
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog
@@ -66,14 +66,14 @@ def recover(
     def new_actor(customer_id: str) -> Actor:
         return Actor(program, profiles(customer_id))
 
+    apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake)
     for entry in log.replay(after=snapshot.lsn):
         at = entry.at
         if entry.message_id is not None:
             seen[entry.message_id] = at
         # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
         # the sends matter again
-        _, effects = apply_message(actors, aliases, new_actor, entry.customer_id, entry.message, at,
-                                   snapshot.dormant.wake)
+        _, effects = apply(entry.customer_id, entry.message, at)
         resend.extend(e for e in effects if isinstance(e, Send))
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
     return Recovered(actors, timers, log, seen, resend, aliases.of, snapshot.dormant)
