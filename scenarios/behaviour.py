@@ -43,10 +43,11 @@ from typing import NamedTuple
 import numpy as np
 
 from actors.durations import next_local_time
-from actors.messages import DeliveryReceipt, Event, Message, Properties, Send
+from actors.messages import CHANNELS, DeliveryReceipt, Event, Message, Properties, Send
 from actors.profile import CHANNEL_BIT
 from scenarios.config import ChannelModel, MessageSpec, PropertySpec, SimulationConfig
-from scenarios.draws import Draws
+from scenarios.draws import ANSWER, FIRST, ORDER, Draws
+from scenarios.draws import SESSION as SESSION_DRAWS
 from scenarios.population import Population
 
 SESSION, RETURN, BROADCAST, CLICK_BUY, HOUR = "session", "return", "broadcast", "click_buy", "hour"
@@ -104,6 +105,7 @@ class _Channel:
     __slots__ = (
         "deliver",
         "bit",
+        "index",
         "open_logit",
         "broadcast_logit",
         "click",
@@ -125,6 +127,7 @@ class _Channel:
             if model.broadcast_click_given_open is None
             else model.broadcast_click_given_open
         )
+        self.index = CHANNELS.index(name)
         self.optout_h0 = model.optout_h0
         self.weight = model.weight
         self.log_latency = math.log(max(model.latency_minutes, 0.1) * 60.0)
@@ -162,6 +165,10 @@ class World:
         self.cart_no = array("I", bytes(array("I").itemsize * n))
         self.last_purchase_at = array("d", [-math.inf]) * n
         self.delivery = array("H", bytes(2 * n))  # per channel: decided and bad-address bits
+        # common random numbers: a customer's n-th session and n-th message on a channel draw
+        # the same numbers in every design (``scenarios.draws``)
+        self.session_no = array("I", bytes(4 * n))
+        self.answer_no = array("I", bytes(4 * n * len(CHANNELS)))
         self._tau = self.config.fatigue_tau_days * 86400.0
         self._active_start = float(config.population.active_start)  # seconds, decoded at load
         active = (config.population.active_end - self._active_start) % 86400.0
@@ -184,8 +191,10 @@ class World:
         """Schedule every customer's first session and the broadcast calendar up to ``horizon``."""
         rates = self.population.session_rate
         length = self._active_length
+        draws = self.draws
         for customer in range(self.population.size):
-            first = self.draws.exponential(length / rates[customer])
+            draws.begin(customer, FIRST, 0)
+            first = draws.exponential(length / rates[customer])
             self._plan_session(customer, self._after_active(0.0, first, customer))
         for index, spec in enumerate(self.config.broadcasts):
             every, at = float(spec.every), float(spec.first)  # seconds, decoded at load
@@ -215,6 +224,7 @@ class World:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what.number:
                 self._purchase(customer, now)
         elif kind == CLICK_BUY:
+            self.draws.begin(customer, ORDER, what.number)  # (the value, if no cart is open)
             self._buy_after_click(customer, what.sent_at, what.message, now)
         return None
 
@@ -228,6 +238,9 @@ class World:
         that order, and go to the actor at once; purchases follow minutes later.
         """
         draws = self.draws
+        number = self.session_no[customer]
+        self.session_no[customer] = number + 1
+        draws.begin(customer, SESSION_DRAWS, number)
         self.sessions += 1
         events: tuple[Message, ...] = _BROWSE
         for spec in self.config.session_events:
@@ -320,6 +333,10 @@ class World:
         model = self._channels.get(send.channel)
         if model is None:
             return
+        slot = customer * len(CHANNELS) + model.index
+        number = self.answer_no[slot]
+        self.answer_no[slot] = number + 1
+        draws.begin(customer, ANSWER + model.index, number)
         earlier = self.pressure[customer] * math.exp(-(now - self.pressure_at[customer]) / self._tau)
         pressure = earlier + model.weight
         self.pressure[customer] = pressure
@@ -351,7 +368,8 @@ class World:
             buy = message.purchase_on_click_by_channel.get(send.channel, buy)
         if draws.uniform() < buy:
             at = clicked_at + 120.0 + 1080.0 * draws.uniform()
-            self.wake(at, customer, WorldWake(CLICK_BUY, sent_at=now, message=send.message))
+            order = model.index << 17 | number % (1 << 17)  # the answer this order follows
+            self.wake(at, customer, WorldWake(CLICK_BUY, order, sent_at=now, message=send.message))
 
     def _deliverable(self, customer: int, model: _Channel) -> bool:
         """Whether the customer's address on this channel accepts messages (decided once)."""

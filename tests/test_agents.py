@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import simpy
 
@@ -36,9 +35,9 @@ def test_simulated_desk_matches_erlang_c() -> None:
         first_reply=Duration(30),
     )
     resolved: list[tuple[float, int]] = []
-    desk = AgentDesk(env, {"support": spec}, Draws(np.random.default_rng(7)),
+    desk = AgentDesk(env, {"support": spec}, Draws(7),
                      lambda at, customer, message: resolved.append((at, customer)))
-    arrivals = Draws(np.random.default_rng(8))
+    arrivals = Draws(8)
     calls, at = 40_000, 0.0
     for customer in range(calls):
         at += arrivals.exponential(1800 / 360)
@@ -58,7 +57,7 @@ def test_simulated_desk_matches_erlang_c() -> None:
 def test_impatient_customers_abandon() -> None:
     env = simpy.Environment()
     spec = AgentQueueSpec(agents=1, handle_time=Duration(30 * 60), patience=Duration(60))
-    desk = AgentDesk(env, {"support": spec}, Draws(np.random.default_rng(1)), lambda *a: None)
+    desk = AgentDesk(env, {"support": spec}, Draws(1), lambda *a: None)
     for customer in range(50):
         desk.escalate(customer, "support", customer * 10.0)
     env.run()

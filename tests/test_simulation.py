@@ -10,6 +10,7 @@ REFERENCE.md section 4 (``reports.stats``).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 from actors.journey import SendStep
 from engine.cli import app
 from engine.runtime.simulation import Simulation
-from engine.scenario_files import load_scenario
+from engine.scenario_files import load_scenario, scenario_from_document
 from reports.stats import two_proportions
 from scenarios.behaviour import mean_matched_logit
 
@@ -66,6 +67,32 @@ def test_same_seed_gives_byte_identical_metrics_and_another_seed_does_not(tmp_pa
     assert first == again
     assert first != other
     assert b'"entrants"' in first and b'"seed": 7' in first
+
+
+# -- common random numbers ---------------------------------------------------------------------------
+
+
+def _cart_with_first_wait(wait: str) -> Any:
+    scenario = load_scenario(CART)
+    document = copy.deepcopy(scenario.document)
+    document["journeys"][0]["steps"]["wait_1h"]["wait"] = wait
+    return scenario_from_document(document, "cart_wait.toml")
+
+
+def test_customers_live_the_same_lives_in_two_designs():
+    """The issue's own example: the first wait at 1 h and at 3 h. The holdout never receives a
+    message in either design, so with common random numbers its entrants, conversions and
+    revenue are identical, not merely close."""
+    runs = []
+    for wait in ("1h", "3h"):
+        sim = Simulation(_cart_with_first_wait(wait), 5_000, 14.0, 3)
+        sim.run()
+        runs.append(sim.metrics.to_dict()["journeys"][CART])
+    one, three = runs
+    assert one["holdout"] == three["holdout"]
+    assert one["holdout"]["entrants"] > 200 and one["holdout"]["conversions"] > 50
+    assert one["treated"]["entrants"] == three["treated"]["entrants"]  # entry comes before any send
+    assert one["treated"] != three["treated"]  # and the designs do differ where they differ
 
 
 # -- the holdout is the baseline ---------------------------------------------------------------------

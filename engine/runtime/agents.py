@@ -10,6 +10,7 @@ resolution time, occupancy, backlog.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -18,7 +19,7 @@ import simpy
 
 from actors.messages import Event, Message
 from scenarios.config import AgentQueueSpec
-from scenarios.draws import Draws
+from scenarios.draws import AGENT, Draws
 
 
 class _Queue:
@@ -64,6 +65,7 @@ class AgentDesk:
         self.post = post
         self.queues = {name: _Queue(env, name, spec) for name, spec in sorted(specs.items())}
         self.open_cases = 0  # cases not yet resolved or abandoned: while 0, SimPy has no work
+        self._cases_of: Counter[int] = Counter()  # cases so far by customer
 
     def escalate(self, customer: int, queue: str, at: float) -> None:
         """A customer joins ``queue`` at ``at`` (not before the SimPy clock's now)."""
@@ -84,7 +86,15 @@ class AgentDesk:
             yield env.timeout(at - env.now)
         queue.cases += 1
         arrived = env.now
-        patience = self.draws.exponential(queue.patience_mean)
+        # the case's draws all at once, keyed by the customer's case number (common random
+        # numbers: the same customer's n-th case is the same in every design)
+        number = self._cases_of[customer]
+        self._cases_of[customer] = number + 1
+        draws = self.draws
+        draws.begin(customer, AGENT, number)
+        patience = draws.exponential(queue.patience_mean)
+        handle = draws.exponential(queue.handle_mean)
+        reply = draws.exponential(queue.reply_mean)
         with queue.resource.request() as request:
             outcome = yield request | env.timeout(patience)
             if request not in outcome:
@@ -93,9 +103,8 @@ class AgentDesk:
                 return
             wait = env.now - arrived
             queue.waits.append(wait)
-            handle = self.draws.exponential(queue.handle_mean)
             # the agent's first reply comes during the handling, after reading the timeline
-            queue.first_responses.append(wait + min(self.draws.exponential(queue.reply_mean), handle))
+            queue.first_responses.append(wait + min(reply, handle))
             yield env.timeout(handle)
             queue.handles.append(handle)
             queue.busy += handle

@@ -116,7 +116,9 @@ class Simulation:
         self.scenario = scenario
         self.horizon = days * DAY
         self.tick = tick
-        pop_seed, world_seed, agent_seed = np.random.SeedSequence(seed).spawn(3)
+        # the population from its own stream; the world's and the agents' draws are keyed by
+        # customer and moment (common random numbers: ``scenarios.draws``)
+        pop_seed = np.random.SeedSequence(seed).spawn(1)[0]
         config = scenario.simulation
         self.population: Population = generate_population(
             config.population, customers, np.random.default_rng(pop_seed)
@@ -129,12 +131,12 @@ class Simulation:
         self.metrics = RunMetrics(scenario.program, customers)
         # the world and the agents post messages and wake-ups straight into the one queue
         self.world = world(
-            self.population, config, Draws(np.random.default_rng(world_seed)), self.queue.push,
+            self.population, config, Draws(seed), self.queue.push,
             self.queue.push,
         )
         self.trace = trace
         self.agents = AgentDesk(
-            self.env, config.agents, Draws(np.random.default_rng(agent_seed)), self.queue.push
+            self.env, config.agents, Draws(seed), self.queue.push
         )
         self.handled = 0
         self.wakes = 0
