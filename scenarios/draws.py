@@ -32,7 +32,7 @@ _TWO_PI = 2.0 * math.pi
 _NO_BLOCK = array("Q")
 
 # purposes (4 bits): what a moment of a customer's life is
-FIRST, SESSION, ORDER, AGENT, TEST = 0, 1, 2, 3, 7
+FIRST, SESSION, ORDER, AGENT = 0, 1, 2, 3
 ANSWER = 8  # 8 + the channel's index: the answer to a message on that channel
 MOMENTS = 1 << 20  # a customer's moments of one purpose are numbered modulo this
 
