@@ -1,21 +1,35 @@
 """Run metrics, folded from the journey trace as it happens (no trace is kept in memory).
 
-The runtime hands every effect list and every delivery receipt to ``RunMetrics``; ``to_dict``
-then gives the content of ``metrics.json``: per journey entrants, holdout, conversions and rate
-in each group, incremental lift with a 95% CI, revenue, time to convert; messages by channel and
-per customer; suppressed sends by rule; opt-outs by channel; agent KPIs.
+The runtime hands every effect list (with its time) and every delivery receipt to
+``RunMetrics``; ``to_dict`` then gives the content of ``metrics.json``: per journey entrants,
+holdout, conversions and rate in each group, incremental lift with a 95% CI, revenue, time to
+convert, the funnel by step and the result of each split arm; messages by channel and per
+customer; contact pressure per week and the fatigue curve; suppressed sends by rule; opt-outs by
+channel; agent KPIs; and, in a simulation, daily series for the report's figures.
+
+Censoring. A run ends at a horizon, and an entrant whose goal window is still open then has had
+less time to convert: counting them would bias the rate down, and differently for designs with
+different timing. So conversion rates, lifts and the per-customer outcomes count only entrants
+whose whole goal window fits in the run (``rate_basis`` in metrics.json says so); ``entrants``
+still counts everyone. The real-time runtime has no horizon: its rates count every entrant.
+
+In a simulation, where customers are numbered, ``outcomes`` keeps each customer's own results
+(conversions and entries per journey, revenue, messages, opt-outs) for paired comparisons of
+designs (``reports.paired``).
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import Counter
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from actors.journey import Program
+from actors.journey import Journey, Program, SplitStep
 from actors.messages import (
     Advanced,
     Cancel,
@@ -31,24 +45,48 @@ from actors.messages import (
 )
 from reports.stats import two_proportions
 
-_UNTALLIED = frozenset({Advanced, Schedule, Cancel})
+DAY = 86400.0
+WEEK = 7 * DAY
+_UNTALLIED = frozenset({Schedule, Cancel})
 
 
 class JourneyTally:
-    """Counts for one journey."""
+    """Counts for one journey (``[treated, holdout]`` pairs where a group matters)."""
 
-    __slots__ = ("entrants", "holdout", "conversions", "revenue", "to_convert", "sends",
-                 "suppressed", "deferred", "exits")
+    __slots__ = ("journey", "index", "window", "entrants", "complete", "conversions",
+                 "complete_conversions", "revenue", "to_convert", "sends", "suppressed", "deferred",
+                 "exits", "reached", "step_sends", "step_skipped", "step_deferred", "converted_after")
 
-    def __init__(self) -> None:
-        self.entrants = [0, 0]  # [treated, holdout]
+    def __init__(self, journey: Journey) -> None:
+        self.journey = journey
+        self.index = journey.index
+        self.window = journey.goal_within
+        self.entrants = [0, 0]
+        self.complete = [0, 0]  # entrants whose goal window ends within the run
         self.conversions = [0, 0]
+        self.complete_conversions = [0, 0]  # conversions of those entrants
         self.revenue = [0.0, 0.0]
         self.to_convert: tuple[list[float], list[float]] = ([], [])
-        self.sends: Counter[str] = Counter()
-        self.suppressed: Counter[str] = Counter()
+        self.sends: Counter[str] = Counter()  # by channel
+        self.suppressed: Counter[str] = Counter()  # by rule
         self.deferred: Counter[str] = Counter()
         self.exits: Counter[str] = Counter()
+        self.reached: Counter[str] = Counter()  # by step
+        self.step_sends: Counter[str] = Counter()
+        self.step_skipped: Counter[str] = Counter()  # suppressed for good
+        self.step_deferred: Counter[str] = Counter()  # suppressed until later (then tried again)
+        self.converted_after: Counter[str] = Counter()  # conversions of runs that passed the step
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Each customer's own results in one run, by population number (numpy arrays)."""
+
+    messages: np.ndarray  # sends
+    revenue: np.ndarray  # conversion value, every journey and group
+    opt_outs: np.ndarray
+    entered: dict[str, np.ndarray]  # journey -> treated entries whose goal window fits the run
+    converted: dict[str, np.ndarray]  # journey -> their conversions
 
 
 class RunMetrics:
@@ -56,24 +94,70 @@ class RunMetrics:
 
     Args:
         program: the compiled scenario (for journey ids).
-        customers: the population size.
+        customers: the population size (0: customers have no number, as in the real-time
+            runtime; then only the journey tallies are kept).
+        horizon: the run's end, in seconds (infinite: the real-time runtime).
     """
 
-    def __init__(self, program: Program, customers: int) -> None:
+    def __init__(self, program: Program, customers: int, horizon: float = math.inf) -> None:
         self.customers = customers
-        self.journeys = {j.id: JourneyTally() for j in program.journeys}
-        self.per_customer = array("I", bytes(array("I").itemsize * customers))
+        self.horizon = horizon
+        self.journeys = {j.id: JourneyTally(j) for j in program.journeys}
         self.receipts: dict[str, Counter[str]] = {}
         self.escalations: Counter[str] = Counter()
+        n = customers
+        self.per_customer = array("I", bytes(4 * n))  # messages
+        self.revenue = array("d", bytes(8 * n))
+        self.opt_outs = array("B", bytes(n))
+        self.entered = [array("H", bytes(2 * n)) for _ in program.journeys]
+        self.converted = [array("H", bytes(2 * n)) for _ in program.journeys]
+        self._paths: list[dict[int, list[str]]] = [{} for _ in program.journeys]  # treated runs' steps
+        finite = math.isfinite(horizon) and n > 0
+        self.days = math.ceil(horizon / DAY) if finite else 0
+        self.weeks = max(1, int(horizon // WEEK)) if finite else 0  # whole weeks (one if shorter)
+        self.weekly = array("H", bytes(2 * n * self.weeks))  # messages per customer and week
+        self.daily_sends: dict[str, array[int]] = {}
+        self.daily_entrants = (array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days)))
+        self.daily_conversions = (array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days)))
 
-    def observe(self, customer: int, effects: list[Effect]) -> None:
-        """Fold one actor's effects into the tallies (``customer``: its number in the population)."""
-        self.observe_journeys(customer, effects)
+    def observe(self, customer: int, effects: list[Effect], now: float) -> None:
+        """Fold one actor's effects, produced at ``now``, into the tallies and the customer's own
+        results (``customer``: its number in the population)."""
+        self.observe_journeys(customer, effects, now)
+        day = min(int(now // DAY), self.days - 1)  # (an item due at the horizon itself)
         for effect in effects:
-            if type(effect) is Send:
+            kind = type(effect)
+            if kind is Send:
                 self.per_customer[customer] += 1
+                week = int(now // WEEK)
+                if week < self.weeks:
+                    self.weekly[customer * self.weeks + week] += 1
+                sends = self.daily_sends.get(effect.channel)  # type: ignore[union-attr]
+                if sends is None:
+                    sends = self.daily_sends[effect.channel] = array("I", bytes(4 * self.days))  # type: ignore[union-attr]
+                sends[day] += 1
+            elif kind is Entered:
+                tally = self.journeys[effect.journey]
+                self.daily_entrants[effect.holdout][day] += 1  # type: ignore[union-attr]
+                if not effect.holdout:  # type: ignore[union-attr]
+                    self._paths[tally.index][customer] = []
+                    if now + tally.window <= self.horizon:
+                        self.entered[tally.index][customer] += 1
+            elif kind is Advanced:
+                path = self._paths[self.journeys[effect.journey].index].get(customer)
+                if path is not None:
+                    path.append(effect.step)  # type: ignore[union-attr]
+            elif kind is Converted:
+                tally = self.journeys[effect.journey]
+                self.revenue[customer] += effect.value  # type: ignore[union-attr]
+                self.daily_conversions[effect.holdout][day] += 1  # type: ignore[union-attr]
+                if effect.holdout:  # type: ignore[union-attr]
+                    continue
+                if now - effect.after + tally.window <= self.horizon:  # type: ignore[union-attr]
+                    self.converted[tally.index][customer] += 1
+                tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
 
-    def observe_journeys(self, customer: Hashable, effects: list[Effect]) -> None:
+    def observe_journeys(self, customer: Hashable, effects: list[Effect], now: float) -> None:
         """Fold effects into the per-journey tallies only: the real-time runtime's ``observe``, whose
         customers have no number in a population (``customer`` is taken, in the effect router's
         shape, and not used)."""
@@ -81,36 +165,64 @@ class RunMetrics:
             kind = type(effect)
             if kind in _UNTALLIED:
                 continue  # the commonest effects: say nothing the tallies count
-            if kind is Send:
-                self.journeys[effect.journey].sends[effect.channel] += 1  # type: ignore[union-attr]
+            if kind is Advanced:
+                self.journeys[effect.journey].reached[effect.step] += 1  # type: ignore[union-attr]
+            elif kind is Send:
+                tally = self.journeys[effect.journey]
+                tally.sends[effect.channel] += 1  # type: ignore[union-attr]
+                tally.step_sends[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Suppressed:
                 tally = self.journeys[effect.journey]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]
-                if effect.deferred_until is not None:  # type: ignore[union-attr]
+                if effect.deferred_until is None:  # type: ignore[union-attr]
+                    tally.step_skipped[effect.step] += 1  # type: ignore[union-attr]
+                else:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
+                    tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Entered:
-                self.journeys[effect.journey].entrants[effect.holdout] += 1  # type: ignore[union-attr]
+                tally = self.journeys[effect.journey]
+                group = int(effect.holdout)  # type: ignore[union-attr]
+                tally.entrants[group] += 1
+                if now + tally.window <= self.horizon:
+                    tally.complete[group] += 1
             elif kind is Converted:
                 tally = self.journeys[effect.journey]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]
                 tally.to_convert[group].append(effect.after)  # type: ignore[union-attr]
+                if now - effect.after + tally.window <= self.horizon:  # type: ignore[union-attr]
+                    tally.complete_conversions[group] += 1
             elif kind is Exited:
                 self.journeys[effect.journey].exits[effect.reason] += 1  # type: ignore[union-attr]
             elif kind is Escalated:
                 self.escalations[effect.queue] += 1  # type: ignore[union-attr]
 
-    def observe_receipt(self, receipt: DeliveryReceipt) -> None:
-        """Count a delivery receipt (delivered, opened, clicked, bounced, unsubscribed)."""
+    def observe_receipt(self, receipt: DeliveryReceipt, customer: int | None = None) -> None:
+        """Count a delivery receipt (delivered, opened, clicked, bounced, unsubscribed), and an
+        opt-out against the customer when numbered."""
         counts = self.receipts.get(receipt.status)
         if counts is None:
             counts = self.receipts[receipt.status] = Counter()
         counts[receipt.channel] += 1
+        if customer is not None and receipt.status == "unsubscribed":
+            self.opt_outs[customer] += 1
+
+    def outcomes(self) -> Outcomes:
+        """Each customer's own results (a simulation's; empty arrays in the real-time runtime)."""
+        return Outcomes(
+            messages=np.asarray(self.per_customer, dtype=np.int64),
+            revenue=np.asarray(self.revenue, dtype=np.float64),
+            opt_outs=np.asarray(self.opt_outs, dtype=np.int64),
+            entered={jid: np.asarray(self.entered[t.index], dtype=np.int64)
+                     for jid, t in self.journeys.items()},
+            converted={jid: np.asarray(self.converted[t.index], dtype=np.int64)
+                       for jid, t in self.journeys.items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics as plain data, deterministic in content and order."""
-        journeys = {jid: _journey_dict(t) for jid, t in sorted(self.journeys.items())}
+        journeys = {jid: _journey_dict(t, self.horizon) for jid, t in sorted(self.journeys.items())}
         by_channel: Counter[str] = Counter()
         suppressed: Counter[str] = Counter()
         deferred: Counter[str] = Counter()
@@ -120,11 +232,14 @@ class RunMetrics:
             deferred.update(tally.deferred)
         counts = np.asarray(self.per_customer, dtype=np.int64)
         reached = counts[counts > 0]
-        return {
+        customers = max(self.customers, 1)
+        opt_outs = self.receipts.get("unsubscribed", Counter())
+        result: dict[str, Any] = {
             "journeys": journeys,
             "messages": {
                 "total": int(sum(by_channel.values())),
                 "by_channel": dict(sorted(by_channel.items())),
+                "per_customer_by_channel": {c: n / customers for c, n in sorted(by_channel.items())},
                 "per_customer": {
                     "mean": float(counts.mean()) if counts.size else 0.0,
                     "mean_of_reached": float(reached.mean()) if reached.size else 0.0,
@@ -140,32 +255,99 @@ class RunMetrics:
                 "deferred_by_rule": dict(sorted(deferred.items())),
             },
             "opt_outs": {
-                "total": int(sum(self.receipts.get("unsubscribed", Counter()).values())),
-                "by_channel": dict(sorted(self.receipts.get("unsubscribed", Counter()).items())),
+                "total": int(sum(opt_outs.values())),
+                "by_channel": dict(sorted(opt_outs.items())),
+                "per_1000_customers": 1000 * sum(opt_outs.values()) / customers,
             },
             "receipts": {s: dict(sorted(c.items())) for s, c in sorted(self.receipts.items())},
             "escalations": dict(sorted(self.escalations.items())),
         }
+        if self.weeks:
+            result["pressure"], result["fatigue"] = self._pressure()
+            result["series"] = {
+                "days": self.days,
+                "messages_by_channel": {c: list(a) for c, a in sorted(self.daily_sends.items())},
+                "entrants": {"treated": list(self.daily_entrants[0]),
+                             "holdout": list(self.daily_entrants[1])},
+                "conversions": {"treated": list(self.daily_conversions[0]),
+                                "holdout": list(self.daily_conversions[1])},
+            }
+        return result
+
+    def _pressure(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Contact pressure (messages per customer per whole week) and the fatigue curve (the
+        opt-out rate of customers by the most messages they got in one week)."""
+        weekly = np.asarray(self.weekly, dtype=np.int64).reshape(self.customers, self.weeks)
+        pressure = {
+            "weeks": self.weeks,
+            "basis": "messages per customer in each whole week of the run, every customer",
+            "mean": float(weekly.mean()),
+            "p95": float(np.percentile(weekly, 95)),
+            "max": int(weekly.max()),
+        }
+        peak = weekly.max(axis=1)
+        opted = np.asarray(self.opt_outs, dtype=np.int64) > 0
+        fatigue = []
+        for k in range(int(peak.max()) + 1):
+            group = peak == k
+            n = int(group.sum())
+            if n:
+                out = int(opted[group].sum())
+                fatigue.append({"messages_in_busiest_week": k, "customers": n, "opted_out": out,
+                                "rate": out / n})
+        return pressure, fatigue
 
 
-def _journey_dict(t: JourneyTally) -> dict[str, Any]:
-    treated, holdout = t.entrants
-    stats = two_proportions(t.conversions[0], treated, t.conversions[1], holdout)
+def _journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
+    (treated, holdout), (complete_t, complete_h) = t.entrants, t.complete
+    conv_t, conv_h = t.complete_conversions
+    stats = two_proportions(conv_t, complete_t, conv_h, complete_h)
+    basis = ("every entrant (no horizon)" if not math.isfinite(horizon) else
+             f"entrants whose {t.window / 86400:g}-day goal window ended within the run")
     return {
         "entrants": treated + holdout,
-        "treated": {"entrants": treated, "conversions": t.conversions[0], "rate": stats["rate_treated"],
-                    "revenue": t.revenue[0], "time_to_convert_h": _hours(t.to_convert[0])},
-        "holdout": {"entrants": holdout, "conversions": t.conversions[1], "rate": stats["rate_holdout"],
-                    "revenue": t.revenue[1], "time_to_convert_h": _hours(t.to_convert[1])},
+        "rate_basis": basis,
+        "treated": _group(treated, complete_t, t.conversions[0], conv_t, stats["rate_treated"],
+                          t.revenue[0], t.to_convert[0]),
+        "holdout": _group(holdout, complete_h, t.conversions[1], conv_h, stats["rate_holdout"],
+                          t.revenue[1], t.to_convert[1]),
         "lift": {k: stats[k] for k in ("lift", "lift_ci95_low", "lift_ci95_high", "relative_lift",
                                        "z", "p_value")},
         "incremental_conversions": (
-            None if stats["lift"] is None else stats["lift"] * treated
+            None if stats["lift"] is None else stats["lift"] * complete_t
         ),
         "messages_by_channel": dict(sorted(t.sends.items())),
         "suppressed_by_rule": dict(sorted(t.suppressed.items())),
         "exits": dict(sorted(t.exits.items())),
+        "funnel": [
+            {"step": step, "reached": t.reached[step], "sent": t.step_sends[step],
+             "skipped": t.step_skipped[step], "deferred": t.step_deferred[step],
+             "converted_after": t.converted_after[step]}
+            for step in t.journey.steps
+        ],
+        "splits": {
+            step.id: [{"next": target, "share": share, "reached": t.reached[target],
+                       "converted_after": t.converted_after[target]}
+                      for share, target in _shares(step)]
+            for step in t.journey.steps.values() if isinstance(step, SplitStep)
+        },
     }
+
+
+def _group(entrants: int, complete: int, conversions: int, complete_conversions: int,
+           rate: float | None, revenue: float, to_convert: list[float]) -> dict[str, Any]:
+    return {"entrants": entrants, "entrants_complete": complete, "conversions": conversions,
+            "conversions_complete": complete_conversions, "rate": rate, "revenue": revenue,
+            "time_to_convert_h": _hours(to_convert)}
+
+
+def _shares(step: SplitStep) -> list[tuple[float, str]]:
+    """Each arm's share of the split (its thresholds are cumulative)."""
+    shares, below = [], 0.0
+    for threshold, target in step.arms:
+        shares.append((threshold - below, target))
+        below = threshold
+    return shares
 
 
 def _hours(durations: list[float]) -> dict[str, float | None]:

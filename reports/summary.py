@@ -37,11 +37,19 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
             f"{sum(j['messages_by_channel'].values()):,}",
         )
     console.print(table)
+    for jid, j in metrics["journeys"].items():
+        complete = j["treated"]["entrants_complete"] + j["holdout"]["entrants_complete"]
+        console.print(f"{jid}: rates count {j['rate_basis']} ({complete:,} of {j['entrants']:,})"
+                      + ("; run longer to measure them" if j["entrants"] and not complete else ""))
     messages = metrics["messages"]
     console.print(
         f"messages: {messages['total']:,} ({_pairs(messages['by_channel'])}); "
         f"per customer mean {messages['per_customer']['mean']:.2f}, max {messages['per_customer']['max']}"
     )
+    if "pressure" in metrics:
+        pressure = metrics["pressure"]
+        console.print(f"contact pressure: {pressure['mean']:.2f} messages per customer per week, "
+                      f"95th percentile {pressure['p95']:g}, most {pressure['max']}")
     suppressed, opt_outs = metrics["suppressed"], metrics["opt_outs"]
     console.print(f"suppressed: {suppressed['total']:,} ({_pairs(suppressed['by_rule'])})")
     console.print(f"opt-outs: {opt_outs['total']:,} ({_pairs(opt_outs['by_channel'])})")

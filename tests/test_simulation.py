@@ -154,8 +154,12 @@ def check_journey_arithmetic(journey: dict[str, Any]) -> None:
     assert journey["entrants"] == treated["entrants"] + holdout["entrants"]
     for group in (treated, holdout):
         assert 0 <= group["conversions"] <= group["entrants"]
-        if group["entrants"]:
-            assert group["rate"] == pytest.approx(group["conversions"] / group["entrants"])
+        # rates count only entrants whose whole goal window fits in the run (censoring)
+        assert 0 <= group["conversions_complete"] <= group["entrants_complete"] <= group["entrants"]
+        assert group["conversions_complete"] <= group["conversions"]
+        if group["entrants_complete"]:
+            expected = group["conversions_complete"] / group["entrants_complete"]
+            assert group["rate"] == pytest.approx(expected)
     assert journey["exits"].get("holdout", 0) == holdout["entrants"]
 
 
@@ -224,20 +228,20 @@ def check_weekly(m: dict[str, Any]) -> None:
     )
 
 
-CHECKS = {
-    CART: (4_000, check_cart),
-    "onboarding": (3_000, check_onboarding),
-    "lead_nurturing": (5_000, check_lead_nurturing),
-    "support_escalation": (5_000, check_support),
-    "fintech_cross_sell": (3_000, check_fintech),
-    "weekly_broadcast": (2_000, check_weekly),
+CHECKS = {  # customers, days, check
+    CART: (4_000, 30.0, check_cart),
+    "onboarding": (3_000, 45.0, check_onboarding),  # its 30-day goal window must fit in the run
+    "lead_nurturing": (5_000, 30.0, check_lead_nurturing),
+    "support_escalation": (5_000, 30.0, check_support),
+    "fintech_cross_sell": (3_000, 30.0, check_fintech),
+    "weekly_broadcast": (2_000, 30.0, check_weekly),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_each_built_in_scenario_gives_sensible_metrics(name):
-    customers, check = CHECKS[name]
-    metrics = simulate(name, customers)
+    customers, days, check = CHECKS[name]
+    metrics = simulate(name, customers, days)
     assert metrics["messages"]["total"] == sum(metrics["messages"]["by_channel"].values())
     for journey in metrics["journeys"].values():
         check_journey_arithmetic(journey)

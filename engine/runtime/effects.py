@@ -4,7 +4,7 @@
     Send              -> ``send``: the channel adapter (real time) or the world (simulation)
     Escalated         -> ``escalate``: the channel adapter (real time) or the agent desk's SimPy
                          queues (simulation: a real difference, agents are simulated there)
-    all of them       -> ``observe`` (the journey tallies) and the trace, when one is kept
+    all of them       -> ``observe`` (the tallies, with their time) and the trace, when one is kept
 
 A runtime makes one router with its own destinations and calls ``route`` with each actor's
 effects (``engine.runtime.realtime``, ``engine.runtime.simulation``). Recovery routes nothing:
@@ -31,7 +31,7 @@ class EffectRouter(Generic[K]):
         push: schedules a timer (``TimerQueue.push``).
         send: takes a send, ``(customer, send, now)``.
         escalate: takes an escalation, ``(customer, escalated, now)``.
-        observe: folds an actor's effects into the metrics, ``(customer, effects)``.
+        observe: folds an actor's effects into the metrics, ``(customer, effects, now)``.
         trace: when given, every effect is appended to it as ``(now, customer_id, effect)``.
         trace_id: the customer id a key stands for in the trace (default: the key itself).
     """
@@ -43,7 +43,7 @@ class EffectRouter(Generic[K]):
         push: Push[K],
         send: Callable[[K, Send, float], None],
         escalate: Callable[[K, Escalated, float], None],
-        observe: Callable[[K, list[Effect]], None],
+        observe: Callable[[K, list[Effect], float], None],
         trace: Trace | None = None,
         trace_id: Callable[[K], str] = str,
     ) -> None:
@@ -58,7 +58,7 @@ class EffectRouter(Generic[K]):
                     send(customer, effect, now)
                 elif type(effect) is Escalated:
                     escalate(customer, effect, now)
-            observe(customer, effects)
+            observe(customer, effects, now)
             if trace is not None:
                 customer_id = trace_id(customer)
                 trace.extend((now, customer_id, effect) for effect in effects)

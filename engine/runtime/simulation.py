@@ -128,7 +128,7 @@ class Simulation:
         self.queue: TimerQueue[int | None, Message | WorldWake] = TimerQueue()
         self.actors = ActorList([None] * customers)  # by population number, made on first message
         self.aliases: Aliases[int] = Aliases()  # (the simulated world merges no one)
-        self.metrics = RunMetrics(scenario.program, customers)
+        self.metrics = RunMetrics(scenario.program, customers, self.horizon)
         # the world and the agents post messages and wake-ups straight into the one queue
         self.world = world(
             self.population, config, Draws(seed), self.queue.push,
@@ -223,7 +223,7 @@ class Simulation:
                 handled += 1
                 number, effects = apply(number, message, at)
                 if type(message) is DeliveryReceipt:
-                    observe_receipt(message)
+                    observe_receipt(message, number)
                 if effects:
                     route(number, effects, at)
 
