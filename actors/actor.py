@@ -59,7 +59,7 @@ from actors.messages import (
 )
 from actors.profile import BROWSING_EVENTS, CHANNEL_BIT, CLICKED, DELIVERED, OPENED, Profile
 from actors.runs import JourneyRun
-from actors.sending import try_send
+from actors.sending import note, try_send
 
 _NO_CONTEXT: Properties = {}  # shared by runs whose journey never reads its trigger; never mutated
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
@@ -157,7 +157,7 @@ class Actor:
                 if cooldown.event == name and properties_match(cooldown.where, props):
                     profile.start_cooldown(index, now)
         if name not in BROWSING_EVENTS:
-            self._note(now, "event", "", name)
+            note(self.program, self.profile, now, "event", "", name)
         if name == "session_start" and self.in_app:
             if profile.can_reach("in_app") and profile.has_consent("in_app"):  # may be withdrawn
                 effects.extend(send for send in self.in_app if self._still_relevant(send))
@@ -203,7 +203,7 @@ class Actor:
         elif receipt.status == "unsubscribed":
             profile.withdraw_consent(receipt.channel)
         if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
-            self._note(now, receipt.status, receipt.channel, receipt.message)
+            note(self.program, self.profile, now, receipt.status, receipt.channel, receipt.message)
         journey, run = self._run_of(receipt.journey)
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
@@ -356,7 +356,7 @@ class Actor:
                 profile.update_traits(step.values)
                 step_id = step.next
             elif isinstance(step, EscalateStep):
-                self._note(now, "escalated", "agent", step.queue)
+                note(self.program, self.profile, now, "escalated", "agent", step.queue)
                 timeline = profile.timeline()
                 effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
                 step_id = step.next
@@ -365,10 +365,6 @@ class Actor:
         run.version += 1
         run.due_at = at
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
-
-    def _note(self, now: float, kind: str, channel: str, detail: str) -> None:
-        keep_after = now - self.program.send_horizon
-        self.profile.note(now, kind, channel, detail, keep_sends_after=keep_after)
 
     # -- sends -----------------------------------------------------------------------------------
 

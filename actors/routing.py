@@ -11,9 +11,11 @@ target too. The write-ahead log holds the ``Merged`` messages and the snapshots 
 so a restart routes the same way.
 
 Then the actor: a customer without one is woken from a snapshot (``wake``) or else gets a new
-one (``new_actor``). The key is whatever a runtime names customers by: string ids in the
-real-time runtime and recovery, population numbers in the simulation (which merges no one, so
-its alias table stays empty and costs a dict lookup a message). Pure: no clock, no I/O.
+one (``new_actor``); ``current_actor`` is that lookup without the new actor, for what reads a
+profile (the admin API, a provider's address). The key is whatever a runtime names customers
+by: string ids in the real-time runtime and recovery, population numbers in the simulation
+(which merges no one, so its alias table stays empty and costs a dict lookup a message). Pure:
+no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -85,6 +87,23 @@ class Aliases(Generic[K]):
 Apply = Callable[[K, Message, float], tuple[K, list[Effect]]]
 
 
+def current_actor(
+    actors: ActorTable[K],
+    aliases: Aliases[K],
+    customer: K,
+    wake: Callable[[K], Actor | None] = _nobody,
+) -> tuple[K, Actor | None]:
+    """The key a customer's actor lives under (``customer``, or whom it merged into) and the
+    actor, woken and added to ``actors`` if it was dormant; None for a customer never seen."""
+    customer = aliases.resolve(customer)
+    actor = actors.get(customer)
+    if actor is None:
+        actor = wake(customer)
+        if actor is not None:
+            actors[customer] = actor
+    return customer, actor
+
+
 def way_in(
     actors: ActorTable[K],
     aliases: Aliases[K],
@@ -108,14 +127,12 @@ def way_in(
     get, merged_ids = actors.get, aliases.of
 
     def apply(customer: K, message: Message, now: float) -> tuple[K, list[Effect]]:
-        if customer in merged_ids:
-            customer = aliases.resolve(customer)
-        actor = get(customer)
-        if actor is None:
-            actor = wake(customer)
+        actor = None if customer in merged_ids else get(customer)
+        if actor is None:  # (a merged id, or no actor awake: rare, so the full lookup is called)
+            customer, actor = current_actor(actors, aliases, customer, wake)
             if actor is None:
                 actor = new_actor(customer)
-            actors[customer] = actor
+                actors[customer] = actor
         if type(message) is Merged:
             # (a Merged names its source by string id: only the string-keyed runtimes see one,
             # the simulated world merges no one)

@@ -1,7 +1,9 @@
 """A send step: the channel the policy allows, the ``Send`` it makes, or why it was held back.
 
 The actor routes what comes out (``Actor._deliver``): a send to a channel adapter, to the in-app
-queue until the next session, or to the agent desk.
+queue until the next session, or to the agent desk. Sends and suppressions are noted on the
+customer's timeline, which doubles as the send history the policies read, by ``note``: the actor
+notes its events, receipts and escalations through it too.
 """
 
 from __future__ import annotations
@@ -53,9 +55,14 @@ def try_send(
     elif retry_at <= now:  # a window edge rounded onto ``now``: retrying now would loop
         retry_at = math.nextafter(now, math.inf)
     effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
-    keep_after = now - program.send_horizon
-    profile.note(now, "suppressed", channel, f"{step.message}:{rule}", keep_sends_after=keep_after)
+    note(program, profile, now, "suppressed", channel, f"{step.message}:{rule}")
     return None, retry_at
+
+
+def note(program: Program, profile: Profile, now: float, kind: str, channel: str, detail: str) -> None:
+    """Append an interaction to ``profile``'s timeline (``Profile.note``), keeping the sends the
+    program's rolling-window policies may still read."""
+    profile.note(now, kind, channel, detail, keep_sends_after=now - program.send_horizon)
 
 
 def _make_send(
@@ -76,5 +83,5 @@ def _make_send(
     profile.count(channel, SENDS)
     # the timeline doubles as the send history the rolling-window policies read
     kind = "sent_transactional" if step.transactional else SENT
-    profile.note(now, kind, channel, step.message, keep_sends_after=now - program.send_horizon)
+    note(program, profile, now, kind, channel, step.message)
     return send

@@ -5,7 +5,8 @@ msgspec says what is wrong and where, the where as a JSON path at the end of its
 TOML, so ``locate_problem`` turns that into a dotted key with the table names filled in where
 msgspec writes ``[...]`` (``channels.email.port``), says which keys a table accepts and requires
 when one is unknown or missing, and, for a value outside a field's ``constraint``, gives that
-constraint's words instead of msgspec's. ``convert_part`` reads one part of a scenario through it
+constraint's words instead of msgspec's. ``error_path`` reads the where alone (the HTTP edge names
+a bad field of a request body by it). ``convert_part`` reads one part of a scenario through it
 (the compiler's journeys and policy, the simulator's tables); ``touchpoint serve`` words the same
 problems for its config file. ``convert_part`` also decodes the durations and times of day of
 ``actors.durations``: once, when the file is read.
@@ -99,10 +100,8 @@ def locate_problem(exc: msgspec.ValidationError, raw: object, spec: Any) -> Fiel
         raw: the value that was converted (to name the table keys msgspec shows as ``[...]``).
         spec: the type it was converted to.
     """
-    text = str(exc)
-    at = _AT.search(text)
-    reason = _AT.sub("", text)
-    where, kind, value = _walk(raw, spec, at.group(1) if at else "")
+    reason = _AT.sub("", str(exc))
+    where, kind, value = _walk(raw, spec, error_path(exc))
     unknown, missing = _UNKNOWN.match(reason), _MISSING.match(reason)
     if unknown or missing:
         struct = _member(kind, _is_struct)
@@ -113,6 +112,13 @@ def locate_problem(exc: msgspec.ValidationError, raw: object, spec: Any) -> Fiel
             required=tuple(f.encode_name for f in fields if f.required),
         )
     return FieldProblem(where, _in_constraint_words(reason, kind, value))
+
+
+def error_path(exc: msgspec.MsgspecError) -> str:
+    """The JSON path a msgspec error ends with, without its ``$`` (``.caps[0].per``,
+    ``.batch[3].userId``); "" when it names none (the value as a whole)."""
+    at = _AT.search(str(exc))
+    return at.group(1) if at else ""
 
 
 def _in_constraint_words(reason: str, kind: Any, value: object) -> str:

@@ -194,16 +194,17 @@ def drive(host: str, port: int, events: int, batch: int, users: int, connections
             "statuses": statuses, "requests": len(latencies)}
 
 
-def _preload(data: Path, actors: int) -> None:
-    """A snapshot of ``actors`` customers who each just entered the cart journey."""
+def cart_snapshot(data: Path, actors: int, entered_at: float) -> None:
+    """A snapshot in ``data`` of ``actors`` customers (none: no snapshot) who each entered the
+    cart journey at ``entered_at``: their first timer is due an hour after it."""
     if not actors:
         return
     program = load_scenario("cart_abandonment").program
-    cart, now = Event("cart_add", {"value": 50.0}), time.time()
+    cart = Event("cart_add", {"value": 50.0})
     loaded = []
     for i in range(actors):
         actor = Actor(program, Profile(user_id(i), reach=REACH))
-        actor.handle(cart, now)  # its next timer is an hour away: none fires during the load
+        actor.handle(cart, entered_at)
         loaded.append(actor)
     write_snapshot(data / "snapshots", 0, loaded)
 
@@ -238,7 +239,7 @@ def run_once(actors: int, events: int, batch: int, users: int, connections: int,
     """One fresh service, one load; the tallies of both sides."""
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "state"
-        _preload(data, actors)
+        cart_snapshot(data, actors, time.time())  # the first timers an hour away: none fires meanwhile
         process, url = start_service(data, profile)
         try:
             before, cpu = engine_counters(url), _cpu_seconds(process.pid)

@@ -25,27 +25,10 @@ from typing import Annotated
 import httpx
 import typer
 
-from actors.actor import Actor
-from actors.messages import Event
-from actors.profile import Profile
 from bench.ceiling import measure
-from bench.http_load import REACH, engine_counters, start_service, user_id
-from engine.scenario_files import load_scenario
-from engine.storage.snapshots import write_snapshot
+from bench.http_load import cart_snapshot, engine_counters, start_service
 
 app = typer.Typer(add_completion=False)
-
-
-def overdue_state(data: Path, actors: int) -> None:
-    """A snapshot of ``actors`` customers whose cart journey's first timer came due an hour ago."""
-    program = load_scenario("cart_abandonment").program
-    cart, entered = Event("cart_add", {"value": 50.0}), time.time() - 7_200
-    loaded = []
-    for i in range(actors):
-        actor = Actor(program, Profile(user_id(i), reach=REACH))
-        actor.handle(cart, entered)
-        loaded.append(actor)
-    write_snapshot(data / "snapshots", 0, loaded)
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, float, str]:
@@ -59,7 +42,7 @@ def stop(process: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, f
 def run_once(actors: int, after: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
-        overdue_state(data, actors)
+        cart_snapshot(data, actors, time.time() - 7_200)  # every first timer came due an hour ago
         first = sorted((data / "snapshots").glob("snap-*.msgpack"))
         process, url = start_service(data, None)
         time.sleep(after)

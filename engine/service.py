@@ -65,6 +65,7 @@ from hypercorn.trio import serve
 from actors.messages import DeliveryReceipt
 from engine.delivery.outbox import Outbox, OutboxSettings, Provider
 from engine.delivery.providers import (
+    PROVIDER_CHANNELS,
     AddressOf,
     HttpProvider,
     HttpSettings,
@@ -79,13 +80,12 @@ from engine.edge.http import create_app
 from engine.edge.views import profile_view
 from engine.runtime.memory import freeze_long_lived
 from engine.runtime.realtime import RealtimeRuntime
-from engine.scenario_files import Scenario, load_scenario, resolve
+from engine.scenario_files import Scenario, load_scenario
 from engine.storage.errors import StorageError
 from engine.storage.outbox_files import DeadLetterFile, SettledLog
 from engine.storage.recovery import recover
 from engine.storage.snapshots import SnapshotStatistics, fork_snapshot, write_snapshot
 
-PROVIDER_CHANNELS = ("email", "sms", "push", "in_app", "webhook")  # agent sends are escalations
 STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish
 
 
@@ -99,7 +99,8 @@ class ServiceFailed(Exception):
 
 
 async def run_service(
-    scenario_name: str,
+    scenario: Scenario,
+    scenario_file: Path,
     data: Path,
     host: str,
     port: int,
@@ -114,15 +115,16 @@ async def run_service(
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(urls)`` is called once the port is bound.
 
-    ``channels`` gives a channel's provider settings (the mock for a channel not in it);
-    ``outbox_settings`` the outbox's workers, retries and breaker.
+    ``scenario`` is the loaded scenario and ``scenario_file`` the file it was loaded from, copied
+    into ``data`` (``export`` reads it back). ``channels`` gives a channel's provider settings
+    (the mock for a channel not in it); ``outbox_settings`` the outbox's workers, retries and
+    breaker.
     """
     # signals are taken from here on: one that comes during recovery stops the service as soon as
     # it runs, cleanly, instead of killing it
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        scenario = load_scenario(scenario_name)
         data.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resolve(scenario_name), data / "scenario.toml")
+        shutil.copyfile(scenario_file, data / "scenario.toml")
         for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
             unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
         recovered = recover(data, scenario.program, fsync=fsync, wake=False)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import bisect
 import json
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -226,6 +226,13 @@ def test_serve_reads_a_config_file_and_options_win_over_it(tmp_path):
     assert done.returncode == 2 and "unknown keys ['colour']" in done.stderr
 
 
+def _kept(lines: Iterable[str], kept: list[str]) -> Iterator[str]:
+    """``lines`` as they come, each also kept, stripped, in ``kept``."""
+    for line in lines:
+        kept.append(line.strip())
+        yield line
+
+
 @pytest.mark.slow
 def test_serve_sends_through_the_smtp_and_http_providers_of_its_config(tmp_path):
     inbox = SmtpInbox()
@@ -247,12 +254,8 @@ def test_serve_sends_through_the_smtp_and_http_providers_of_its_config(tmp_path)
     )
     try:
         assert process.stdout is not None
-        printed = []
-        for line in process.stdout:
-            printed.append(line.strip())
-            url = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
-            if url:
-                break
+        printed: list[str] = []  # the output up to the URL: its first line says where sends go
+        url = announced_url(_kept(process.stdout, printed))
         assert url is not None, printed
         assert printed[0] == (f"sends: email smtp 127.0.0.1:{smtp.port}, sms http {provider.url}, "
                               "others mock")  # and no secret
@@ -261,7 +264,7 @@ def test_serve_sends_through_the_smtp_and_http_providers_of_its_config(tmp_path)
              "traits": {"email": "ada@example.com", "phone": "+15550001"}},
             {"type": "track", "userId": "ada", "event": "purchase", "properties": {"value": 30}},
         ]}
-        assert httpx.post(f"{url[1]}/v1/batch", json=batch, timeout=10).status_code == 200
+        assert httpx.post(f"{url}/v1/batch", json=batch, timeout=10).status_code == 200
         assert not provider.wait_for({"ada:thanks:1:sms:2"}, timeout=30)  # 3 s of timers
     finally:
         try:

@@ -25,7 +25,7 @@ from engine.cli.serve_config import (
     config_tables,
     read_config_file,
 )
-from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
+from engine.scenario_files import DEFAULT_SCENARIO, load_scenario, resolve
 from engine.storage.errors import StorageError
 
 READY = "touchpoint serving {urls} (data: {data})"  # one line, for the scripts that wait for it
@@ -131,7 +131,7 @@ def serve(
         errors.print("[bold red]no write key[/]: give --write-key KEY or set TOUCHPOINT_WRITE_KEY")
         raise typer.Exit(2)
     try:
-        load_scenario(scenario)
+        loaded = load_scenario(scenario)
     except ScenarioError as exc:
         raise refuse_scenario(exc) from None
     _check_data_folder(data)
@@ -143,9 +143,9 @@ def serve(
     console.print(f"sends: {sending or 'mock'}{', others mock' if sending else ''}", highlight=False,
                   soft_wrap=True)
     try:
-        trio.run(partial(run_service, scenario, data, host, port, set(write_key), admin_token=admin_token,
-                         snapshot_every=snapshot_every, fsync=fsync, channels=channels,
-                         outbox_settings=outbox_settings, on_ready=ready))
+        trio.run(partial(run_service, loaded, resolve(scenario), data, host, port, set(write_key),
+                         admin_token=admin_token, snapshot_every=snapshot_every, fsync=fsync,
+                         channels=channels, outbox_settings=outbox_settings, on_ready=ready))
     except ServiceFailed:  # (printed with its traceback where it happened)
         errors.print("[bold red]stopped after a failure[/]: exit 70 for a supervisor to restart the "
                      "service; the restart recovers from the log", highlight=False, soft_wrap=True)

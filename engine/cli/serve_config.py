@@ -98,7 +98,6 @@ def config_tables(ctx: typer.Context) -> ServeTables:
 
 
 _CONFIG_TABLES = ("channels", "outbox")
-_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
 
 
 class _ConfigError(Exception):
@@ -137,7 +136,7 @@ def _config_failure(path: Path, problem: str) -> typer.Exit:
 
 def _channels(table: object) -> dict[str, ProviderSettings]:
     """``[channels.NAME]`` tables as provider settings, by channel."""
-    from engine.delivery.providers import HttpSettings, MockSettings, SmtpSettings
+    from engine.delivery.providers import PROVIDER_CHANNELS, HttpSettings, MockSettings, SmtpSettings
 
     providers: dict[str, type[ProviderSettings]] = {
         "http": HttpSettings, "mock": MockSettings, "smtp": SmtpSettings,
@@ -147,8 +146,8 @@ def _channels(table: object) -> dict[str, ProviderSettings]:
     channels: dict[str, ProviderSettings] = {}
     for channel, settings in table.items():
         where = f"channels.{channel}"
-        if channel not in _CHANNELS:
-            raise _ConfigError(f"{where}: unknown channel; expected one of {list(_CHANNELS)}")
+        if channel not in PROVIDER_CHANNELS:
+            raise _ConfigError(f"{where}: unknown channel; expected one of {list(PROVIDER_CHANNELS)}")
         if not isinstance(settings, dict):
             raise _ConfigError(f"{where}: expected a table with provider = {' | '.join(providers)}")
         kind = settings.get("provider")

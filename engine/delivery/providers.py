@@ -31,8 +31,10 @@ import httpx
 import msgspec
 
 from actors.errors import ProviderError
-from actors.messages import DeliveryReceipt, Send
+from actors.messages import CHANNELS, DeliveryReceipt, Send
 
+# the channels a provider sends on: every channel but the agent desk's (those are escalations)
+PROVIDER_CHANNELS = tuple(channel for channel in CHANNELS if channel != "agent")
 Receipts = Callable[[str, DeliveryReceipt], None]
 AddressOf = Callable[[str], str | None]  # a customer's address on a channel, or None
 

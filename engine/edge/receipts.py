@@ -18,7 +18,6 @@ from actors.errors import IngestError
 from actors.journey import Program, SendStep
 from actors.messages import CHANNELS, RECEIPT_STATUSES, DeliveryReceipt, Submission, parse_send_key
 from engine.edge.segment import (
-    MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_NUMBER,
     Id,
@@ -54,13 +53,12 @@ _receipts = msgspec.json.Decoder(ReceiptsBody)
 
 
 def parse_receipts(body: bytes) -> ReceiptsBody:
-    """Decode a provider's receipts webhook body (the batch limits apply).
+    """Decode a provider's receipts webhook body: at most ``MAX_BATCH_EVENTS`` receipts (its size
+    is bounded where it is read: ``engine.edge.http``, ``MAX_BATCH_BYTES``).
 
     Raises:
-        IngestError: malformed JSON, a wrong field type, or a size limit exceeded.
+        IngestError: malformed JSON, a wrong field type, or too many receipts.
     """
-    if len(body) > MAX_BATCH_BYTES:
-        raise IngestError(f"{len(body):,} bytes; the limit is {MAX_BATCH_BYTES:,}", field="body")
     decoded: ReceiptsBody = decode_body(_receipts, body, "body")
     if decoded.receipts is not None and len(decoded.receipts) > MAX_BATCH_EVENTS:
         count = len(decoded.receipts)

@@ -45,7 +45,6 @@ domain, stated once (``MAX_*`` below) and enforced where the value is read:
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
@@ -63,6 +62,7 @@ from actors.messages import (
     Scalar,
     Submission,
 )
+from actors.validation import error_path
 
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
 MAX_CALL_BYTES = 32 * 1024  # REFERENCE s6: 32 KB per call and per event
@@ -136,21 +136,20 @@ class BatchSizes(msgspec.Struct):
 _call = msgspec.json.Decoder(Call)
 _batch = msgspec.json.Decoder(BatchBody)
 _sizes = msgspec.json.Decoder(BatchSizes)
-_PATH = re.compile(r" - at `\$\.?(.*)`$")  # where msgspec's error is, as ``batch[3].userId``
-# a send's idempotency key, customer:journey:entry:step:n (actors/actor.py); read from the right,
-# since a customer id may hold ':'
 _KEPT = frozenset({str, bool, type(None)})  # scalars carried as they are; numbers are checked
 
 
 def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
     """Decode one request body: its calls and the write key it carries (if any).
 
+    A batch's size is bounded where the body is read (``engine.edge.http``, ``MAX_BATCH_BYTES``);
+    the limits of its calls are checked here: how many, and each one's size (``MAX_CALL_BYTES``,
+    a call sent alone too).
+
     Raises:
-        IngestError: malformed JSON, a wrong field type, or a size limit exceeded.
+        IngestError: malformed JSON, a wrong field type, or a limit of the calls exceeded.
     """
     if kind == "batch":
-        if len(body) > MAX_BATCH_BYTES:
-            raise IngestError(f"batch of {len(body):,} bytes; the limit is {MAX_BATCH_BYTES:,}", field="body")
         # a first pass leaves each call as raw JSON (cheap: no objects), for the limits per call;
         # the second decodes the whole batch in one call instead of one call per event
         raw = decode_body(_sizes, body, "body").batch
@@ -206,15 +205,13 @@ def corrected_timestamp(call: Call, received_at: float) -> float:
         IngestError: one of them is not an ISO 8601 time.
     """
     sent = _sent_time(call.sentAt) if call.sentAt else None
-    stamp = received_at
-    if call.originalTimestamp:
-        original = _time(call.originalTimestamp, "originalTimestamp")
-        if sent is not None:
-            stamp = received_at - (sent - original)
-        elif call.timestamp:
-            stamp = _time(call.timestamp, "timestamp")
+    original = _time(call.originalTimestamp, "originalTimestamp") if call.originalTimestamp else None
+    if sent is not None and original is not None:
+        stamp = received_at - (sent - original)
     elif call.timestamp:
         stamp = _time(call.timestamp, "timestamp")
+    else:
+        stamp = received_at
     return stamp if EARLIEST <= stamp <= received_at + AHEAD else received_at
 
 
@@ -358,7 +355,7 @@ def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes, field: str) -> 
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
-        at = _PATH.search(str(exc))  # a bad value names its field: ``batch[3].userId``
-        raise IngestError(f"malformed: {exc}", field=at.group(1) or field if at else field) from None
+        at = error_path(exc).removeprefix(".")  # a bad value names its field: ``batch[3].userId``
+        raise IngestError(f"malformed: {exc}", field=at or field) from None
     except RecursionError:  # (the decoder's guard: nesting about a thousand deep)
         raise IngestError("JSON nested too deep", field=field) from None

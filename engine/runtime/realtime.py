@@ -46,7 +46,7 @@ from actors.actor import Actor
 from actors.journey import Program
 from actors.messages import Message, Schedule, Submission, TimerFired
 from actors.profile import Profile
-from actors.routing import Aliases, way_in
+from actors.routing import Aliases, current_actor, way_in
 from engine.runtime.channels import ChannelAdapter
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
@@ -161,13 +161,7 @@ class RealtimeRuntime:
     def actor(self, customer_id: str) -> Actor | None:
         """The actor of a customer (or of whom the id merged into), woken if it was dormant;
         None for a customer never seen."""
-        customer_id = self.aliases.resolve(customer_id)
-        actor = self.actors.get(customer_id)
-        if actor is None:
-            actor = self.dormant.wake(customer_id)
-            if actor is not None:
-                self.actors[customer_id] = actor
-        return actor
+        return current_actor(self.actors, self.aliases, customer_id, self.dormant.wake)[1]
 
     @property
     def actor_count(self) -> int:
