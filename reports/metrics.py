@@ -284,6 +284,7 @@ class RunMetrics:
             "mean": float(weekly.mean()),
             "p95": float(np.percentile(weekly, 95)),
             "max": int(weekly.max()),
+            "customer_weeks_by_messages": np.bincount(weekly.ravel()).tolist(),
         }
         peak = weekly.max(axis=1)
         opted = np.asarray(self.opt_outs, dtype=np.int64) > 0

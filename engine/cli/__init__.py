@@ -1,12 +1,15 @@
 """The ``touchpoint`` command line: a module per command group, wired here.
 
     touchpoint run [SCENARIO]      simulate a scenario against a synthetic population
+    touchpoint compare SCENARIO    compare journey designs on the same customers
+    touchpoint report DIR          draw a bundle's figures and report.html again
     touchpoint validate SCENARIO   check a scenario file
     touchpoint serve [SCENARIO]    run the engine as a service: HTTP ingestion, wall-clock journeys
     touchpoint export              print every profile of a service's state folder
     touchpoint scenarios           list the built-in scenarios
 
-``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.serve`` serve and export,
+``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
+and report; ``engine.cli.serve`` serve and export,
 with serve's config file in ``engine.cli.serve_config``; ``engine.cli.output`` where they print.
 A bad scenario exits with status 2 and one message naming the file, journey, step and field; so
 does a bad setting of ``serve`` (naming its config file and key) or a data folder it cannot write.
@@ -18,7 +21,7 @@ import sys
 
 import typer
 
-from engine.cli import serve, simulate
+from engine.cli import lab, serve, simulate
 
 app = typer.Typer(
     help="Touchpoint: cross-channel customer journeys, and a laboratory to test them before launch.",
@@ -26,6 +29,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(simulate.run)
+app.command()(lab.compare)
+app.command()(lab.report)
 app.command()(simulate.validate)
 app.command()(serve.serve)
 app.command()(serve.export)

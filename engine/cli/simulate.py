@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from actors import ScenarioError
 from engine.cli.output import console, refuse_scenario
-from engine.runtime.memory import peak_rss_bytes
-from engine.runtime.simulation import DAY, Simulation
+from engine.lab.runs import Design, Job, simulate
+from engine.runtime.simulation import DAY
 from engine.scenario_files import DEFAULT_SCENARIO, load_scenario
+from reports.bundle import write_bundle
 from reports.summary import print_summary
 from scenarios import built_in_names
 
@@ -33,20 +33,21 @@ def run(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
 ) -> None:
-    """Simulate SCENARIO (default: cart_abandonment) and write DIR/metrics.json.
+    """Simulate SCENARIO (default: cart_abandonment) and write a report bundle into DIR.
 
-    Metrics per journey: entrants, holdout, conversion rate in each group, incremental lift with
-    a 95% confidence interval, revenue, time to convert; messages by channel and per customer;
-    suppressed sends by rule; opt-outs by channel; agent KPIs. DIR/run.json holds the wall time
-    and throughput of the run, which vary from run to run; metrics.json does not.
+    DIR/metrics.json: per journey entrants, holdout, conversion rate in each group (counting
+    entrants whose whole goal window fits in the run), incremental lift with a 95% confidence
+    interval, revenue, time to convert, the funnel by step; messages by channel and per customer;
+    contact pressure per week; suppressed sends by rule; opt-outs by channel; agent KPIs.
+    DIR/report.html shows it with figures (DIR/*.png); DIR/run.json holds the wall time and
+    throughput of the run, which vary from run to run; metrics.json does not.
     """
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
         raise refuse_scenario(exc) from None
     folder = out or Path("runs") / f"{loaded.name}-{seed}"
-    started = time.perf_counter()
-    simulation = Simulation(loaded, customers, days, seed)
+    job = Job(Design(loaded.name, scenario), customers, days, seed)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -59,46 +60,28 @@ def run(
     ) as progress:
         label = f"{loaded.name}: {customers:,} customers"
         task = progress.add_task(label, total=days * DAY, day=0.0, of=days)
-        stats = simulation.run(
-            None if quiet else lambda at: progress.update(task, completed=at, day=at / DAY)
+        result = simulate(
+            job, None if quiet else lambda at: progress.update(task, completed=at, day=at / DAY)
         )
-    wall = time.perf_counter() - started
-    metrics = _metrics(loaded.name, customers, days, seed, simulation)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    page = write_bundle(folder, {"kind": "run", **result.metrics})
+    wall = result.wall_seconds
     performance = {
         "wall_seconds": wall,
-        "messages_handled": stats.messages_handled,
-        "world_wakes": stats.world_wakes,
-        "events_per_second": stats.messages_handled / wall if wall > 0 else None,
-        "items_per_second": (stats.messages_handled + stats.world_wakes) / wall if wall > 0 else None,
-        "actors": stats.actors,
-        "peak_rss_bytes": peak_rss_bytes(),
+        "messages_handled": result.events,
+        "world_wakes": result.world_wakes,
+        "events_per_second": result.events / wall if wall > 0 else None,
+        "items_per_second": (result.events + result.world_wakes) / wall if wall > 0 else None,
+        "actors": result.actors,
+        "peak_rss_bytes": result.peak_rss_bytes,
         "python": platform.python_version(),
     }
     (folder / "run.json").write_text(json.dumps(performance, indent=2, sort_keys=True) + "\n")
     if not quiet:
-        print_summary(console, metrics)
+        print_summary(console, result.metrics)
         console.print(
-            f"{stats.messages_handled:,} events in {wall:.1f} s "
-            f"({performance['events_per_second']:,.0f}/s); wrote {folder / 'metrics.json'}"
+            f"{result.events:,} events in {wall:.1f} s "
+            f"({performance['events_per_second']:,.0f}/s); wrote {folder / 'metrics.json'} and {page}"
         )
-
-
-def _metrics(name: str, customers: int, days: float, seed: int, sim: Simulation) -> dict[str, Any]:
-    return {
-        "scenario": name,
-        "customers": customers,
-        "days": days,
-        "seed": seed,
-        **sim.metrics.to_dict(),
-        "agents": sim.agents.statistics(sim.horizon),
-        "world": {
-            "sessions": sim.world.sessions,
-            "purchases": sim.world.purchases,
-            "orders_after_click": dict(sorted(sim.world.orders_after_click.items())),
-        },
-    }
 
 
 def validate(

@@ -1,0 +1,197 @@
+"""The laboratory's commands: ``compare`` designs on the same customers, ``sweep`` a grid of
+settings, and ``report`` to draw a bundle's figures and page again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from actors import ScenarioError
+from engine.cli.output import console, errors, refuse_scenario
+from engine.lab.runs import Design, DesignRun, Job, run_jobs
+from engine.runtime.simulation import DAY
+from engine.scenario_files import load_scenario
+from reports.bundle import rebuild, write_bundle
+from reports.comparison import DesignResult
+from reports.comparison import compare as compare_designs
+
+Customers = Annotated[
+    int, typer.Option(min=1, help="Size of the synthetic population (the same for every design).")
+]
+Days = Annotated[float, typer.Option(min=0.01, help="Simulated days.")]
+Seed = Annotated[int, typer.Option(help="Seed of the population and the world's draws.")]
+Workers = Annotated[
+    int | None, typer.Option(min=1, help="Processes running designs at once (default: one per core).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+
+
+def compare(
+    scenarios: Annotated[
+        list[str],
+        typer.Argument(help="One scenario (its variants are the designs) or several files (each a design)."),
+    ],
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", help="A variant to compare (repeatable; default: all of them)."),
+    ] = None,
+    customers: Customers = 20_000,
+    days: Days = 30.0,
+    seed: Seed = 1,
+    replications: Annotated[
+        int,
+        typer.Option(min=1, help="Independent populations (seeds SEED, SEED+1...)."),
+    ] = 1,
+    workers: Workers = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Bundle folder (default: runs/compare-<scenario>-<seed>).")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Compare journey designs on the same customers, with paired 95% intervals.
+
+    With one scenario, the designs are the scenario as written (the baseline) and its
+    [variants] (all, or those named by --variant). With several files, each is a design and
+    the first is the baseline. Every design runs on the same population with common random
+    numbers, in parallel across cores: a customer the designs treat alike lives the same life in
+    each, so differences are measured customer by customer. Writes metrics.json, figures and
+    report.html into the bundle folder.
+
+    Example: touchpoint compare cart_abandonment --variant email_first --variant no_sms
+    """
+    try:
+        designs = _designs(scenarios, variant or [])
+    except ScenarioError as exc:
+        raise refuse_scenario(exc) from None
+    seeds = [seed + k for k in range(replications)]
+    jobs = [Job(d, customers, days, s) for d in designs for s in seeds]
+    runs = _run(jobs, workers, quiet)
+    results = [
+        DesignResult(d.name, d.description(), [r.metrics for r in runs[i * len(seeds):(i + 1) * len(seeds)]],
+                     [r.outcomes for r in runs[i * len(seeds):(i + 1) * len(seeds)]])
+        for i, d in enumerate(designs)
+    ]
+    result = {"kind": "compare", "scenario": runs[0].metrics["scenario"], "customers": customers,
+              "days": days, "seed": seed, "replications": replications, **compare_designs(results)}
+    folder = out or Path("runs") / f"compare-{result['scenario']}-{seed}"
+    page = write_bundle(folder, result)
+    if not quiet:
+        _print_compare(result)
+        console.print(f"wrote {folder / 'metrics.json'} and {page}")
+
+
+def report(
+    folder: Annotated[Path, typer.Argument(help="A bundle folder written by run, compare or sweep.")],
+) -> None:
+    """Draw a bundle's figures and write its report.html again from its metrics.json."""
+    try:
+        page = rebuild(folder)
+    except (OSError, ValueError) as exc:
+        errors.print(f"[bold red]not a bundle[/] {folder}: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"wrote {page}")
+
+
+# -- designs and runs ----------------------------------------------------------------------------
+
+
+def _designs(sources: Sequence[str], variants: Sequence[str]) -> list[Design]:
+    """The designs named on the command line, the baseline first."""
+    if len(sources) > 1:
+        if variants:
+            raise ScenarioError("--variant takes one scenario; with several files each file is a design",
+                                source=sources[0])
+        loaded = [load_scenario(source) for source in sources]
+        names = [s.name for s in loaded]
+        if len(set(names)) < len(names):  # (two files of one scenario: tell them apart by path)
+            names = [Path(source).stem if Path(source).is_file() else source for source in sources]
+        return [Design(name, source) for name, source in zip(names, sources, strict=True)]
+    source = sources[0]
+    scenario = load_scenario(source)
+    chosen = list(variants) or list(scenario.variants)
+    for name in chosen:
+        scenario.variant(name)  # (an unknown name is refused here, before anything runs)
+    if not chosen:
+        raise ScenarioError("has no [variants] to compare: declare some, or give several files",
+                            source=scenario.source)
+    return [Design(scenario.name, source)] + [Design(name, source, name) for name in chosen]
+
+
+def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("day {task.fields[day]:>5.1f} of {task.fields[of]:g}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        tasks = [
+            progress.add_task(f"{job.design.name} (seed {job.seed})", total=job.days * DAY, day=0.0,
+                              of=job.days)
+            for job in jobs
+        ]
+
+        def advance(index: int, at: float) -> None:
+            progress.update(tasks[index], completed=at, day=at / DAY)
+
+        used = min(workers or os.cpu_count() or 1, len(jobs))
+        if not quiet:
+            console.print(f"{len(jobs)} runs of {jobs[0].customers:,} customers on {used} processes")
+        return run_jobs(jobs, workers, advance)
+
+
+# -- printing ------------------------------------------------------------------------------------
+
+
+def _print_compare(result: dict[str, Any]) -> None:
+    first = result["designs"][0]
+    jid = next(iter(first["journeys"]))
+    table = Table(title=f"{result['scenario']}: {result['customers']:,} customers, {result['days']:g} days"
+                        + (f", {result['replications']} replications" if result["replications"] > 1 else ""))
+    for column in ("design", "conv. treated", "conv. holdout", "lift, pts (95% CI)", "msgs/customer",
+                   "revenue/msg", "opt-outs/1k", "pressure p95/wk", "conv./1k msgs"):
+        table.add_column(column, justify="left" if column == "design" else "right")
+    best = (result["best_per_message"] or {}).get("design")
+    for d in result["designs"]:
+        j = d["journeys"][jid]
+        lift = j["lift"]
+        lift_text = "-" if lift["lift"] is None else (
+            f"{100 * lift['lift']:+.2f} "
+            f"[{100 * lift['lift_ci95_low']:+.2f}, {100 * lift['lift_ci95_high']:+.2f}]"
+        )
+        name = f"[bold green]{d['name']}[/]" if d["name"] == best else d["name"]
+        table.add_row(
+            name, _pct(j["treated"]["rate"]), _pct(j["holdout"]["rate"]), lift_text,
+            f"{d['messages_per_customer']:.3f}", _num(d["revenue_per_message"]),
+            f"{d['opt_outs_per_1000_customers']:.2f}", _num(d["pressure_p95"], 0),
+            _num(d["conversions_per_1000_messages"], 1),
+        )
+    console.print(table)
+    if len(result["designs"][0]["journeys"]) > 1:
+        console.print(f"(the table shows {jid}; report.html shows every journey)")
+    for line in result["reading"]:
+        console.print(f"- {line}", highlight=False)
+    for diff in result["differences"]:
+        d = diff["conversion_rate_points"][jid]
+        if d is not None and d["width"] > 0:
+            console.print(
+                f"  {diff['design']}: the paired interval of the conversion difference is {d['width']:.2f} "
+                f"points wide; with independent populations it would be {d['width_independent']:.2f} "
+                f"({d['width_independent'] / d['width']:.1f} times wider)", highlight=False,
+            )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"

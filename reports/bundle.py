@@ -1,0 +1,56 @@
+"""A bundle: what a run, compare or sweep leaves in its ``--out`` folder.
+
+    metrics.json   the results as plain data (``kind``: run, compare or sweep)
+    *.png          the figures (``reports.figures``), drawn from metrics.json alone
+    report.html    one self-contained page: tables, a plain reading, the figures inline
+
+``touchpoint report DIR`` draws the figures and writes the page again from metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reports.figures import Figures, compare_figures, run_figures, sweep_figures
+from reports.html import report_html
+
+
+def write_bundle(folder: Path, metrics: dict[str, Any]) -> Path:
+    """Write metrics.json, the figures and report.html into ``folder``; return the page's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return _draw(folder, metrics)
+
+
+def rebuild(folder: Path) -> Path:
+    """Draw the figures and write report.html again from ``folder``'s metrics.json.
+
+    Raises:
+        OSError: no readable metrics.json there.
+        ValueError: metrics.json is not a bundle's.
+    """
+    metrics = json.loads((folder / "metrics.json").read_text())
+    if not isinstance(metrics, dict) or "customers" not in metrics:
+        raise ValueError("metrics.json is not a Touchpoint bundle's")
+    return _draw(folder, metrics)
+
+
+def figures_of(metrics: dict[str, Any]) -> Figures:
+    """The figures of a bundle of any kind."""
+    kind = metrics.get("kind", "run")
+    if kind == "compare":
+        return compare_figures(metrics)
+    if kind == "sweep":
+        return sweep_figures(metrics)
+    return run_figures(metrics)
+
+
+def _draw(folder: Path, metrics: dict[str, Any]) -> Path:
+    figures = figures_of(metrics)
+    for name, png in figures.items():
+        (folder / name).write_bytes(png)
+    page = folder / "report.html"
+    page.write_text(report_html(metrics, figures), encoding="utf-8")
+    return page
