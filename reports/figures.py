@@ -254,25 +254,29 @@ def _funnels(jid: str, runs: Sequence[dict[str, Any]]) -> bytes:
 def _frontier(result: dict[str, Any]) -> bytes:
     points = result["points"]
     outcome, label = result["outcome"], result["outcome_label"]
-    fig, axes = plt.subplots(1, 2, figsize=(_WIDE * 1.3, _HIGH + 0.4))
+    fig, axes = plt.subplots(1, 2, figsize=(_WIDE * 1.3, _HIGH + 0.6))
     for ax, cost, cost_label, optimal_key in (
         (axes[0], "messages_per_customer", "messages per customer", "pareto_messages"),
         (axes[1], "opt_outs_per_1000_customers", "opt-outs per 1,000 customers", "pareto_opt_outs"),
     ):
-        xs = [p[cost] for p in points]
-        ys = [p[outcome] for p in points]
-        ax.scatter(xs, ys, color="#999999", label="design")
-        best = sorted((p for p in points if p[optimal_key]), key=lambda p: p[cost])
-        ax.plot([p[cost] for p in best], [p[outcome] for p in best], "o-", color="#d62728",
-                label="Pareto-optimal")
-        for p in best:
-            ax.annotate(p["name"], (p[cost], p[outcome]), fontsize="x-small",
-                        xytext=(3, 3), textcoords="offset points")
+        ax.scatter([p[cost] for p in points], [p[outcome] for p in points], color="#999999",
+                   label="point of the grid")
+        names: dict[tuple[float, float], list[str]] = {}  # (tied points share one label)
+        for p in points:
+            if p[optimal_key]:
+                names.setdefault((p[cost], p[outcome]), []).append(p["name"])
+        best = sorted(names)
+        ax.plot([x for x, _ in best], [y for _, y in best], "o-", color="#d62728", label="Pareto-optimal")
+        for (x, y), tied in names.items():
+            ax.annotate(" / ".join(tied), (x, y), fontsize="x-small", xytext=(4, -10),
+                        textcoords="offset points")
         ax.set_xlabel(cost_label)
         ax.set_ylabel(label)
-        ax.set_title(f"{label} against {cost_label}")
-        ax.legend(fontsize="small")
+        ax.set_title(f"against {cost_label}")
+        ax.legend(fontsize="small", loc="best")
         ax.grid(alpha=0.3)
+    fig.suptitle(f"Sweep of {result['scenario']}: {label.split(' (')[0]} and its costs "
+                 f"({len(points)} points)")
     fig.tight_layout()
     return _png(fig)
 

@@ -2,6 +2,7 @@
 
     touchpoint run [SCENARIO]      simulate a scenario against a synthetic population
     touchpoint compare SCENARIO    compare journey designs on the same customers
+    touchpoint sweep SCENARIO      run a grid of settings and draw the frontier
     touchpoint report DIR          draw a bundle's figures and report.html again
     touchpoint validate SCENARIO   check a scenario file
     touchpoint serve [SCENARIO]    run the engine as a service: HTTP ingestion, wall-clock journeys
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.command()(simulate.run)
 app.command()(lab.compare)
+app.command()(lab.sweep)
 app.command()(lab.report)
 app.command()(simulate.validate)
 app.command()(serve.serve)

@@ -4,17 +4,21 @@ settings, and ``report`` to draw a bundle's figures and page again."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from actors import ScenarioError
 from engine.cli.output import console, errors, refuse_scenario
-from engine.lab.runs import Design, DesignRun, Job, run_jobs
+from engine.lab import sweep as lab_sweep
+from engine.lab.runs import Design, DesignRun, Job, run_jobs, simulate
+from engine.lab.sweep import parse_set
 from engine.runtime.simulation import DAY
 from engine.scenario_files import load_scenario
 from reports.bundle import rebuild, write_bundle
@@ -86,6 +90,97 @@ def compare(
         console.print(f"wrote {folder / 'metrics.json'} and {page}")
 
 
+class Outcome(StrEnum):
+    conversion = "conversion"
+    revenue = "revenue"
+    incremental = "incremental"
+
+
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or built-in name.")],
+    settings: Annotated[
+        list[str],
+        typer.Option(
+            "--set", "-s",
+            help="PATH=V1,V2,... : values of one setting by dotted path (repeatable; the grid is "
+                 "their product). Lists by index, journeys and steps by id: policy.caps.0.max=1,2,3 "
+                 "or journeys.cart_abandonment.steps.wait_1h.wait=30m,1h,4h",
+        ),
+    ],
+    random_points: Annotated[
+        int | None,
+        typer.Option("--random", min=1, help="Run N points of the grid drawn at random (by --seed)."),
+    ] = None,
+    outcome: Annotated[
+        Outcome, typer.Option(help="What the frontier maximises.")
+    ] = Outcome.conversion,
+    customers: Customers = 20_000,
+    days: Days = 30.0,
+    seed: Seed = 1,
+    workers: Workers = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(help="Run the points on the Dask scheduler at this address (tcp://HOST:PORT; "
+                          "needs touchpoint[dask] there and here)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Bundle folder (default: runs/sweep-<scenario>-<seed>).")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a grid of settings, each point a design on the same customers, and draw the frontier.
+
+    Prints each point's outcome, messages per customer and opt-outs per 1,000 customers, and
+    marks the Pareto-optimal points: those no other point beats on both the outcome and the cost.
+    Each point's result is kept in the bundle's points/ folder under a key of what decides it
+    (the scenario file, the point, customers, days, seed, the engine's code): run the same sweep
+    again, or a wider one, and only new points run.
+
+    Example: touchpoint sweep cart_abandonment --set policy.caps.0.max=1,2,3,4
+    --set journeys.cart_abandonment.steps.wait_1h.wait=30m,1h,4h --customers 20000
+    """
+    try:
+        grid_settings = [parse_set(option) for option in settings]
+        points = lab_sweep.grid(grid_settings, random_points, seed)
+        lab_sweep.check_points(scenario, points)
+    except ValueError as exc:
+        errors.print(f"[bold red]bad --set[/]: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ScenarioError as exc:
+        raise refuse_scenario(exc) from None
+    name = load_scenario(scenario).name
+    folder = out or Path("runs") / f"sweep-{name}-{seed}"
+    with _bars(quiet) as (progress, tasks):
+        tasks.extend(progress.add_task(p.name, total=days * DAY, day=0.0, of=days) for p in points)
+
+        def advance(index: int, at: float) -> None:
+            progress.update(tasks[index], completed=at, day=at / DAY)
+
+        def cached(index: int) -> None:
+            progress.update(tasks[index], completed=days * DAY, day=days,
+                            description=f"{points[index].name} (cached)")
+
+        if not quiet:
+            used = min(workers or os.cpu_count() or 1, len(points))
+            where = f"the Dask scheduler at {dask}" if dask else f"{used} processes"
+            console.print(f"{len(points)} points of {customers:,} customers on {where}")
+        try:
+            figures = lab_sweep.run_points(scenario, points, customers, days, seed, folder / "points",
+                                           workers=workers, dask=dask, on_progress=advance, on_cached=cached)
+            rows = lab_sweep.sweep_result(points, figures, outcome.value)
+        except (OSError, RuntimeError) as exc:
+            errors.print(f"[bold red]sweep failed[/]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    result = {"kind": "sweep", "scenario": name, "customers": customers, "days": days, "seed": seed,
+              "settings": {path: values for path, values in grid_settings}, "points": rows,
+              "outcome": outcome.value, "outcome_label": lab_sweep.OUTCOMES[outcome.value][0],
+              "reading": lab_sweep.reading(rows, outcome.value)}
+    page = write_bundle(folder, result)
+    if not quiet:
+        _print_sweep(result)
+        console.print(f"wrote {folder / 'metrics.json'} and {page}")
+
+
 def report(
     folder: Annotated[Path, typer.Argument(help="A bundle folder written by run, compare or sweep.")],
 ) -> None:
@@ -123,7 +218,9 @@ def _designs(sources: Sequence[str], variants: Sequence[str]) -> list[Design]:
     return [Design(scenario.name, source)] + [Design(name, source, name) for name in chosen]
 
 
-def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
+@contextmanager
+def _bars(quiet: bool) -> Iterator[tuple[Progress, list[TaskID]]]:
+    """A progress bar per design, in simulated days."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -133,11 +230,16 @@ def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
         disable=quiet,
         transient=True,
     ) as progress:
-        tasks = [
+        yield progress, []
+
+
+def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
+    with _bars(quiet) as (progress, tasks):
+        tasks.extend(
             progress.add_task(f"{job.design.name} (seed {job.seed})", total=job.days * DAY, day=0.0,
                               of=job.days)
             for job in jobs
-        ]
+        )
 
         def advance(index: int, at: float) -> None:
             progress.update(tasks[index], completed=at, day=at / DAY)
@@ -145,7 +247,7 @@ def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
         used = min(workers or os.cpu_count() or 1, len(jobs))
         if not quiet:
             console.print(f"{len(jobs)} runs of {jobs[0].customers:,} customers on {used} processes")
-        return run_jobs(jobs, workers, advance)
+        return run_jobs(jobs, workers, advance, task=simulate)
 
 
 # -- printing ------------------------------------------------------------------------------------
@@ -187,6 +289,25 @@ def _print_compare(result: dict[str, Any]) -> None:
                 f"points wide; with independent populations it would be {d['width_independent']:.2f} "
                 f"({d['width_independent'] / d['width']:.1f} times wider)", highlight=False,
             )
+
+
+def _print_sweep(result: dict[str, Any]) -> None:
+    outcome = result["outcome"]
+    table = Table(title=f"sweep of {result['scenario']}: {len(result['points'])} points, "
+                        f"{result['customers']:,} customers, {result['days']:g} days")
+    for column in ("point", lab_sweep.OUTCOMES[outcome][1], "msgs/customer", "opt-outs/1k", "revenue/msg",
+                   "Pareto msgs", "Pareto opt-outs"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for p in result["points"]:
+        table.add_row(
+            f"[bold green]{p['name']}[/]" if p["pareto_messages"] else p["name"],
+            f"{p[outcome]:.4g}", f"{p['messages_per_customer']:.3f}",
+            f"{p['opt_outs_per_1000_customers']:.2f}", _num(p["revenue_per_message"]),
+            "yes" if p["pareto_messages"] else "", "yes" if p["pareto_opt_outs"] else "",
+        )
+    console.print(table)
+    for line in result["reading"]:
+        console.print(f"- {line}", highlight=False)
 
 
 def _pct(value: float | None) -> str:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.runtime.memory import peak_rss_bytes
 from engine.runtime.simulation import Simulation
@@ -85,6 +85,8 @@ class DesignRun:
 
 
 Progress = Callable[[int, float], None]  # (job index, simulated seconds)
+R = TypeVar("R")
+Task = Callable[[Job, Callable[[float], None] | None], R]  # a job's work, given its progress
 
 _progress_queue: Any = None  # a worker's end of the progress queue (set by ``_start_worker``)
 
@@ -113,33 +115,47 @@ def simulate(job: Job, on_progress: Callable[[float], None] | None = None) -> De
                      stats.messages_handled, stats.world_wakes, stats.actors, peak_rss_bytes())
 
 
-def run_jobs(jobs: Sequence[Job], workers: int | None = None, on_progress: Progress | None = None,
-             ) -> list[DesignRun]:
-    """Run ``jobs`` on a pool of ``workers`` processes (default: one per core), in their order.
+def run_jobs(
+    jobs: Sequence[Job],
+    workers: int | None = None,
+    on_progress: Progress | None = None,
+    *,
+    task: Task[R],
+    on_done: Callable[[int, R], None] | None = None,
+) -> list[R]:
+    """Run ``task`` (``simulate``, say) on each of ``jobs`` on a pool of ``workers`` processes
+    (default: one per core); return the results in the jobs' order.
 
-    ``on_progress(index, simulated_seconds)`` is called in this process as the jobs advance
-    (every simulated hour of each).
+    In this process, ``on_progress(index, simulated_seconds)`` is called as the jobs advance
+    (every simulated hour of each), and ``on_done(index, result)`` as each completes. ``task``
+    must be a module-level function (workers import it).
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     context = multiprocessing.get_context("spawn")  # (no fork of a process with threads)
     progress = context.Queue()
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(progress,)) as pool:
-        futures = [pool.submit(_simulate_in_worker, index, job) for index, job in enumerate(jobs)]
-        _follow(futures, progress, on_progress)
+        futures = [pool.submit(_in_worker, task, index, job) for index, job in enumerate(jobs)]
+        _follow(futures, progress, on_progress, on_done)
         return [future.result() for future in futures]
 
 
-def _follow(futures: list[Future[DesignRun]], progress: Any, on_progress: Progress | None) -> None:
-    """Pass the workers' progress on until every job is done."""
-    while True:
+def _follow(futures: list[Future[R]], progress: Any, on_progress: Progress | None,
+            on_done: Callable[[int, R], None] | None) -> None:
+    """Pass the workers' progress and results on until every job is done."""
+    reported: set[int] = set()
+    while len(reported) < len(futures):
         try:
             index, at = progress.get(timeout=0.2)
         except queue.Empty:
-            if all(future.done() for future in futures):
-                return
-            continue
-        if on_progress is not None:
-            on_progress(index, at)
+            pass
+        else:
+            if on_progress is not None:
+                on_progress(index, at)
+        for index, future in enumerate(futures):
+            if index not in reported and future.done():
+                reported.add(index)
+                if on_done is not None and future.exception() is None:
+                    on_done(index, future.result())
 
 
 def _start_worker(progress: Any) -> None:
@@ -147,6 +163,6 @@ def _start_worker(progress: Any) -> None:
     _progress_queue = progress
 
 
-def _simulate_in_worker(index: int, job: Job) -> DesignRun:
+def _in_worker(task: Task[R], index: int, job: Job) -> R:
     put = _progress_queue.put
-    return simulate(job, lambda at: put((index, at)))
+    return task(job, lambda at: put((index, at)))
