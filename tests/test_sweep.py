@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from engine.lab.sweep import Point, grid, parse_set, pareto, run_points, sweep_result
+from engine.lab.sweep import Point, grid, pareto, parse_set, run_points, sweep_result
 
 CART = "cart_abandonment"
 CAP = "policy.caps.0.max"
