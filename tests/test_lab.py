@@ -14,7 +14,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from harness import CART_SCENARIO
+from harness import CART_SCENARIO, JOURNEY_DESIGNS
 
 from actors import ScenarioError
 from engine.lab.runs import Design, Job, run_jobs, simulate
@@ -206,3 +206,29 @@ def test_report_refuses_a_folder_that_is_no_bundle(tmp_path):
     done = subprocess.run([sys.executable, "-m", "engine", "report", str(tmp_path)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "not a bundle" in done.stderr
+
+
+# -- coverage of the interval -------------------------------------------------------------------------
+
+UPLIFT = str(JOURNEY_DESIGNS / "one_message_uplift.toml")
+TRUE_DIFFERENCE_POINTS = -100 * 0.98 * 0.5 * 0.4 * 0.6  # (the file's comment derives it)
+
+
+@pytest.mark.slow
+def test_the_paired_interval_covers_the_true_difference_in_about_95_percent_of_replications():
+    seeds = range(1, 41)
+    designs = [Design("one_message_uplift", UPLIFT), Design("silent", UPLIFT, "silent")]
+    jobs = [Job(design, 3_000, 10.0, seed) for seed in seeds for design in designs]
+    runs = run_jobs(jobs, 2, task=simulate)
+    covered, estimates = 0, []
+    for k in range(len(seeds)):
+        pair = (runs[2 * k], runs[2 * k + 1])
+        result = compare([DesignResult(r.job.design.name, "", [r.metrics], [r.outcomes]) for r in pair])
+        d = result["differences"][0]["conversion_rate_points"]["one_message"]
+        estimates.append(d["difference"])
+        covered += d["low"] <= TRUE_DIFFERENCE_POINTS <= d["high"]
+    # 34 is the lower end of the central 99% range of Binomial(40, 0.95)
+    assert covered >= 34, (covered, estimates)
+    # and the estimate is unbiased: the mean of 40 lies within 3 standard errors of the truth
+    spread = float(np.std(estimates, ddof=1)) / len(estimates) ** 0.5
+    assert abs(float(np.mean(estimates)) - TRUE_DIFFERENCE_POINTS) < 3 * spread, estimates
