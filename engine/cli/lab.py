@@ -255,12 +255,14 @@ def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
 
 def _print_compare(result: dict[str, Any]) -> None:
     first = result["designs"][0]
-    jid = next(iter(first["journeys"]))
+    # the table shows the journey most customers enter (report.html shows every journey)
+    jid = max(first["journeys"], key=lambda j: first["journeys"][j]["entrants"])
     table = Table(title=f"{result['scenario']}: {result['customers']:,} customers, {result['days']:g} days"
                         + (f", {result['replications']} replications" if result["replications"] > 1 else ""))
     for column in ("design", "conv. treated", "conv. holdout", "lift, pts (95% CI)", "msgs/customer",
                    "revenue/msg", "opt-outs/1k", "pressure p95/wk", "conv./1k msgs"):
-        table.add_column(column, justify="left" if column == "design" else "right")
+        first_column = column == "design"
+        table.add_column(column, justify="left" if first_column else "right", no_wrap=first_column)
     best = (result["best_per_message"] or {}).get("design")
     for d in result["designs"]:
         j = d["journeys"][jid]
@@ -278,7 +280,8 @@ def _print_compare(result: dict[str, Any]) -> None:
         )
     console.print(table)
     if len(result["designs"][0]["journeys"]) > 1:
-        console.print(f"(the table shows {jid}; report.html shows every journey)")
+        console.print(f"(the table shows {jid}, the journey most customers enter; report.html shows "
+                      "every journey)")
     for line in result["reading"]:
         console.print(f"- {line}", highlight=False)
     for diff in result["differences"]:
@@ -297,7 +300,7 @@ def _print_sweep(result: dict[str, Any]) -> None:
                         f"{result['customers']:,} customers, {result['days']:g} days")
     for column in ("point", lab_sweep.OUTCOMES[outcome][1], "msgs/customer", "opt-outs/1k", "revenue/msg",
                    "Pareto msgs", "Pareto opt-outs"):
-        table.add_column(column, justify="left" if column == "point" else "right")
+        table.add_column(column, justify="left" if column == "point" else "right", no_wrap=column == "point")
     for p in result["points"]:
         table.add_row(
             f"[bold green]{p['name']}[/]" if p["pareto_messages"] else p["name"],

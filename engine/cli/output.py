@@ -6,12 +6,17 @@ journey, step and field.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 from rich.console import Console
 
 from actors import ScenarioError
 
-console = Console()
+# A terminal gives its own width; into a file or a pipe, tables of many columns get 140 (rich's 80
+# would cut them to "conv.…"). COLUMNS still wins.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
 errors = Console(stderr=True)
 
 
