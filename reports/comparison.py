@@ -154,20 +154,24 @@ def _against(base: DesignResult, other: DesignResult, journeys: list[str]) -> di
 
 
 def _sentences(name: str, rates: dict[str, Difference | None], result: dict[str, Any]) -> list[str]:
-    """``email_first converts 1.2 points more [+0.4, +2.0] and costs 0.3 more opt-outs per
-    1,000 customers [+0.1, +0.5]``, and the same for messages and revenue."""
+    """``email_first converts 1.2 points more [+0.4, +2.0] and has 0.30 more opt-outs per 1,000
+    customers [+0.10, +0.50]``, and the same for messages and revenue; every number with its
+    unit, and ``about the same (...)`` when the interval includes zero."""
     opt_outs = phrase(_difference(result["opt_outs_per_1000_customers"]),
-                      "{n} {word} opt-outs per 1,000 customers", "more", "fewer", 2)
+                      "{n} {word} opt-outs per 1,000 customers", "more", "fewer", 2,
+                      same="about as many opt-outs per 1,000 customers")
     out = []
     for jid, rate in rates.items():
         if rate is not None:
             where = "" if len(rates) == 1 else f" in {jid}"
-            out.append(f"{name} converts{where} {phrase(rate, '{n} points {word}', 'more', 'less')}"
-                       f" and costs {opt_outs}")
-    messages = _difference(result["messages_per_customer"])
-    out.append(f"{name} sends {phrase(messages, '{n} {word} messages per customer', 'more', 'fewer', 2)}")
-    revenue = _difference(result["revenue_per_customer"])
-    out.append(f"{name} earns {phrase(revenue, '{n} {word} per customer', 'more', 'less', 2)}")
+            converts = phrase(rate, "{n} points {word}", "more", "less", unit="points")
+            out.append(f"{name} converts{where} {converts} and has {opt_outs}")
+    messages = phrase(_difference(result["messages_per_customer"]), "{n} {word} messages per customer",
+                      "more", "fewer", 2, same="about as many messages per customer")
+    out.append(f"{name} sends {messages}")
+    revenue = phrase(_difference(result["revenue_per_customer"]), "{n} {word} per customer", "more",
+                     "less", 2, same="about the same per customer")
+    out.append(f"{name} earns {revenue}")
     return out
 
 
@@ -181,8 +185,11 @@ def _best_per_message(headlines: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not ranked:
         return None
     best = max(ranked, key=lambda h: h["conversions_per_1000_messages"])
+    shown = f"{best['conversions_per_1000_messages']:.1f}"  # (as the reading and the table print it)
     return {
         "design": best["name"],
+        "tied_with": [h["name"] for h in ranked
+                      if h is not best and f"{h['conversions_per_1000_messages']:.1f}" == shown],
         "conversions_per_1000_messages": best["conversions_per_1000_messages"],
         "basis": best["per_message_basis"],
         "opt_outs_per_1000_customers": best["opt_outs_per_1000_customers"],
@@ -195,14 +202,52 @@ def _reading(headlines: list[dict[str, Any]], differences: list[dict[str, Any]])
     lines = []
     best = _best_per_message(headlines)
     if best is not None:
-        lines.append(
-            f"Most {best['basis']} per message sent: {best['design']}, "
-            f"{best['conversions_per_1000_messages']:.1f} per 1,000 messages, at a cost of "
-            f"{best['opt_outs_per_1000_customers']:.2f} opt-outs per 1,000 customers and "
-            f"{best['messages_per_customer']:.2f} messages per customer."
-        )
+        lines.append(_best_sentence(best, headlines))
+        lines.extend(_holdout_too_small(headlines))
+    if differences:
+        lines.append(f"Each design against the baseline, {differences[0]['against']}, on the same "
+                     f"customers (95% intervals in brackets; revenue in the scenario's currency units):")
     for difference in differences:
         lines.extend(s + "." for s in difference["sentences"])
+    return lines
+
+
+def _best_sentence(best: dict[str, Any], headlines: list[dict[str, Any]]) -> str:
+    """``Most ... per message sent: no_sms, 10.9 per 1,000 messages, ...``, naming every design
+    that ties with it to the precision shown."""
+    lead = f"Most {best['basis']} per message sent: "
+    per_message = f"{best['conversions_per_1000_messages']:.1f} per 1,000 messages"
+    if not best["tied_with"]:
+        return (f"{lead}{best['design']}, {per_message}, at a cost of "
+                f"{best['opt_outs_per_1000_customers']:.2f} opt-outs per 1,000 customers and "
+                f"{best['messages_per_customer']:.2f} messages per customer.")
+    tied = [h for h in headlines if h["name"] in (best["design"], *best["tied_with"])]
+    names = ", ".join(h["name"] for h in tied[:-1]) + f" and {tied[-1]['name']}"
+    costs = "; ".join(f"{h['name']}: {h['opt_outs_per_1000_customers']:.2f} opt-outs per 1,000 "
+                      f"customers, {h['messages_per_customer']:.2f} messages per customer" for h in tied)
+    return f"{lead}{names} tie at {per_message} ({costs})."
+
+
+def _holdout_too_small(headlines: list[dict[str, Any]]) -> list[str]:
+    """A warning, per journey, when every design's lift interval is wider than the spread of the
+    designs' lifts: the per-message figures rest on those lifts, so they cannot rank the designs."""
+    lines = []
+    journeys = list(headlines[0]["journeys"])
+    for jid in journeys:
+        lifts = [h["journeys"][jid]["lift"] for h in headlines]
+        if len(lifts) < 2 or any(lift["lift"] is None for lift in lifts):
+            continue
+        widths = [100 * (lift["lift_ci95_high"] - lift["lift_ci95_low"]) for lift in lifts]
+        spread = 100 * (max(lift["lift"] for lift in lifts) - min(lift["lift"] for lift in lifts))
+        if min(widths) <= spread:
+            continue
+        wide = (f"{min(widths):.1f}" if f"{min(widths):.1f}" == f"{max(widths):.1f}"
+                else f"{min(widths):.1f} to {max(widths):.1f}")
+        where = "" if len(journeys) == 1 else f" in {jid}"
+        lines.append(f"That ranking rests on each design's lift over the holdout{where}, whose 95% "
+                     f"intervals are {wide} points wide while the designs' lifts differ by at most "
+                     f"{spread:.1f} points: at this size it cannot tell the designs apart; judge them "
+                     f"by the paired differences below.")
     return lines
 
 

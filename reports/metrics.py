@@ -5,7 +5,9 @@ The runtime hands every effect list (with its time) and every delivery receipt t
 holdout, conversions and rate in each group, incremental lift with a 95% CI, revenue, time to
 convert, the funnel by step and the result of each split arm; messages by channel and per
 customer; contact pressure per week and the fatigue curve; suppressed sends by rule; opt-outs by
-channel; agent KPIs; and, in a simulation, daily series for the report's figures.
+channel; agent KPIs; and, in a simulation, daily series for the report's figures (among them,
+per journey, entries and their conversions by the day of entry, so a figure can follow the rate of
+the entrants whose goal window has closed, the rate the tables give).
 
 Censoring. A run ends at a horizon, and an entrant whose goal window is still open then has had
 less time to convert: counting them would bias the rate down, and differently for designs with
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.journey import Journey, Program, SplitStep
+from actors.journey import Journey, Program, SendStep, SplitStep
 from actors.messages import (
     Advanced,
     Cancel,
@@ -119,6 +121,12 @@ class RunMetrics:
         self.daily_sends: dict[str, array[int]] = {}
         self.daily_entrants = (array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days)))
         self.daily_conversions = (array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days)))
+        # per journey, [treated, holdout]: entries by day, and their conversions by the day of entry
+        self.entries_by_day = [self._daily_pair() for _ in program.journeys]
+        self.conversions_by_entry_day = [self._daily_pair() for _ in program.journeys]
+
+    def _daily_pair(self) -> tuple[array[int], array[int]]:
+        return array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days))
 
     def observe(self, customer: int, effects: list[Effect], now: float) -> None:
         """Fold one actor's effects, produced at ``now``, into the tallies and the customer's own
@@ -139,6 +147,7 @@ class RunMetrics:
             elif kind is Entered:
                 tally = self.journeys[effect.journey]
                 self.daily_entrants[effect.holdout][day] += 1  # type: ignore[union-attr]
+                self.entries_by_day[tally.index][effect.holdout][day] += 1  # type: ignore[union-attr]
                 if not effect.holdout:  # type: ignore[union-attr]
                     self._paths[tally.index][customer] = []
                     if now + tally.window <= self.horizon:
@@ -151,6 +160,9 @@ class RunMetrics:
                 tally = self.journeys[effect.journey]
                 self.revenue[customer] += effect.value  # type: ignore[union-attr]
                 self.daily_conversions[effect.holdout][day] += 1  # type: ignore[union-attr]
+                since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
+                entry_day = min(max(int(since // DAY), 0), self.days - 1)
+                self.conversions_by_entry_day[tally.index][effect.holdout][entry_day] += 1  # type: ignore[union-attr]
                 if effect.holdout:  # type: ignore[union-attr]
                     continue
                 if now - effect.after + tally.window <= self.horizon:  # type: ignore[union-attr]
@@ -271,8 +283,20 @@ class RunMetrics:
                              "holdout": list(self.daily_entrants[1])},
                 "conversions": {"treated": list(self.daily_conversions[0]),
                                 "holdout": list(self.daily_conversions[1])},
+                "journeys": {jid: self._entry_days(t) for jid, t in sorted(self.journeys.items())},
             }
         return result
+
+    def _entry_days(self, tally: JourneyTally) -> dict[str, Any]:
+        """A journey's entries and their conversions by the day of entry; ``complete_days``: how
+        many first days' entrants all had their whole goal window within the run."""
+        entries, conversions = self.entries_by_day[tally.index], self.conversions_by_entry_day[tally.index]
+        return {
+            "goal_window_days": tally.window / DAY,
+            "complete_days": min(self.days, max(0, math.floor((self.horizon - tally.window) / DAY))),
+            "entrants": {"treated": list(entries[0]), "holdout": list(entries[1])},
+            "conversions_by_entry_day": {"treated": list(conversions[0]), "holdout": list(conversions[1])},
+        }
 
     def _pressure(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Contact pressure (messages per customer per whole week) and the fatigue curve (the
@@ -323,7 +347,7 @@ def _journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
         "funnel": [
             {"step": step, "reached": t.reached[step], "sent": t.step_sends[step],
              "skipped": t.step_skipped[step], "deferred": t.step_deferred[step],
-             "converted_after": t.converted_after[step]}
+             "converted_after": t.converted_after[step], **_sends_by(t.journey.steps[step])}
             for step in t.journey.steps
         ],
         "splits": {
@@ -333,6 +357,14 @@ def _journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
             for step in t.journey.steps.values() if isinstance(step, SplitStep)
         },
     }
+
+
+def _sends_by(step: object) -> dict[str, Any]:
+    """A step's channels (a send step's; none for the others), and whether the customer's best of
+    them is chosen: a variant may make a step named ``push`` send email."""
+    if isinstance(step, SendStep):
+        return {"channels": list(step.channels), "best": step.best}
+    return {"channels": [], "best": False}
 
 
 def _group(entrants: int, complete: int, conversions: int, complete_conversions: int,

@@ -103,15 +103,32 @@ def pooled(differences: list[Difference]) -> Difference:
                       diff - half, diff + half, independent)
 
 
-def phrase(d: Difference, template: str, more: str = "more", less: str = "less",
-           digits: int = 1) -> str:
+def phrase(d: Difference, template: str, more: str = "more", less: str = "less", digits: int = 1,
+           same: str = "about the same", unit: str = "") -> str:
     """A difference in words, by ``template`` (``"{n} points {word}"``): ``1.2 points more
-    [+0.4, +2.0]`` when the interval excludes zero, else ``about the same (+0.3 [-0.2, +0.8])``."""
-    interval = f"[{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+    [+0.4, +2.0]`` when the interval excludes zero, else ``same`` with the estimate in ``unit``:
+    ``about the same (+0.3 points [-0.2, +0.8])``. No number is printed as ``-0.0``: an interval
+    that excludes zero gets up to two more digits so that neither bound reads as zero
+    (``[-0.52, -0.02]``, not ``[-0.5, -0.0]``)."""
     if d.low <= 0 <= d.high:
-        return f"about the same ({d.difference:+.{digits}f} {interval})"
-    word = more if d.difference > 0 else less
-    return f"{template.format(n=f'{abs(d.difference):.{digits}f}', word=word)} {interval}"
+        value = signed(d.difference, digits) + (f" {unit}" if unit else "")
+        return f"{same} ({value} {interval(d.low, d.high, digits)})"
+    digits = next((k for k in range(digits, digits + 2)
+                   if round(d.low, k) != 0 and round(d.high, k) != 0), digits + 2)
+    words = template.format(n=f"{abs(d.difference):,.{digits}f}", word=more if d.difference > 0 else less)
+    return f"{words} {interval(d.low, d.high, digits)}"
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with its sign and thousands separators (``+1,234.5``, ``-0.4``); what rounds to
+    zero is ``0.0``, unsigned: never ``-0.0``."""
+    text = f"{value:+,.{digits}f}"
+    return text[1:] if text[1:].strip("0.,") == "" else text
+
+
+def interval(low: float, high: float, digits: int = 1) -> str:
+    """A 95% interval as printed: ``[-0.4, +1.2]``."""
+    return f"[{signed(low, digits)}, {signed(high, digits)}]"
 
 
 def as_dict(d: Difference | None) -> dict[str, Any] | None:

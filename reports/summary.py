@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from reports.paired import interval, signed
+
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
@@ -16,7 +18,7 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
     """Print per-journey results, messages, suppressions, opt-outs and agent KPIs."""
     title = f"{metrics['scenario']}: {metrics['customers']:,} customers, {metrics['days']:g} days"
     table = Table(title=title)
-    columns = ("journey", "entrants", "holdout", "conv. treated", "conv. holdout", "lift (95% CI)",
+    columns = ("journey", "entries", "holdout", "conv. treated", "conv. holdout", "lift (95% CI)",
                "revenue", "messages")
     for column in columns:
         table.add_column(column, justify="left" if column == "journey" else "right")
@@ -25,7 +27,7 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
         lift_text = "-"
         if lift["lift"] is not None:
             low, high = 100 * lift["lift_ci95_low"], 100 * lift["lift_ci95_high"]
-            lift_text = f"{100 * lift['lift']:+.2f} pp [{low:+.2f}, {high:+.2f}]"
+            lift_text = f"{signed(100 * lift['lift'], 2)} pp {interval(low, high, 2)}"
         table.add_row(
             jid,
             f"{j['entrants']:,}",
@@ -37,6 +39,8 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
             f"{sum(j['messages_by_channel'].values()):,}",
         )
     console.print(table)
+    console.print("entries: journey entries (a customer may enter again after the re-entry period); "
+                  "revenue in the scenario's currency units")
     for jid, j in metrics["journeys"].items():
         complete = j["treated"]["entrants_complete"] + j["holdout"]["entrants_complete"]
         console.print(f"{jid}: rates count {j['rate_basis']} ({complete:,} of {j['entrants']:,})"
@@ -51,7 +55,11 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
         console.print(f"contact pressure: {pressure['mean']:.2f} messages per customer per week, "
                       f"95th percentile {pressure['p95']:g}, most {pressure['max']}")
     suppressed, opt_outs = metrics["suppressed"], metrics["opt_outs"]
-    console.print(f"suppressed: {suppressed['total']:,} ({_pairs(suppressed['by_rule'])})")
+    deferred = suppressed.get("deferred_by_rule", {})
+    skipped = {rule: n - deferred.get(rule, 0) for rule, n in suppressed["by_rule"].items()
+               if n > deferred.get(rule, 0)}
+    console.print(f"sends skipped by a rule: {sum(skipped.values()):,} ({_pairs(skipped)}); "
+                  f"deferred and tried again later: {sum(deferred.values()):,} ({_pairs(deferred)})")
     console.print(f"opt-outs: {opt_outs['total']:,} ({_pairs(opt_outs['by_channel'])})")
     for name, q in metrics.get("agents", {}).items():
         console.print(

@@ -131,7 +131,7 @@ def test_ratio_difference_of_identical_designs_is_exactly_zero():
 
 def test_a_design_compared_with_itself_differs_by_exactly_zero():
     design = Design(CART, CART)
-    runs = run_jobs([Job(design, 3_000, 10.0, 2), Job(design, 3_000, 10.0, 2)], workers=2)
+    runs = run_jobs([Job(design, 3_000, 10.0, 2), Job(design, 3_000, 10.0, 2)], workers=2, task=simulate)
     assert runs[0].metrics == runs[1].metrics
     same = compare([DesignResult("a", "", [runs[0].metrics], [runs[0].outcomes]),
                     DesignResult("b", "", [runs[1].metrics], [runs[1].outcomes])])
@@ -148,7 +148,7 @@ def test_a_design_compared_with_itself_differs_by_exactly_zero():
 def test_the_holdouts_of_every_cart_variant_are_identical():
     scenario = load_scenario(CART)
     designs = [Design(CART, CART)] + [Design(v, CART, v) for v in scenario.variants]
-    runs = run_jobs([Job(d, 4_000, 14.0, 3) for d in designs])
+    runs = run_jobs([Job(d, 4_000, 14.0, 3) for d in designs], task=simulate)
     holdouts = [r.metrics["journeys"][CART]["holdout"] for r in runs]
     assert holdouts[0]["entrants"] > 100 and holdouts[0]["conversions"] > 30
     for holdout in holdouts[1:]:

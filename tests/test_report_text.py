@@ -1,0 +1,172 @@
+"""The report's words and page: what a marketer reads must say what the numbers are.
+
+The rules checked here: no number prints as ``-0.0``; an interval that includes zero is said to
+(never "adds 1.7 points ... not distinguishable from no effect"); every difference carries its
+unit; designs that tie to the precision shown are named as tying; deferred sends are counted
+apart from skipped ones; entries are said to be journey entries; each figure has a caption that
+says what it shows, placed beside the table it illustrates; and the funnel names the channel a
+send step uses (a variant may make a step named ``push`` send email).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.lab.runs import Design, Job, simulate
+from reports.comparison import DesignResult, compare
+from reports.figures import compare_figures, run_figures, step_label
+from reports.html import blocked_words, lift_words, report_html, run_reading
+from reports.paired import Difference, phrase, signed
+
+CART = "cart_abandonment"
+NEGATIVE_ZERO = re.compile(r"-0\.0+(?![0-9])")  # -0.0, -0.00, but not -0.04
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, object]:
+    """Small runs of the cart scenario and two of its variants, on the same customers."""
+    designs = {CART: Design(CART, CART), "email_first": Design("email_first", CART, "email_first"),
+               "no_sms": Design("no_sms", CART, "no_sms")}
+    return {name: simulate(Job(design, 2_000, 14.0, 1)) for name, design in designs.items()}
+
+
+@pytest.fixture(scope="module")
+def compared(runs: dict) -> dict:
+    """A compare's metrics.json content, as the command line writes it."""
+    results = [DesignResult(name, f"the {name} design", [r.metrics], [r.outcomes])
+               for name, r in runs.items()]
+    return {"kind": "compare", "scenario": CART, "customers": 2_000, "days": 14.0, "seed": 1,
+            "replications": 1, **compare(results)}
+
+
+# -- numbers and differences in words ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [-0.04, -0.0, 0.0, 0.049, -1e-12])
+def test_what_rounds_to_zero_prints_as_an_unsigned_zero(value):
+    assert signed(value) == "0.0"
+    assert signed(value / 10, 2) == "0.00"
+
+
+def test_signed_numbers_keep_their_sign_and_separators():
+    assert (signed(-0.3), signed(1234.56), signed(-2.2, 2)) == ("-0.3", "+1,234.6", "-2.20")
+
+
+def test_an_interval_clear_of_zero_gets_the_digits_to_show_it():
+    words = phrase(Difference(50.4, 50.1, -0.284, -0.546, -0.021, 4.4), "{n} points {word}")
+    assert words == "0.28 points less [-0.55, -0.02]"
+
+
+def test_an_interval_across_zero_says_about_the_same_with_its_unit():
+    words = phrase(Difference(8.2, 8.1, -0.1, -0.2, 0.004, 1.0), "{n} points {word}", unit="points")
+    assert words == "about the same (-0.1 points [-0.2, 0.0])"
+
+
+def test_the_journeys_lift_says_when_its_interval_includes_zero():
+    unclear = lift_words({"lift": 0.017, "lift_ci95_low": -0.009, "lift_ci95_high": 0.043})
+    assert unclear == ("the measured lift is +1.7 points [-0.9, +4.3]: the interval includes zero, so at "
+                       "this size it cannot be told from no effect")
+    clear = lift_words({"lift": 0.012, "lift_ci95_low": 0.004, "lift_ci95_high": 0.020})
+    assert clear == "the journey raises conversion by 1.2 points [+0.4, +2.0]"
+
+
+# -- a run's reading ---------------------------------------------------------------------------------
+
+
+def test_deferred_sends_are_counted_apart_from_skipped_ones():
+    suppressed = {"total": 2_780, "by_rule": {"quiet_hours": 673, "unreachable": 2_107},
+                  "deferred_by_rule": {"quiet_hours": 673}}
+    assert blocked_words(suppressed) == ("2,107 sends skipped by a rule; 673 delayed by quiet hours and "
+                                         "tried again later.")
+    nothing = {"total": 0, "by_rule": {}, "deferred_by_rule": {}}
+    assert blocked_words(nothing) == "No send was blocked by a rule."
+
+
+def test_a_runs_reading_speaks_of_journey_entries_and_blocked_sends(runs):
+    metrics = runs[CART].metrics
+    lines = run_reading(metrics)
+    assert f"{metrics['journeys'][CART]['entrants']:,} journey entries from 2,000 customers" in lines[0]
+    assert "may enter again after the re-entry period" in lines[0]
+    assert "sends suppressed" not in " ".join(lines)
+    assert not NEGATIVE_ZERO.search(" ".join(lines))
+
+
+# -- a compare's reading -----------------------------------------------------------------------------
+
+
+def test_every_difference_in_a_compare_carries_its_unit_and_no_negative_zero(compared):
+    reading = " ".join(compared["reading"])
+    assert not NEGATIVE_ZERO.search(reading), reading
+    assert "costs" not in reading  # (opt-outs are "had", with their unit)
+    for difference in compared["differences"]:
+        converts, sends, earns = difference["sentences"]
+        assert "opt-outs per 1,000 customers" in converts
+        assert "messages per customer" in sends and "per customer" in earns
+
+
+def test_designs_that_tie_to_the_shown_precision_are_named_as_tying(runs):
+    same = runs[CART]
+    result = compare([DesignResult("a", "", [same.metrics], [same.outcomes]),
+                      DesignResult("b", "", [same.metrics], [same.outcomes])])
+    assert result["best_per_message"]["tied_with"] == ["b"]
+    assert " a and b tie at " in result["reading"][0]
+    # identical lifts, each with a wide interval: the holdout cannot rank them, and the reading says so
+    assert "cannot tell the designs apart" in result["reading"][1]
+
+
+# -- the funnel names its channels -------------------------------------------------------------------
+
+
+def test_a_send_step_is_shown_with_the_channel_it_sends_by(runs):
+    email_first = {r["step"]: r for r in runs["email_first"].metrics["journeys"][CART]["funnel"]}
+    assert email_first["push"]["channels"] == ["email"]
+    assert step_label(email_first["push"]) == "push (sends email)"
+    base = {r["step"]: r for r in runs[CART].metrics["journeys"][CART]["funnel"]}
+    assert step_label(base["push"]) == "push (sends best of push/email)"
+    assert step_label(base["wait_1h"]) == "wait_1h"
+
+
+def test_the_entry_day_series_ends_at_the_tables_rate(runs):
+    metrics = runs[CART].metrics
+    days = metrics["series"]["journeys"][CART]
+    complete = days["complete_days"]
+    assert complete == 7  # (14 days, a 7-day goal window)
+    for group in ("treated", "holdout"):
+        table = metrics["journeys"][CART][group]
+        assert sum(days["entrants"][group][:complete]) == table["entrants_complete"]
+        assert sum(days["conversions_by_entry_day"][group][:complete]) == table["conversions_complete"]
+
+
+# -- the pages ----------------------------------------------------------------------------------------
+
+
+def _captions(page: str) -> list[str]:
+    return re.findall(r"<figcaption>(.*?)</figcaption>", page)
+
+
+def test_a_run_page_shows_each_figure_with_a_caption_beside_its_table(runs):
+    metrics = {"kind": "run", **runs[CART].metrics}
+    figures = run_figures(metrics)
+    page = report_html(metrics, figures)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    captions = _captions(page)
+    assert len(captions) == len(figures)
+    assert all(not c.endswith(".png") and len(c.split()) > 8 for c in captions), captions
+    funnel_table = page.index("<h2>Funnel: cart_abandonment</h2>")
+    assert funnel_table < page.index('alt="funnel_cart_abandonment.png"') < page.index("<h2>Messages")
+    assert "Other figures" not in page
+    assert not NEGATIVE_ZERO.search(re.sub(r"base64,[^\"]*", "", page))
+    assert "revenue: in the scenario&#x27;s currency units (the scenario names no currency)" in page
+
+
+def test_a_compare_page_names_the_scenario_once_and_lists_the_designs(compared):
+    page = report_html(compared, compare_figures(compared))
+    assert f"<h1>Touchpoint compare: {CART}</h1>" in page
+    assert "<li><b>email_first</b>: the email_first design</li>" in page
+    assert page.count("<h2>Funnel:") == 1  # one table per journey, the designs side by side
+    assert f"Funnel: {CART}, {CART}" not in page
+    assert "independent ones" in page and "paired differences figure" in page
+    assert not NEGATIVE_ZERO.search(re.sub(r"base64,[^\"]*", "", page))
+    assert '<span class="pair">' in page and 'class="wide"' in page
