@@ -33,8 +33,6 @@ from reports.stats import Z95
 class Difference:
     """``b - a`` with its 95% interval (paired), and the width it would have unpaired."""
 
-    a: float
-    b: float
     difference: float
     low: float
     high: float
@@ -46,7 +44,7 @@ class Difference:
         return self.high - self.low
 
     def to_dict(self) -> dict[str, float]:
-        """Plain data, with the paired width."""
+        """Plain data, with the paired width (each design's own values are in its headline)."""
         return {**asdict(self), "width": self.width}
 
 
@@ -56,10 +54,8 @@ def mean_difference(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> Differe
     d = (b - a).astype(np.float64)
     half = Z95 * _sd(d) / math.sqrt(n) if n > 1 else math.nan
     independent = 2 * Z95 * math.sqrt((_var(a) + _var(b)) / n) if n > 1 else math.nan
-    mean_a, mean_b = float(a.mean()), float(b.mean())
-    diff = mean_b - mean_a
-    return Difference(scale * mean_a, scale * mean_b, scale * diff, scale * (diff - half),
-                      scale * (diff + half), scale * independent)
+    diff = float(b.mean()) - float(a.mean())
+    return Difference(scale * diff, scale * (diff - half), scale * (diff + half), scale * independent)
 
 
 def ratio_difference(
@@ -77,8 +73,7 @@ def ratio_difference(
     half = Z95 * _sd(z_b - z_a) / math.sqrt(n)
     independent = 2 * Z95 * math.sqrt((_var(z_a) + _var(z_b)) / n)
     diff = ratio_b - ratio_a
-    return Difference(scale * ratio_a, scale * ratio_b, scale * diff, scale * (diff - half),
-                      scale * (diff + half), scale * independent)
+    return Difference(scale * diff, scale * (diff - half), scale * (diff + half), scale * independent)
 
 
 def across_replications(differences: list[Difference]) -> dict[str, float] | None:
@@ -99,8 +94,7 @@ def pooled(differences: list[Difference]) -> Difference:
     diff = sum(d.difference for d in differences) / k
     half = math.sqrt(sum((d.width / 2) ** 2 for d in differences)) / k
     independent = math.sqrt(sum(d.width_independent**2 for d in differences)) / k
-    return Difference(sum(d.a for d in differences) / k, sum(d.b for d in differences) / k, diff,
-                      diff - half, diff + half, independent)
+    return Difference(diff, diff - half, diff + half, independent)
 
 
 def phrase(d: Difference, template: str, more: str = "more", less: str = "less", digits: int = 1,
