@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reports.figures import Figures, compare_figures, run_figures, sweep_figures
+from reports.figures import Figures, run_figures
 from reports.html import report_html
+from reports.lab_figures import compare_figures, sweep_figures
 
 
 def write_bundle(folder: Path, metrics: dict[str, Any]) -> Path:

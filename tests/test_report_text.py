@@ -16,8 +16,9 @@ import pytest
 
 from engine.lab.runs import Design, Job, simulate
 from reports.comparison import DesignResult, compare
-from reports.figures import compare_figures, run_figures, step_label
+from reports.figures import run_figures, step_label
 from reports.html import blocked_words, lift_words, report_html, run_reading
+from reports.lab_figures import compare_figures
 from reports.paired import Difference, phrase, signed
 
 CART = "cart_abandonment"

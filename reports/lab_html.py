@@ -1,0 +1,171 @@
+"""A compare's and a sweep's report pages (see ``reports.html``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from reports.figures import sends_by
+from reports.markup import Group, Markup, Shown, bullet_list, legend, lift_cell, meta, num, pairs, pct, table
+from reports.paired import interval, signed
+
+# -- a compare -----------------------------------------------------------------------------------
+
+
+def compare_page(c: dict[str, Any], shown: Shown) -> tuple[str, str]:
+    designs = c["designs"]
+    jid = next(iter(designs[0]["journeys"]))
+    parts = [meta(c), "<p>Designs compared, each on the same customers:</p><ul class=\"designs\">"]
+    parts += [f"<li><b>{escape(d['name'])}</b>{' (the baseline)' if i == 0 else ''}: "
+              f"{escape(d['description'] or 'no description')}</li>" for i, d in enumerate(designs)]
+    parts += ["</ul><h2>Reading</h2>", bullet_list(c["reading"]), "<h2>Designs</h2>",
+              _designs_table(designs, jid)]
+    parts.append(legend(
+        f"journey {jid}" + (f", summed over {c['replications']} replications" if c.get("replications", 1) > 1
+                            else ""),
+        "entries: journey entries, treated and holdout",
+        "conv.: conversion rate of treated entries and of the holdout, counting entries whose goal window "
+        "closed within the run",
+        "lift: treated minus holdout, in percentage points, with its 95% interval",
+        "msgs / cust.: messages per customer",
+        "revenue / msg: revenue per message, in the scenario's currency units",
+        "opt-outs / 1k: opt-outs per 1,000 customers",
+        "pressure / wk: messages per customer per week, mean / 95th percentile",
+        f"conv. / 1k msgs: {designs[0]['per_message_basis']} per 1,000 messages",
+    ))
+    parts.append(shown("designs.png"))
+    if c["differences"]:
+        parts += [f"<h2>Against the baseline ({escape(c['baseline'])}), paired by customer</h2>",
+                  _differences_table(c["differences"]),
+                  legend("each design minus the baseline, on the same customers",
+                          "width if independent: how wide the interval would be had the two designs run "
+                          "on different customers; pairing the same customers is what narrows it"),
+                  shown("differences.png")]
+    parts += ["<h2>By design</h2>", table(
+        ["design", "messages per customer, by channel", "opt-outs, by channel",
+         "sends blocked, by rule (skipped or deferred)"],
+        [[d["name"], pairs(d["messages_per_customer_by_channel"], 3), pairs(d["opt_outs_by_channel"]),
+          pairs(d["suppressed_by_rule"])] for d in designs], text=(0, 1, 2, 3))]
+    for journey in designs[0]["journeys"]:
+        parts += [f"<h2>Funnel: {escape(journey)}, design by design</h2>", _side_by_side(c, journey),
+                  shown(f"funnel_{journey}.png")]
+    return f"Touchpoint compare: {c['scenario']}", "".join(parts)
+
+
+def _designs_table(designs: Sequence[dict[str, Any]], jid: str) -> str:
+    return table(
+        ["design", "entries", "conv. treated", "conv. holdout", "lift, points (95% CI)", "msgs / cust.",
+         "revenue / msg", "opt-outs / 1k", "pressure / wk", "conv. / 1k msgs"],
+        [[d["name"], d["journeys"][jid]["entrants"], pct(d["journeys"][jid]["treated"]["rate"]),
+          pct(d["journeys"][jid]["holdout"]["rate"]), lift_cell(d["journeys"][jid]["lift"]),
+          f"{d['messages_per_customer']:.2f}", num(d["revenue_per_message"]),
+          f"{d['opt_outs_per_1000_customers']:.2f}",
+          f"{num(d['pressure_mean'])} / {num(d['pressure_p95'], 0)}",
+          num(d["conversions_per_1000_messages"], 1)] for d in designs],
+    )
+
+
+def _differences_table(differences: Sequence[dict[str, Any]]) -> str:
+    rows: list[Sequence[Any] | Group] = []
+    for diff in differences:
+        rows.append(Group(f"{diff['design']} minus {diff['against']}"))
+        for label, d, digits in (
+            *((f"conversion rate, {j} (points)", v, 2) for j, v in diff["conversion_rate_points"].items()),
+            ("messages per customer", diff["messages_per_customer"], 3),
+            ("revenue per customer", diff["revenue_per_customer"], 2),
+            ("opt-outs per 1,000 customers", diff["opt_outs_per_1000_customers"], 2),
+        ):
+            if d is not None:
+                narrower = f"{d['width_independent'] / d['width']:.1f} times" if d["width"] > 0 else "-"
+                rows.append([label, signed(d["difference"], digits), interval(d["low"], d["high"], digits),
+                             f"{d['width']:,.{digits}f}", f"{d['width_independent']:,.{digits}f}", narrower])
+    return table(["difference in", "estimate", "95% interval (paired)", "width", "width if independent",
+                   "pairing narrows it"], rows)
+
+
+def _side_by_side(c: dict[str, Any], jid: str) -> str:
+    """One journey's funnel, a column group per design: reached, sent, converted after."""
+    funnels = {run["name"]: {r["step"]: r for r in run["metrics"]["journeys"][jid]["funnel"]}
+               for run in c["runs"]}
+    steps = list(dict.fromkeys(step for rows in funnels.values() for step in rows))
+    body = []
+    for step in steps:
+        cells: list[Any] = [_compare_step(step, funnels)]
+        for rows in funnels.values():
+            r = rows.get(step)
+            cells += [r["reached"], r["sent"], r["converted_after"]] if r else ["–", "–", "–"]
+        body.append(cells)
+    splits = [(step, name, arms) for name, run in zip(funnels, c["runs"], strict=True)
+              for step, arms in run["metrics"]["journeys"][jid]["splits"].items()]
+    return table(["step", *(["reached", "sent", "conv. after"] * len(funnels))], body,
+                  groups=[(name, 3) for name in funnels]) + "".join(
+        table([f"{name}, split {step}: arm", "share", "reached", "converted after it"],
+               [[a["next"], f"{a['share']:.2f}", a["reached"], a["converted_after"]] for a in arms])
+        for step, name, arms in splits
+    ) + legend(
+        "reached: treated journey entries that reached the step", "sent: messages the step sent",
+        "conv. after: entries that converted after passing the step", "–: the design has no such step",
+        *(["figures of the first replication"] if c.get("replications", 1) > 1 else []))
+
+
+def _compare_step(step: str, funnels: dict[str, dict[str, dict[str, Any]]]) -> Markup:
+    """A step's name and what it sends: the baseline's channel, and any design's that differs."""
+    channels = {name: sends_by(rows[step]) for name, rows in funnels.items() if step in rows}
+    first = next(iter(channels.values()))
+    others = [f"{name}: {channel or 'nothing'}" for name, channel in channels.items() if channel != first]
+    lines = [f"sends {first}"] if first else []
+    lines += ["; ".join(others)] if others else []
+    return Markup(escape(step) + "".join(f'<div class="sends">{escape(line)}</div>' for line in lines))
+
+
+# -- a sweep -------------------------------------------------------------------------------------
+
+
+def sweep_page(s: dict[str, Any], shown: Shown) -> tuple[str, str]:
+    names = list(s["settings"])
+    parts = [meta(s), "<h2>Reading</h2>", bullet_list(s["reading"]), "<h2>Points</h2>"]
+    parts.append(table(
+        ["point", *(Markup(escape(n).replace(".", ".<wbr>")) for n in names), s["outcome_label"],
+         "messages per customer", "opt-outs per 1,000", "Pareto: messages", "Pareto: opt-outs"],
+        [[p["name"], *(str(p["settings"][n]) for n in names), f"{p[s['outcome']]:,.4g}",
+          f"{p['messages_per_customer']:.3f}", f"{p['opt_outs_per_1000_customers']:.2f}",
+          "yes" if p["pareto_messages"] else "", "yes" if p["pareto_opt_outs"] else ""]
+         for p in s["points"]], text=(*range(len(names) + 1), len(names) + 4, len(names) + 5),
+    ))
+    parts.append(legend("Pareto: yes when no other point has both a better outcome and a lower cost "
+                         "(messages, or opt-outs)"))
+    parts.append(shown("frontier.png"))
+    return f"Touchpoint sweep: {s['scenario']}", "".join(parts)
+
+
+def compare_captions(c: dict[str, Any]) -> dict[str, str]:
+    jid = next(iter(c["designs"][0]["journeys"]))
+    out = {
+        "designs.png": (
+            f"Each design's conversion rate of treated entries in {jid} (left; the dashed line is the "
+            "holdout) and its opt-outs per 1,000 customers (right), with 95% intervals. These intervals "
+            "are each design's own, independent ones, so overlapping bars do not mean the designs are "
+            "alike: judge differences by the paired differences figure below."),
+        "differences.png": (
+            f"Each design minus the baseline ({c['baseline']}), on the same customers, top down in the "
+            "table's order: blue is the paired 95% interval, grey the one the same comparison would have "
+            "with independent populations. A blue interval clear of the zero line is a difference this "
+            "compare can see."),
+    }
+    for journey in c["designs"][0]["journeys"]:
+        out[f"funnel_{journey}.png"] = (
+            f"{journey}, design by design: messages sent at each send step (left) and entries that "
+            f"converted after passing each step (right), the designs in the legend's order; step names "
+            f"carry the baseline's channel, and a note right of a step's bars names any design that sends "
+            f"on another channel there.")
+    return out
+
+
+def sweep_captions(s: dict[str, Any]) -> dict[str, str]:
+    """The sweep's one figure, in words."""
+    return {"frontier.png": (
+        f"Each point of the grid, its {s['outcome_label']} against messages per customer (left) and "
+        "against opt-outs per 1,000 customers (right); the red points are Pareto-optimal: no other "
+        "point does better on the outcome at a lower cost. The axes span only the points' range, so "
+        "small differences look large: read the values on the axes.")}
