@@ -40,7 +40,10 @@ def compare_page(c: dict[str, Any], shown: Shown) -> tuple[str, str]:
                   _differences_table(c["differences"]),
                   legend("each design minus the baseline, on the same customers",
                           "width if independent: how wide the interval would be had the two designs run "
-                          "on different customers; pairing the same customers is what narrows it"),
+                          "on different customers; pairing the same customers is what narrows it",
+                          *(["across replications: the mean of the replications' own differences with "
+                             "Student's t interval, which also counts how populations vary"]
+                            if c.get("replications", 1) > 1 else [])),
                   shown("differences.png")]
     parts += ["<h2>By design</h2>", table(
         ["design", "messages per customer, by channel", "opt-outs, by channel",
@@ -68,20 +71,32 @@ def _designs_table(designs: Sequence[dict[str, Any]], jid: str) -> str:
 
 def _differences_table(differences: Sequence[dict[str, Any]]) -> str:
     rows: list[Sequence[Any] | Group] = []
+    replicated = any(diff.get("across_replications") for diff in differences)
     for diff in differences:
         rows.append(Group(f"{diff['design']} minus {diff['against']}"))
-        for label, d, digits in (
-            *((f"conversion rate, {j} (points)", v, 2) for j, v in diff["conversion_rate_points"].items()),
-            ("messages per customer", diff["messages_per_customer"], 3),
-            ("revenue per customer", diff["revenue_per_customer"], 2),
-            ("opt-outs per 1,000 customers", diff["opt_outs_per_1000_customers"], 2),
+        across = diff.get("across_replications") or {}
+        for label, d, spread, digits in (
+            *((f"conversion rate, {j} (points)", v, across.get("conversion_rate_points", {}).get(j), 2)
+              for j, v in diff["conversion_rate_points"].items()),
+            ("messages per customer", diff["messages_per_customer"], None, 3),
+            ("revenue per customer", diff["revenue_per_customer"], None, 2),
+            ("opt-outs per 1,000 customers", diff["opt_outs_per_1000_customers"],
+             across.get("opt_outs_per_1000_customers"), 2),
         ):
             if d is not None:
                 narrower = f"{d['width_independent'] / d['width']:.1f} times" if d["width"] > 0 else "-"
-                rows.append([label, signed(d["difference"], digits), interval(d["low"], d["high"], digits),
-                             f"{d['width']:,.{digits}f}", f"{d['width_independent']:,.{digits}f}", narrower])
-    return table(["difference in", "estimate", "95% interval (paired)", "width", "width if independent",
-                   "pairing narrows it"], rows)
+                row = [label, signed(d["difference"], digits), interval(d["low"], d["high"], digits),
+                       f"{d['width']:,.{digits}f}", f"{d['width_independent']:,.{digits}f}", narrower]
+                if replicated:
+                    row.append("-" if spread is None else
+                               f"{signed(spread['difference'], digits)} "
+                               f"{interval(spread['low'], spread['high'], digits)}")
+                rows.append(row)
+    headers = ["difference in", "estimate", "95% interval (paired)", "width", "width if independent",
+               "pairing narrows it"]
+    if replicated:
+        headers.append("across replications (t, 95%)")
+    return table(headers, rows)
 
 
 def _side_by_side(c: dict[str, Any], jid: str) -> str:

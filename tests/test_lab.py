@@ -19,7 +19,9 @@ from harness import CART_SCENARIO, JOURNEY_DESIGNS
 from actors import ScenarioError
 from engine.lab.runs import Design, Job, run_jobs, simulate
 from engine.scenario_files import load_scenario, scenario_from_document
+from reports.bundle import figures_of
 from reports.comparison import DesignResult, compare
+from reports.html import report_html
 from reports.paired import mean_difference, ratio_difference
 
 CART = "cart_abandonment"
@@ -232,3 +234,16 @@ def test_the_paired_interval_covers_the_true_difference_in_about_95_percent_of_r
     # and the estimate is unbiased: the mean of 40 lies within 3 standard errors of the truth
     spread = float(np.std(estimates, ddof=1)) / len(estimates) ** 0.5
     assert abs(float(np.mean(estimates)) - TRUE_DIFFERENCE_POINTS) < 3 * spread, estimates
+
+
+def test_replications_give_intervals_across_populations_in_the_page():
+    designs = [Design(CART, CART), Design("no_sms", CART, "no_sms")]
+    runs = run_jobs([Job(d, 1_500, 10.0, seed) for d in designs for seed in (1, 2)], 2, task=simulate)
+    results = [DesignResult(d.name, "", [r.metrics for r in runs[2 * i:2 * i + 2]],
+                            [r.outcomes for r in runs[2 * i:2 * i + 2]]) for i, d in enumerate(designs)]
+    result = {"kind": "compare", "scenario": CART, "customers": 1_500, "days": 10.0, "seed": 1,
+              "replications": 2, **compare(results)}
+    spread = result["differences"][0]["across_replications"]["conversion_rate_points"][CART]
+    assert spread["replications"] == 2 and spread["low"] <= spread["difference"] <= spread["high"]
+    page = report_html(result, figures_of(result))
+    assert "across replications (t, 95%)" in page and "Student" in page

@@ -285,6 +285,13 @@ def _print_compare(result: dict[str, Any]) -> None:
     for line in result["reading"]:
         console.print(f"- {line}", highlight=False)
     for diff in result["differences"]:
+        spread = (diff.get("across_replications") or {}).get("conversion_rate_points", {}).get(jid)
+        if spread is not None:
+            console.print(
+                f"  {diff['design']}: across {spread['replications']} replications (Student's t), the "
+                f"conversion difference is {spread['difference']:+.2f} points "
+                f"[{spread['low']:+.2f}, {spread['high']:+.2f}]", highlight=False,
+            )
         d = diff["conversion_rate_points"][jid]
         if d is not None and d["width"] > 0:
             console.print(
