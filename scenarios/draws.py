@@ -3,7 +3,7 @@
 A comparison of two journey designs is only as sharp as the two runs are alike. So every draw the
 world makes is a fixed function of what it is for, not of its place in one shared stream:
 
-    draw = SplitMix64(seed, customer, purpose, n, slot)
+    draw = F(seed, customer, purpose, n, slot)
 
 ``purpose`` names a kind of moment in a customer's life (a session, an answer to a message on
 one channel, a cart's return, an agent case), ``n`` which one of them it is for this customer
