@@ -96,7 +96,8 @@ class JourneySpec(_Spec):
     steps: dict[str, dict[str, Any]]
     exit: ExitSpec = msgspec.field(default_factory=ExitSpec)
     reentry: Duration | None = None
-    holdout: Annotated[float, constraint("{value} is not a fraction in [0, 1)", ge=0.0, lt=1.0)] = 0.0
+    # 1.0 holds everyone out: "send to no one", the design every other is measured against
+    holdout: Annotated[float, constraint("{value} is not a fraction in [0, 1]", ge=0.0, le=1.0)] = 0.0
     priority: int = 0
     goal: GoalSpec = msgspec.field(default_factory=GoalSpec)
     description: str = ""

@@ -7,23 +7,40 @@ lift is real: an abandoned cart is bought later anyway with a baseline probabili
 only adds to that (REFERENCE.md section 1: attributed rates are not incremental).
 
 Response to a delivered message (REFERENCE.md section 2):
-    contact pressure   S_i(t) = sum_k w_ch exp(-(t - t_k) / tau)
+    contact pressure   S_i(t) = sum_k w_ch exp(-(t - t_k) / tau)    (delivered messages k only)
     open               logit p = c_ch + alpha_i,ch + appeal - gamma_i S_i(t-)
+    click given open   logit q = d_ch + alpha_i,ch + appeal - gamma_i S_i(t-)
     opt-out hazard     h = 1 - exp(-h0_ch exp(kappa S_i(t)))
 
 ``S_i(t-)`` is the pressure of the earlier contacts: a message does not tire the customer of
 itself, so the first message after a quiet spell answers at the benchmark rate. The opt-out hazard
 counts the message itself (its ``h0`` is calibrated that way). ``c_ch`` is solved so that the
 population average of the open rate at no pressure is the benchmark, whatever the spread of
-``alpha_i``. Transactional messages add pressure but carry no opt-out hazard.
+``alpha_i``; ``d_ch`` so that clicks per open over the population at no pressure are the
+benchmark (openers lean to a high ``alpha_i``, and click more than the average customer would).
+The click moves with the customer, the message and the pressure as the open does: a message
+that appeals, or a customer who likes the channel, opens more and clicks more of what they open.
+Where the open is the click (``click_given_open = 1``: a push tap, an SMS link) ``q`` is 1 and
+the click comes with the open; where nothing is clickable (0) it is 0. Transactional messages add
+pressure but carry no opt-out hazard.
 
 A bounce is a property of the address: the first send on a channel decides once whether the
-customer's address accepts messages. A purchase that follows a click is decided when the click
-happens (a world timer), against the cart as it is then: if the customer bought in between, the
-click adds nothing, and a cart reminder (``recovers_cart``) buys nothing once the cart is gone.
-Sessions are a Poisson process on a clock that runs only in the customer's local waking hours
-(``sessions_per_day`` per day, evenly spread over those hours); a session is decided at its
-start, its cart add and in-session checkout included.
+customer's address accepts messages. A bounced message never reached the customer: it adds no
+contact pressure and gets no open, click or opt-out. A purchase that follows a click is decided
+when the click happens (a world timer), against the cart as it is then: if the customer bought
+the cart (or anything after a click) in between, the click adds nothing, and a cart reminder
+(``recovers_cart``) buys nothing once the cart is gone. Sessions are a Poisson process on a clock
+that runs only in the customer's local waking hours (``sessions_per_day`` per day, evenly spread
+over those hours); a session is decided at its start, its cart add and in-session checkout
+included.
+
+A session may also end in an organic purchase, minutes after it starts: a purchase of something
+else than the open cart, that no message led to (``organic_purchase_per_day``, shared among the
+customer's sessions: ``organic_purchase_chance``). Its value is drawn from ``purchase_value``, and
+the world's cart bookkeeping does not see it: the open cart stays open and may still be bought
+(its scheduled return purchase happens, a click on a reminder can still buy it), and no click is
+made void by it. The engine sees a purchase event all the same, so a journey that exits on a
+purchase exits, and one whose goal is a purchase counts it.
 
 The world talks to its runtime through two callables: ``post(at, customer, message)`` hands a
 message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back
@@ -81,15 +98,25 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def mean_matched_logit(rate: float, spread: float) -> float:
+def mean_matched_logit(rate: float, spread: float, given: float | None = None) -> float:
     """The intercept ``c`` with ``E[sigmoid(c + spread * Z)] = rate`` for a standard normal ``Z``.
 
     Benchmarks are population averages; with heterogeneous customers the average of the sigmoid
     is not the sigmoid of the average, so the intercept is solved (Gauss-Hermite, bisection).
+
+    Args:
+        rate: the population average to match.
+        spread: the standard deviation of the customers' logit shift ``spread * Z``.
+        given: for a rate of a second step (a click per open), the intercept of the first (the
+            open): the same ``Z`` moves both, and the rate is matched among those who took the
+            first step, ``E[sigmoid(given + spread Z) sigmoid(c + spread Z)] /
+            E[sigmoid(given + spread Z)] = rate``.
     """
     if spread <= 0 or not 0.0 < rate < 1.0:
         return _logit(rate)
     nodes, weights = np.polynomial.hermite_e.hermegauss(48)
+    if given is not None:  # each customer counts by their chance of taking the first step
+        weights = weights / (1.0 + np.exp(-(given + spread * nodes)))
     weights = weights / weights.sum()
     low, high = -40.0, 40.0
     for _ in range(80):
@@ -97,6 +124,31 @@ def mean_matched_logit(rate: float, spread: float) -> float:
         mean = float(np.dot(weights, 1.0 / (1.0 + np.exp(-(mid + spread * nodes)))))
         low, high = (mid, high) if mean < rate else (low, mid)
     return 0.5 * (low + high)
+
+
+def organic_purchase_chance(per_day: float, sessions_per_day: float) -> float:
+    """The chance that a session ends in an organic purchase, for a customer who has
+    ``sessions_per_day`` sessions a day: ``per_day`` shared among them, at most 1 (a customer who
+    visits less often than ``per_day`` buys at every session, and so less often than that)."""
+    return min(per_day / sessions_per_day, 1.0)
+
+
+def _click_logit(rate: float, open_logit: float, spread: float) -> float:
+    """The intercept ``d`` of clicks per open; infinite when the rate is 1 or 0, so that no shift
+    moves it: where the open is the click, every open is one, and where nothing is clickable, none."""
+    if rate >= 1.0:
+        return math.inf
+    if rate <= 0.0:
+        return -math.inf
+    return mean_matched_logit(rate, spread, given=open_logit)
+
+
+def _chance(logit: float) -> float:
+    """``sigmoid(logit)``, exact at the infinities and safe from overflow."""
+    if logit >= 0.0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    odds = math.exp(logit)
+    return odds / (1.0 + odds)
 
 
 class _Channel:
@@ -108,8 +160,8 @@ class _Channel:
         "index",
         "open_logit",
         "broadcast_logit",
-        "click",
-        "broadcast_click",
+        "click_logit",
+        "broadcast_click_logit",
         "optout_h0",
         "weight",
         "log_latency",
@@ -121,12 +173,13 @@ class _Channel:
         self.bit = CHANNEL_BIT.get(name, 0)
         self.open_logit = mean_matched_logit(model.open, spread)
         self.broadcast_logit = mean_matched_logit(model.broadcast_open, spread)
-        self.click = model.click_given_open
-        self.broadcast_click = (
+        self.click_logit = _click_logit(model.click_given_open, self.open_logit, spread)
+        broadcast_click = (
             model.click_given_open
             if model.broadcast_click_given_open is None
             else model.broadcast_click_given_open
         )
+        self.broadcast_click_logit = _click_logit(broadcast_click, self.broadcast_logit, spread)
         self.index = CHANNELS.index(name)
         self.optout_h0 = model.optout_h0
         self.weight = model.weight
@@ -250,8 +303,8 @@ class World:
                 if spec.event == "cart_add":
                     self._cart(customer, now, props)
         rate = self.population.session_rate[customer]
-        if draws.uniform() < self.config.organic_purchase_per_day / rate:
-            self._purchase(customer, now + 900.0 * draws.uniform())
+        if draws.uniform() < organic_purchase_chance(self.config.organic_purchase_per_day, rate):
+            self._buy_organic(customer, now + 900.0 * draws.uniform())
         gap = draws.exponential(self._active_length / rate)
         self._plan_session(customer, self._after_active(now, gap, customer))
         return events
@@ -280,12 +333,23 @@ class World:
             self.wake(later, customer, WorldWake(RETURN, self.cart_no[customer]))
 
     def _purchase(self, customer: int, at: float) -> None:
+        """Buy the open cart at ``at`` (with none open, something of a drawn value): the cart is
+        gone, and a click on a message sent before ``at`` buys nothing more."""
         value = self.cart_value[customer]
+        self.cart_value[customer] = 0.0
+        self.last_purchase_at[customer] = at
+        self._order(customer, at, value)
+
+    def _buy_organic(self, customer: int, at: float) -> None:
+        """Buy something else than the open cart at ``at``: the world's cart bookkeeping (the cart,
+        its later purchase, ``last_purchase_at`` that voids a click) stays as it was."""
+        self._order(customer, at, 0.0)
+
+    def _order(self, customer: int, at: float, value: float) -> None:
+        """Post a purchase of ``value`` (0: drawn from ``purchase_value``) at ``at``."""
         if value <= 0:
             mu, sigma = self.config.purchase_value
             value = round(self.draws.lognormal(mu, sigma), 2)
-        self.cart_value[customer] = 0.0
-        self.last_purchase_at[customer] = at
         self.purchases += 1
         self.post(at, customer, Event("purchase", {"value": value}))
 
@@ -337,13 +401,13 @@ class World:
         number = self.answer_no[slot]
         self.answer_no[slot] = number + 1
         draws.begin(customer, ANSWER + model.index, number)
+        if model.deliver < 1.0 and not self._deliverable(customer, model):
+            self._receipt(customer, send, now + 60.0, "bounced")
+            return  # it never reached the customer: no contact pressure, no fatigue
         earlier = self.pressure[customer] * math.exp(-(now - self.pressure_at[customer]) / self._tau)
         pressure = earlier + model.weight
         self.pressure[customer] = pressure
         self.pressure_at[customer] = now
-        if model.deliver < 1.0 and not self._deliverable(customer, model):
-            self._receipt(customer, send, now + 60.0, "bounced")
-            return
         self._receipt(customer, send, now + 5.0, "delivered")
         if model.optout_h0 > 0.0 and not send.transactional:
             hazard = 1.0 - math.exp(-model.optout_h0 * math.exp(world.optout_kappa * pressure))
@@ -353,14 +417,16 @@ class World:
         message = world.messages.get(send.message, _DEFAULT_MESSAGE)
         broadcast = message.kind == "broadcast"
         gamma = world.weary_gamma if self.population.weary[customer] else world.fatigue_gamma
-        logit = model.broadcast_logit if broadcast else model.open_logit
-        logit += self.population.alpha[send.channel][customer] + message.appeal - gamma * earlier
+        # the customer's propensity, the message's appeal and the fatigue move open and click alike
+        shift = self.population.alpha[send.channel][customer] + message.appeal - gamma * earlier
+        logit = (model.broadcast_logit if broadcast else model.open_logit) + shift
         if draws.uniform() * (1.0 + math.exp(-logit)) >= 1.0:
             return  # not opened
-        opened_at = now + draws.lognormal(model.log_latency, 1.0)
+        opened_at = now + draws.lognormal(model.log_latency, 1.0)  # log_latency: the median's log
         self._receipt(customer, send, opened_at, "opened")
-        if draws.uniform() >= (model.broadcast_click if broadcast else model.click):
-            return
+        click_logit = model.broadcast_click_logit if broadcast else model.click_logit
+        if draws.uniform() >= _chance(click_logit + shift):
+            return  # opened, not clicked
         clicked_at = opened_at if model.instant_click else opened_at + 300.0 * draws.uniform()
         self._receipt(customer, send, clicked_at, "clicked")
         buy = message.purchase_on_click

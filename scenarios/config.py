@@ -3,7 +3,12 @@
 Every default is calibrated from ``shared/REFERENCE.md`` (the source is named beside it) or marked
 as an assumption to calibrate. Validation works as for journeys (``actors.validation``): a bad
 value raises a ``ScenarioError`` naming the file, the table and the field; ranges are constraints
-of the fields' types, durations and times of day are seconds from the moment the file is read.
+of the fields' types (every number with a range has one: probabilities in [0, 1], rates, spreads
+and weights at least 0, shapes and durations above 0), durations and times of day are seconds
+from the moment the file is read. What a type cannot say is checked after conversion
+(``_check_meaning``): every number is finite (TOML writes ``inf`` and ``nan``, and a lower bound
+lets ``inf`` through), the two numbers of a ``[mu, sigma]`` or ``uniform`` pair are in order, and
+tables that must agree do.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import msgspec
 from actors.durations import Delay, Duration, TimeOfDay
 from actors.errors import ScenarioError
 from actors.messages import CHANNELS, Scalar
-from actors.validation import constraint, convert_part
+from actors.validation import constraint, convert_part, dotted
 
 
 class _Spec(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,6 +32,10 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True):
 Probability = Annotated[float, constraint("expected a probability in [0, 1]", ge=0.0, le=1.0)]
 _NotNegative = Annotated[float, constraint("expected a number >= 0", ge=0.0)]
 _Days = Annotated[float, constraint("expected a positive number of days", gt=0.0)]
+_PerDay = Annotated[float, constraint("expected a positive number a day", gt=0.0)]
+_Shape = Annotated[float, constraint("expected a positive gamma shape", gt=0.0)]
+_UtcOffset = Annotated[float, constraint("expected a UTC offset in hours, in [-12, 14]", ge=-12.0, le=14.0)]
+_Appeal = Annotated[float, constraint("expected a logit shift in [-10, 10]", ge=-10.0, le=10.0)]
 _TWO = {"min_length": 2, "max_length": 2}
 SIMULATOR_TABLES = ("population", "world", "agents")  # what the simulator reads of a scenario
 _MuSigma = Annotated[list[float], constraint("expected [mu, sigma] of a lognormal", **_TWO)]
@@ -38,16 +47,16 @@ _Choice = Annotated[list[Scalar], constraint("choice needs at least one value", 
 class PopulationConfig(_Spec):
     """Who the customers are."""
 
-    sessions_per_day: float = 0.35  # assumption to calibrate: browsing sessions per customer-day
-    session_rate_shape: float = 1.5  # assumption: gamma shape of per-customer session rates
+    sessions_per_day: _PerDay = 0.35  # assumption to calibrate: browsing sessions per customer-day
+    session_rate_shape: _Shape = 1.5  # assumption: gamma shape of per-customer session rates
     email_known: Probability = 0.92  # assumption: share of customers with an email address on file
     push_opt_in: Probability = 0.61  # Batch 2025: 67% Android / 56% iOS, an even mix
     sms_consent: Probability = 0.30  # assumption to calibrate: SMS marketing consent
-    tz_hours: list[float] = msgspec.field(default_factory=lambda: [-8.0, -6.0, -5.0, 0.0, 1.0])
-    tz_weights: list[float] = msgspec.field(default_factory=lambda: [0.2, 0.15, 0.3, 0.15, 0.2])
+    tz_hours: list[_UtcOffset] = msgspec.field(default_factory=lambda: [-8.0, -6.0, -5.0, 0.0, 1.0])
+    tz_weights: list[_NotNegative] = msgspec.field(default_factory=lambda: [0.2, 0.15, 0.3, 0.15, 0.2])
     active_start: TimeOfDay = TimeOfDay(8 * 3600)  # "08:00"; assumption: sessions in waking hours
     active_end: TimeOfDay = TimeOfDay(23 * 3600)  # "23:00"
-    propensity_sd: float = 1.0  # assumption: spread of alpha_i on the logit scale (REFERENCE s2)
+    propensity_sd: _NotNegative = 1.0  # assumption: spread of alpha_i on the logit scale (REFERENCE s2)
     weary_share: Probability = 0.24  # Chae, Bruno & Feinberg (JMR 2019): 24% "weariness" class
 
 
@@ -84,13 +93,17 @@ class MessageSpec(_Spec):
     happens); ``purchase_on_click_by_channel`` overrides it per channel, because a push tap, an SMS
     click and an email click are not the same intent. ``recovers_cart``: the message is about the
     open cart, so a click buys that cart and nothing when there is no open cart any more.
+    ``appeal`` shifts the logit of the open and of the click given the open, as the customer's
+    propensity and contact pressure do (``scenarios.behaviour``): +1 multiplies the odds of each
+    by e. Where the open is the click (``click_given_open = 1``: a push tap, an SMS link) it moves
+    the open, and so the click, once.
     """
 
     kind: str = "triggered"  # or "broadcast": selects the base response rates below
     purchase_on_click: Probability = 0.04  # Omnisend 2021: 0.10% orders per broadcast email / 2.5% clicks
     purchase_on_click_by_channel: dict[str, Probability] = {}
     recovers_cart: bool = False
-    appeal: float = 0.0  # logit shift of open and click rates for this message
+    appeal: _Appeal = 0.0  # logit shift of open and click-given-open rates for this message
 
 
 class ChannelModel(_Spec):
@@ -98,25 +111,32 @@ class ChannelModel(_Spec):
 
     ``open`` and ``broadcast_open`` are population averages for a customer under no contact
     pressure: the world solves the logit intercept so that the average over the spread of
-    ``alpha_i`` matches them. ``deliver`` is the share of addresses on file that accept messages; a
-    bounce is a property of the address (it bounces every time), not of one send.
+    ``alpha_i`` matches them. ``click_given_open`` and ``broadcast_click_given_open`` are clicks per
+    open over the population under no pressure, and move with the customer, the message's appeal
+    and the pressure as the open does; 1 means the open is the click (a push tap, an SMS link), 0
+    that the channel has nothing to click. ``deliver`` is the share of addresses on file that
+    accept messages; a bounce is a property of the address (it bounces every time), not of one
+    send, and a bounced message adds no contact pressure. ``weight`` is what a delivered message
+    adds to the contact pressure. ``latency_minutes`` is the median time from the send to the open:
+    the delay is lognormal with that median and a log-scale sigma of 1, so its mean is e^0.5 = 1.65
+    times the median; 0 is taken as 0.1 minute.
     """
 
     deliver: Probability
     open: Probability
     click_given_open: Probability
     broadcast_open: Probability
-    optout_h0: Probability
+    optout_h0: Probability  # the opt-out hazard h0 of a delivered message at no pressure
     weight: _NotNegative
-    latency_minutes: _NotNegative
+    latency_minutes: _NotNegative  # the median (not the mean) of the lognormal delay to the open
     broadcast_click_given_open: Probability | None = None  # None: the same as click_given_open
 
 
 def _default_channels() -> dict[str, ChannelModel]:
     # Fields: deliver, open, click_given_open, broadcast_open, optout_h0, weight, latency_minutes,
     # broadcast_click_given_open. deliver (addresses on file that accept messages, 0.98 / 0.97 /
-    # 0.95) and latency are assumptions to calibrate; weights email : SMS : push = 1 : 2 : 1.5 and
-    # kappa are REFERENCE s2's assumption.
+    # 0.95) and latency (the median minutes to the open) are assumptions to calibrate; weights
+    # email : SMS : push = 1 : 2 : 1.5 and kappa are REFERENCE s2's assumption.
     return {
         # Klaviyo 2024 flows: open 52%, click 5.3% (5.3 / 52 = 0.102 of opens);
         # Mailchimp 2019 broadcast: open 21%, click 2.5% (2.5 / 21 = 0.119 of opens).
@@ -133,19 +153,29 @@ def _default_channels() -> dict[str, ChannelModel]:
 
 
 class WorldConfig(_Spec):
-    """How customers behave."""
+    """How customers behave.
+
+    ``organic_purchase_per_day`` is the rate of purchases no cart and no message lead to: each
+    session ends in one with the chance ``organic_purchase_per_day / r`` for a customer with ``r``
+    sessions a day, at most 1 (a customer who visits less often buys at every session, so less
+    often than the rate says; with the default rates, about one customer in 1,700). It may not
+    exceed ``population.sessions_per_day``, where most customers would be capped. Such a purchase
+    is of something else: its value is drawn from ``purchase_value``, and it leaves the open cart,
+    that cart's later purchase and a purchase a click set in motion as they were (the engine sees
+    a purchase event all the same: a journey that exits on a purchase exits).
+    """
 
     session_events: list[SessionEventSpec] = []
     broadcasts: list[BroadcastSpec] = []
     checkout_after_cart: Probability = 0.2981  # Baymard: 70.19% of carts are abandoned
     return_purchase: Probability = 0.10  # assumption to calibrate: abandoned carts bought later anyway
-    return_delay_days: float = 2.0  # assumption: mean delay of that purchase (exponential)
-    organic_purchase_per_day: float = 0.002  # assumption: purchases with no cart in the sim
-    purchase_value: _MuSigma = msgspec.field(default_factory=lambda: [3.8, 0.6])
+    return_delay_days: _Days = 2.0  # assumption: mean delay of that purchase (exponential)
+    organic_purchase_per_day: _NotNegative = 0.002  # assumption: purchases unrelated to any cart
+    purchase_value: _MuSigma = msgspec.field(default_factory=lambda: [3.8, 0.6])  # sigma >= 0
     fatigue_tau_days: _Days = 7.0  # REFERENCE s2: tau about 7 days
-    fatigue_gamma: float = 0.15  # assumption: logit drop per unit of contact pressure
-    weary_gamma: float = 0.6  # assumption: the same for the weariness class
-    optout_kappa: float = 0.5  # REFERENCE s2 hazard h = 1 - exp(-h0 exp(kappa S))
+    fatigue_gamma: _NotNegative = 0.15  # assumption: logit drop per unit of contact pressure
+    weary_gamma: _NotNegative = 0.6  # assumption: the same for the weariness class
+    optout_kappa: _NotNegative = 0.5  # REFERENCE s2 hazard h = 1 - exp(-h0 exp(kappa S))
     channels: dict[str, ChannelModel] = msgspec.field(default_factory=_default_channels)
     messages: dict[str, MessageSpec] = {}
 
@@ -208,23 +238,36 @@ def _convert(raw: object, spec: Any, table: str, source: str) -> Any:
 
 
 def _check_meaning(config: SimulationConfig, source: str) -> None:
-    """What the fields' types cannot say: tables that must agree, and names that must exist."""
+    """What the fields' types cannot say: finite numbers, pairs in order, tables that must agree,
+    and names that must exist."""
+    not_finite = _not_finite_field(config, "")
+    if not_finite is not None:  # (no bound says finite: ``gt=0`` lets ``inf`` through)
+        _fail(source, not_finite, "expected a finite number")
     pop, world = config.population, config.world
     if len(pop.tz_hours) != len(pop.tz_weights) or not pop.tz_hours:
         _fail(source, "population.tz_weights", "expected one weight per entry of tz_hours")
-    if not math.isfinite(pop.sessions_per_day) or pop.sessions_per_day <= 0:  # (no bound says finite)
-        _fail(source, "population.sessions_per_day", "expected a positive rate")
+    if sum(pop.tz_weights) <= 0:  # (each is >= 0 and finite by now)
+        _fail(source, "population.tz_weights", "expected at least one weight above 0")
+    if world.organic_purchase_per_day > pop.sessions_per_day:
+        _fail(source, "world.organic_purchase_per_day",
+              f"{world.organic_purchase_per_day:g} a day is more than population.sessions_per_day "
+              f"({pop.sessions_per_day:g}): an organic purchase happens at a session, at most one a "
+              f"session; expected at most {pop.sessions_per_day:g}")
+    _check_sigma(world.purchase_value, "world.purchase_value", source)
     for i, event in enumerate(world.session_events):
         for name, prop in event.properties.items():
             _check_property(prop, f"world.session_events[{i}].properties.{name}", source)
     for name, message in world.messages.items():
-        where = f"world.messages.{name}"
-        if message.kind not in ("triggered", "broadcast"):
-            _fail(source, f"{where}.kind", f"{message.kind!r}: expected 'triggered' or 'broadcast'")
-        for channel in message.purchase_on_click_by_channel:
-            if channel not in CHANNELS:
-                expected = f"unknown channel {channel!r}; expected one of {list(CHANNELS)}"
-                _fail(source, f"{where}.purchase_on_click_by_channel.{channel}", expected)
+        _check_message(message, f"world.messages.{name}", source)
+
+
+def _check_message(message: MessageSpec, where: str, source: str) -> None:
+    if message.kind not in ("triggered", "broadcast"):
+        _fail(source, f"{where}.kind", f"{message.kind!r}: expected 'triggered' or 'broadcast'")
+    for channel in message.purchase_on_click_by_channel:
+        if channel not in CHANNELS:
+            expected = f"unknown channel {channel!r}; expected one of {list(CHANNELS)}"
+            _fail(source, f"{where}.purchase_on_click_by_channel.{channel}", expected)
 
 
 def _fail(source: str, field: str, message: str) -> None:
@@ -235,3 +278,31 @@ def _check_property(spec: PropertySpec, field: str, source: str) -> None:
     kinds = [k for k in ("uniform", "lognormal", "choice") if getattr(spec, k) is not None]
     if len(kinds) > 1 or (kinds and spec.const is not None):
         _fail(source, field, "give one of const, uniform, lognormal or choice")
+    if spec.uniform is not None and spec.uniform[0] > spec.uniform[1]:
+        _fail(source, f"{field}.uniform", f"{spec.uniform}: expected [low, high] with low <= high")
+    if spec.lognormal is not None:
+        _check_sigma(spec.lognormal, f"{field}.lognormal", source)
+
+
+def _check_sigma(mu_sigma: list[float], field: str, source: str) -> None:
+    """The sigma of a lognormal's ``[mu, sigma]`` is a spread: at least 0."""
+    if mu_sigma[1] < 0:
+        _fail(source, f"{field}[1]", f"{mu_sigma[1]:g}: expected a sigma >= 0 ([mu, sigma] of a lognormal)")
+
+
+def _not_finite_field(value: object, where: str) -> str | None:
+    """The dotted key of the first infinite or NaN number in ``value`` (a table, a list or a
+    number), or None when there is none."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, msgspec.Struct):
+        items: Any = ((f.encode_name, getattr(value, f.name)) for f in msgspec.structs.fields(value))
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        return next((found for i, item in enumerate(value)
+                     if (found := _not_finite_field(item, f"{where}[{i}]")) is not None), None)
+    else:
+        return None
+    return next((found for key, item in items
+                 if (found := _not_finite_field(item, dotted(where, str(key)))) is not None), None)

@@ -178,7 +178,7 @@ def test_bad_condition_source():
 
 def test_holdout_out_of_range():
     exc = compile_error('[journeys.steps.first]\nend = true\n', HEAD + "holdout = 1.5\n")
-    text = assert_located(exc, None, "holdout", "1.5", "[0, 1)")
+    text = assert_located(exc, None, "holdout", "1.5", "[0, 1]")
     assert "step" not in text
 
 

@@ -124,7 +124,7 @@ def test_cart_holdout_converts_at_the_no_message_rate_and_treated_above_it():
         run["treated"]["conversions"], run["treated"]["entrants"], base_conversions, base_entrants
     )
     assert treated["lift_ci95_low"] > 0, treated
-    # the messages add about 2 points over a baseline near 47% (scenario comment)
+    # the messages add about 2 points over a baseline near 49% (the scenario comment's result)
     assert 0.005 < treated["lift"] < 0.05, treated
     assert 0.35 < treated["rate_holdout"] < 0.6, treated
 
@@ -204,7 +204,9 @@ def check_support(m: dict[str, Any]) -> None:
     assert j["holdout"]["entrants"] == 0, "nobody is held out of support"
     assert j["treated"]["rate"] > 0.8, "most tickets are resolved within 24 h"
     assert j["exits"].get("chat_abandoned", 0) == support["abandoned"]
-    assert m["journeys"]["missed_chat"]["entrants"] == support["abandoned"]
+    # every abandoned chat is a chat_abandoned event, and missed_chat's entry; but its reentry is
+    # "1d", so a customer who gives up twice within a day is apologised to once (seed 1 has one)
+    assert 0 < m["journeys"]["missed_chat"]["entrants"] <= support["abandoned"]
 
 
 def check_fintech(m: dict[str, Any]) -> None:
