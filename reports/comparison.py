@@ -90,8 +90,7 @@ def headline(design: DesignResult) -> dict[str, Any]:
         "conversions_per_1000_messages": _per_1000(
             sum(incremental) if has_holdout else conversions, total_messages
         ),
-        "per_message_basis": "incremental conversions (over the holdout)" if has_holdout
-        else "conversions (no holdout)",
+        "per_message_basis": _per_message_basis(journeys, has_holdout),
     }
 
 
@@ -123,14 +122,16 @@ def _journey(runs: Sequence[dict[str, Any]], jid: str) -> dict[str, Any]:
 def _against(base: DesignResult, other: DesignResult, journeys: list[str]) -> dict[str, Any]:
     pairs = list(zip(base.outcomes, other.outcomes, strict=True))
     a, b = _joined([p[0] for p in pairs]), _joined([p[1] for p in pairs])
-    rates = {
-        jid: ratio_difference(a.converted[jid], a.entered[jid], b.converted[jid], b.entered[jid], 100)
-        for jid in journeys
-    }
+    everyone = {jid for jid in journeys if not (a.entered[jid].any() and b.entered[jid].any())}
+    rates = {jid: _rate_difference(a, b, jid, jid in everyone) for jid in journeys}
     result: dict[str, Any] = {
         "design": other.name,
         "against": base.name,
         "conversion_rate_points": {jid: as_dict(d) for jid, d in rates.items()},
+        "conversion_basis": {
+            jid: "all entrants, treated and held out (a design treats no one)" if jid in everyone
+            else "treated entrants" for jid in journeys
+        },
         "revenue_per_customer": as_dict(mean_difference(a.revenue, b.revenue)),
         "messages_per_customer": as_dict(mean_difference(a.messages, b.messages)),
         "opt_outs_per_1000_customers": as_dict(mean_difference(a.opt_outs, b.opt_outs, 1000)),
@@ -139,9 +140,7 @@ def _against(base: DesignResult, other: DesignResult, journeys: list[str]) -> di
         result["across_replications"] = {
             "conversion_rate_points": {
                 jid: across_replications([
-                    d for x, y in pairs
-                    if (d := ratio_difference(x.converted[jid], x.entered[jid], y.converted[jid],
-                                              y.entered[jid], 100)) is not None
+                    d for x, y in pairs if (d := _rate_difference(x, y, jid, jid in everyone)) is not None
                 ])
                 for jid in journeys
             },
@@ -151,6 +150,16 @@ def _against(base: DesignResult, other: DesignResult, journeys: list[str]) -> di
         }
     result["sentences"] = _sentences(other.name, rates, result)
     return result
+
+
+def _rate_difference(a: Outcomes, b: Outcomes, jid: str, everyone: bool) -> Difference | None:
+    """The paired difference of a journey's conversion rate, in points: on treated entrants, or
+    on every entrant, treated or held out, when a design treats no one (``holdout = 1``: the
+    difference is then what launching the other design changes for all who enter)."""
+    if everyone:
+        return ratio_difference(a.converted_all[jid], a.entered_all[jid], b.converted_all[jid],
+                                b.entered_all[jid], 100)
+    return ratio_difference(a.converted[jid], a.entered[jid], b.converted[jid], b.entered[jid], 100)
 
 
 def _sentences(name: str, rates: dict[str, Difference | None], result: dict[str, Any]) -> list[str]:
@@ -164,6 +173,8 @@ def _sentences(name: str, rates: dict[str, Difference | None], result: dict[str,
     for jid, rate in rates.items():
         if rate is not None:
             where = "" if len(rates) == 1 else f" in {jid}"
+            if result["conversion_basis"][jid] != "treated entrants":
+                where += " (counting every entrant, treated or held out)"
             converts = phrase(rate, "{n} points {word}", "more", "less", unit="points")
             out.append(f"{name} converts{where} {converts} and has {opt_outs}")
     messages = phrase(_difference(result["messages_per_customer"]), "{n} {word} messages per customer",
@@ -262,7 +273,17 @@ def _joined(outcomes: list[Outcomes]) -> Outcomes:
         opt_outs=np.concatenate([o.opt_outs for o in outcomes]),
         entered={j: np.concatenate([o.entered[j] for o in outcomes]) for j in first.entered},
         converted={j: np.concatenate([o.converted[j] for o in outcomes]) for j in first.converted},
+        entered_all={j: np.concatenate([o.entered_all[j] for o in outcomes]) for j in first.entered},
+        converted_all={j: np.concatenate([o.converted_all[j] for o in outcomes]) for j in first.entered},
     )
+
+
+def _per_message_basis(journeys: dict[str, Any], has_holdout: bool) -> str:
+    if has_holdout:
+        return "incremental conversions (over the holdout)"
+    if all(j["treated"]["entrants"] == 0 for j in journeys.values()):
+        return "none: the design treats no one (everyone is held out)"
+    return "conversions (no holdout)"
 
 
 def _per_1000(count: float, messages: int) -> float | None:

@@ -97,6 +97,11 @@ def run_reading(m: dict[str, Any]) -> list[str]:
         t, h, lift = j["treated"], j["holdout"], j["lift"]
         entries = (f"{jid}: {j['entrants']:,} journey entries from {m['customers']:,} customers (a customer "
                    f"may enter again after the re-entry period)")
+        if t["entrants"] == 0 and h["entrants"] > 0:
+            rate = "no entry's goal window fits in the run yet" if h["rate"] is None else (
+                f"{100 * h['rate']:.1f}% of them converted")
+            lines.append(f"{entries}; every entry is held out (the journey sends to no one): {rate}.")
+            continue
         if t["rate"] is None:
             lines.append(f"{entries}; none whose goal window fits in the run yet.")
             continue

@@ -89,6 +89,8 @@ class Outcomes:
     opt_outs: np.ndarray
     entered: dict[str, np.ndarray]  # journey -> treated entries whose goal window fits the run
     converted: dict[str, np.ndarray]  # journey -> their conversions
+    entered_all: dict[str, np.ndarray]  # journey -> such entries, treated or held out
+    converted_all: dict[str, np.ndarray]  # journey -> their conversions
 
 
 class RunMetrics:
@@ -113,6 +115,8 @@ class RunMetrics:
         self.opt_outs = array("B", bytes(n))
         self.entered = [array("H", bytes(2 * n)) for _ in program.journeys]
         self.converted = [array("H", bytes(2 * n)) for _ in program.journeys]
+        self.entered_all = [array("H", bytes(2 * n)) for _ in program.journeys]
+        self.converted_all = [array("H", bytes(2 * n)) for _ in program.journeys]
         self._paths: list[dict[int, list[str]]] = [{} for _ in program.journeys]  # treated runs' steps
         finite = math.isfinite(horizon) and n > 0
         self.days = math.ceil(horizon / DAY) if finite else 0
@@ -148,9 +152,12 @@ class RunMetrics:
                 tally = self.journeys[effect.journey]
                 self.daily_entrants[effect.holdout][day] += 1  # type: ignore[union-attr]
                 self.entries_by_day[tally.index][effect.holdout][day] += 1  # type: ignore[union-attr]
+                fits = now + tally.window <= self.horizon
+                if fits:
+                    self.entered_all[tally.index][customer] += 1
                 if not effect.holdout:  # type: ignore[union-attr]
                     self._paths[tally.index][customer] = []
-                    if now + tally.window <= self.horizon:
+                    if fits:
                         self.entered[tally.index][customer] += 1
             elif kind is Advanced:
                 path = self._paths[self.journeys[effect.journey].index].get(customer)
@@ -163,9 +170,12 @@ class RunMetrics:
                 since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
                 entry_day = min(max(int(since // DAY), 0), self.days - 1)
                 self.conversions_by_entry_day[tally.index][effect.holdout][entry_day] += 1  # type: ignore[union-attr]
+                fits = since + tally.window <= self.horizon
+                if fits:
+                    self.converted_all[tally.index][customer] += 1
                 if effect.holdout:  # type: ignore[union-attr]
                     continue
-                if now - effect.after + tally.window <= self.horizon:  # type: ignore[union-attr]
+                if fits:
                     self.converted[tally.index][customer] += 1
                 tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
 
@@ -230,6 +240,10 @@ class RunMetrics:
                      for jid, t in self.journeys.items()},
             converted={jid: np.asarray(self.converted[t.index], dtype=np.int64)
                        for jid, t in self.journeys.items()},
+            entered_all={jid: np.asarray(self.entered_all[t.index], dtype=np.int64)
+                         for jid, t in self.journeys.items()},
+            converted_all={jid: np.asarray(self.converted_all[t.index], dtype=np.int64)
+                           for jid, t in self.journeys.items()},
         )
 
     def to_dict(self) -> dict[str, Any]:

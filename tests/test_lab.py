@@ -18,6 +18,7 @@ from harness import CART_SCENARIO, JOURNEY_DESIGNS
 
 from actors import ScenarioError
 from engine.lab.runs import Design, Job, run_jobs, simulate
+from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario, scenario_from_document
 from reports.bundle import figures_of
 from reports.comparison import DesignResult, compare
@@ -247,3 +248,26 @@ def test_replications_give_intervals_across_populations_in_the_page():
     assert spread["replications"] == 2 and spread["low"] <= spread["difference"] <= spread["high"]
     page = report_html(result, figures_of(result))
     assert "across replications (t, 95%)" in page and "Student" in page
+
+
+def test_a_design_that_sends_to_no_one_is_compared_on_every_entrant():
+    document = tomllib.loads(CART_SCENARIO.read_text())
+    document["variants"]["nobody"] = {"description": "Send to no one",
+                                      "journeys": {CART: {"holdout": 1.0}}}
+    scenario = scenario_from_document(document, "cart+nobody.toml")
+    nobody = scenario.variant("nobody")
+    assert nobody.program.journeys[0].holdout == 1.0
+    runs = {}
+    for name, loaded in ((CART, scenario), ("nobody", nobody)):
+        simulation = Simulation(loaded, 2_000, 14.0, 3)
+        simulation.run()
+        metrics = {"customers": 2_000, **simulation.metrics.to_dict()}
+        runs[name] = DesignResult(name, "", [metrics], [simulation.metrics.outcomes()])
+    assert runs["nobody"].metrics[0]["messages"]["total"] == 0
+    result = compare([runs[CART], runs["nobody"]])
+    difference = result["differences"][0]
+    assert difference["conversion_basis"][CART].startswith("all entrants")
+    d = difference["conversion_rate_points"][CART]
+    assert d is not None and d["high"] < 0  # (the messages add conversions: no one sent, fewer)
+    assert "counting every entrant" in " ".join(difference["sentences"])
+    assert result["designs"][1]["per_message_basis"].startswith("none: the design treats no one")

@@ -171,3 +171,14 @@ def test_a_compare_page_names_the_scenario_once_and_lists_the_designs(compared):
     assert "independent ones" in page and "paired differences figure" in page
     assert not NEGATIVE_ZERO.search(re.sub(r"base64,[^\"]*", "", page))
     assert '<span class="pair">' in page and 'class="wide"' in page
+
+
+def test_a_run_that_holds_everyone_out_says_so_with_the_holdout_rate():
+    journey = {"entrants": 120, "treated": {"entrants": 0, "rate": None},
+               "holdout": {"entrants": 120, "rate": 0.4}, "lift": {"lift": None}}
+    metrics = {"customers": 100, "journeys": {"cart": journey},
+               "messages": {"total": 0, "per_customer": {"mean": 0.0}},
+               "opt_outs": {"total": 0, "per_1000_customers": 0.0},
+               "suppressed": {"total": 0, "by_rule": {}, "deferred_by_rule": {}}}
+    reading = run_reading(metrics)
+    assert "every entry is held out" in reading[0] and "40.0% of them converted" in reading[0]
