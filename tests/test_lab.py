@@ -271,3 +271,16 @@ def test_a_design_that_sends_to_no_one_is_compared_on_every_entrant():
     assert d is not None and d["high"] < 0  # (the messages add conversions: no one sent, fewer)
     assert "counting every entrant" in " ".join(difference["sentences"])
     assert result["designs"][1]["per_message_basis"].startswith("none: the design treats no one")
+
+
+def test_a_file_compared_with_itself_on_the_command_line_differs_by_zero(tmp_path):
+    out = tmp_path / "aa"
+    command = [sys.executable, "-m", "engine", "compare", str(CART_SCENARIO), str(CART_SCENARIO),
+               "--customers", "1500", "--days", "10", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "metrics.json").read_text())
+    assert [d["name"] for d in result["designs"]] == [CART, f"{CART} (2)"]
+    numbers = [(path, value) for path, value in walk(result["differences"])
+               if isinstance(value, float) and not path.endswith("width_independent")]
+    assert numbers and all(value == 0.0 for _, value in numbers), numbers

@@ -206,7 +206,7 @@ def _designs(sources: Sequence[str], variants: Sequence[str]) -> list[Design]:
         names = [s.name for s in loaded]
         if len(set(names)) < len(names):  # (two files of one scenario: tell them apart by path)
             names = [Path(source).stem if Path(source).is_file() else source for source in sources]
-        return [Design(name, source) for name, source in zip(names, sources, strict=True)]
+        return [Design(name, source) for name, source in zip(_distinct(names), sources, strict=True)]
     source = sources[0]
     scenario = load_scenario(source)
     chosen = list(variants) or list(scenario.variants)
@@ -231,6 +231,16 @@ def _bars(quiet: bool) -> Iterator[tuple[Progress, list[TaskID]]]:
         transient=True,
     ) as progress:
         yield progress, []
+
+
+def _distinct(names: Sequence[str]) -> list[str]:
+    """``names`` with repeats numbered (``a``, ``a (2)``): a design is known by its name."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
 
 
 def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
