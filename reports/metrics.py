@@ -17,7 +17,8 @@ still counts everyone. The real-time runtime has no horizon: its rates count eve
 
 In a simulation, where customers are numbered, ``outcomes`` keeps each customer's own results
 (conversions and entries per journey, revenue, messages, opt-outs) for paired comparisons of
-designs (``reports.paired``).
+designs (``reports.paired``). One journey's tallies, and their shape in metrics.json, are in
+``reports.journeys``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.journey import Journey, Program, SendStep, SplitStep
+from actors.journey import Program
 from actors.messages import (
     Advanced,
     Cancel,
@@ -45,39 +46,11 @@ from actors.messages import (
     Send,
     Suppressed,
 )
-from reports.stats import two_proportions
+from reports.journeys import JourneyTally, journey_dict
 
 DAY = 86400.0
 WEEK = 7 * DAY
 _UNTALLIED = frozenset({Schedule, Cancel})
-
-
-class JourneyTally:
-    """Counts for one journey (``[treated, holdout]`` pairs where a group matters)."""
-
-    __slots__ = ("journey", "index", "window", "entrants", "complete", "conversions",
-                 "complete_conversions", "revenue", "to_convert", "sends", "suppressed", "deferred",
-                 "exits", "reached", "step_sends", "step_skipped", "step_deferred", "converted_after")
-
-    def __init__(self, journey: Journey) -> None:
-        self.journey = journey
-        self.index = journey.index
-        self.window = journey.goal_within
-        self.entrants = [0, 0]
-        self.complete = [0, 0]  # entrants whose goal window ends within the run
-        self.conversions = [0, 0]
-        self.complete_conversions = [0, 0]  # conversions of those entrants
-        self.revenue = [0.0, 0.0]
-        self.to_convert: tuple[list[float], list[float]] = ([], [])
-        self.sends: Counter[str] = Counter()  # by channel
-        self.suppressed: Counter[str] = Counter()  # by rule
-        self.deferred: Counter[str] = Counter()
-        self.exits: Counter[str] = Counter()
-        self.reached: Counter[str] = Counter()  # by step
-        self.step_sends: Counter[str] = Counter()
-        self.step_skipped: Counter[str] = Counter()  # suppressed for good
-        self.step_deferred: Counter[str] = Counter()  # suppressed until later (then tried again)
-        self.converted_after: Counter[str] = Counter()  # conversions of runs that passed the step
 
 
 @dataclass(frozen=True)
@@ -248,7 +221,7 @@ class RunMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics as plain data, deterministic in content and order."""
-        journeys = {jid: _journey_dict(t, self.horizon) for jid, t in sorted(self.journeys.items())}
+        journeys = {jid: journey_dict(t, self.horizon) for jid, t in sorted(self.journeys.items())}
         by_channel: Counter[str] = Counter()
         suppressed: Counter[str] = Counter()
         deferred: Counter[str] = Counter()
@@ -335,70 +308,3 @@ class RunMetrics:
                 fatigue.append({"messages_in_busiest_week": k, "customers": n, "opted_out": out,
                                 "rate": out / n})
         return pressure, fatigue
-
-
-def _journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
-    (treated, holdout), (complete_t, complete_h) = t.entrants, t.complete
-    conv_t, conv_h = t.complete_conversions
-    stats = two_proportions(conv_t, complete_t, conv_h, complete_h)
-    basis = ("every entrant (no horizon)" if not math.isfinite(horizon) else
-             f"entrants whose {t.window / 86400:g}-day goal window ended within the run")
-    return {
-        "entrants": treated + holdout,
-        "rate_basis": basis,
-        "treated": _group(treated, complete_t, t.conversions[0], conv_t, stats["rate_treated"],
-                          t.revenue[0], t.to_convert[0]),
-        "holdout": _group(holdout, complete_h, t.conversions[1], conv_h, stats["rate_holdout"],
-                          t.revenue[1], t.to_convert[1]),
-        "lift": {k: stats[k] for k in ("lift", "lift_ci95_low", "lift_ci95_high", "relative_lift",
-                                       "z", "p_value")},
-        "incremental_conversions": (
-            None if stats["lift"] is None else stats["lift"] * complete_t
-        ),
-        "messages_by_channel": dict(sorted(t.sends.items())),
-        "suppressed_by_rule": dict(sorted(t.suppressed.items())),
-        "exits": dict(sorted(t.exits.items())),
-        "funnel": [
-            {"step": step, "reached": t.reached[step], "sent": t.step_sends[step],
-             "skipped": t.step_skipped[step], "deferred": t.step_deferred[step],
-             "converted_after": t.converted_after[step], **_sends_by(t.journey.steps[step])}
-            for step in t.journey.steps
-        ],
-        "splits": {
-            step.id: [{"next": target, "share": share, "reached": t.reached[target],
-                       "converted_after": t.converted_after[target]}
-                      for share, target in _shares(step)]
-            for step in t.journey.steps.values() if isinstance(step, SplitStep)
-        },
-    }
-
-
-def _sends_by(step: object) -> dict[str, Any]:
-    """A step's channels (a send step's; none for the others), and whether the customer's best of
-    them is chosen: a variant may make a step named ``push`` send email."""
-    if isinstance(step, SendStep):
-        return {"channels": list(step.channels), "best": step.best}
-    return {"channels": [], "best": False}
-
-
-def _group(entrants: int, complete: int, conversions: int, complete_conversions: int,
-           rate: float | None, revenue: float, to_convert: list[float]) -> dict[str, Any]:
-    return {"entrants": entrants, "entrants_complete": complete, "conversions": conversions,
-            "conversions_complete": complete_conversions, "rate": rate, "revenue": revenue,
-            "time_to_convert_h": _hours(to_convert)}
-
-
-def _shares(step: SplitStep) -> list[tuple[float, str]]:
-    """Each arm's share of the split (its thresholds are cumulative)."""
-    shares, below = [], 0.0
-    for threshold, target in step.arms:
-        shares.append((threshold - below, target))
-        below = threshold
-    return shares
-
-
-def _hours(durations: list[float]) -> dict[str, float | None]:
-    if not durations:
-        return {"median": None, "p90": None}
-    values = np.asarray(durations) / 3600.0
-    return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90))}
