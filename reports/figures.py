@@ -97,16 +97,10 @@ def _conversions_by_entry_day(journeys: dict[str, Any]) -> bytes:
         days, complete = len(j["entrants"]["treated"]), j["complete_days"]
         top = 0.0
         for group in ("treated", "holdout"):
-            entrants = np.cumsum(j["entrants"][group][:complete])
-            conversions = np.cumsum(j["conversions_by_entry_day"][group][:complete])
-            rate = np.divide(100.0 * conversions, entrants, out=np.full(complete, np.nan), where=entrants > 0)
+            rate = rate_so_far(j, group)
             ax.plot(np.arange(1, complete + 1), rate, marker=".", label=group, color=COLOURS[group])
             top = max(top, float(np.nanmax(rate, initial=0.0)))
-        if complete < days:
-            ax.axvspan(complete + 0.5, days + 0.5, color="#999999", alpha=0.15, lw=0)
-            ax.text(complete + 1, 0.06 * max(top, 1.0), "goal window still open\nwhen the run ended",
-                    fontsize="small", color="#555555")
-        ax.set_xlim(0.5, days + 0.5)
+        shade_open_windows(ax, complete, days)
         ax.set_ylim(0, min(100.0, 1.2 * top) or 1.0)
         ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.set_xlabel("day of entry")
@@ -244,14 +238,40 @@ def _agents(agents: dict[str, Any]) -> bytes:
 # -- drawing -------------------------------------------------------------------------------------
 
 
+def rate_so_far(journey: dict[str, Any], group: str) -> np.ndarray:
+    """The conversion rate, in percent, of a group's entries of the first days up to each day
+    (NaN before the first entry), over the days whose goal window closed within the run; from
+    ``series["journeys"][jid]``."""
+    complete = journey["complete_days"]
+    entrants = np.cumsum(journey["entrants"][group][:complete])
+    conversions = np.cumsum(journey["conversions_by_entry_day"][group][:complete])
+    return np.divide(100.0 * conversions, entrants, out=np.full(complete, np.nan), where=entrants > 0)
+
+
+def shade_open_windows(ax: Any, complete: int, days: int) -> None:
+    """Grey out the days of entry whose goal window was still open when the run ended, and say so
+    (across the band when it is wide enough, along it when narrow); the x axis spans every day."""
+    if complete < days:
+        ax.axvspan(complete + 0.5, days + 0.5, color="#999999", alpha=0.15, lw=0)
+        if days - complete >= 0.2 * days:
+            ax.text(complete + 1, 0.04, "goal window\nstill open when\nthe run ended", fontsize="small",
+                    color="#555555", transform=ax.get_xaxis_transform())
+        else:
+            ax.text(complete + 0.5 + (days - complete) / 2, 0.04, "goal window still open", rotation=90,
+                    fontsize="x-small", color="#555555", ha="center", transform=ax.get_xaxis_transform())
+    ax.set_xlim(0.5, days + 0.5)
+
+
 def new_figure(height: float = HIGH) -> tuple[Figure, Any]:
     return plt.subplots(figsize=(WIDE, height))
 
 
-def legend_outside(ax: Any, title: str | None = None) -> None:
-    """The legend right of the axes, clear of the data (the saved figure grows to hold it)."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, title=title,
-              title_fontsize="small", alignment="left")
+def legend_outside(ax: Any, title: str | None = None,
+                   entries: tuple[list[Any], list[str]] | None = None) -> None:
+    """The legend right of the axes, clear of the data (the saved figure grows to hold it): the
+    axes' labelled artists, or ``entries`` (handles, labels)."""
+    ax.legend(*(entries or ()), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
+              title=title, title_fontsize="small", alignment="left")
 
 
 def error_bars(intervals: Any, scale: float = 100.0) -> np.ndarray:

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
+from reports.compare_figures import HOLDOUT, design_colour, over_time_figures
 from reports.figures import (
-    COLOURS,
     HIGH,
     WIDE,
     Figures,
@@ -24,14 +24,15 @@ from reports.figures import (
 
 def compare_figures(result: dict[str, Any]) -> Figures:
     """A compare's figures: each design's conversion and opt-outs with interval bars, the paired
-    differences beside the independent-populations intervals, and the funnels side by side (sent
-    at each send step, and converted after each step)."""
+    differences beside the independent-populations intervals, the funnels side by side (sent at
+    each send step, and converted after each step), and those over time and under pressure that
+    the data supports (``reports.compare_figures``)."""
     figures = {"designs.png": _designs(result["designs"])}
     if result["differences"]:
         figures["differences.png"] = _differences(result["differences"])
     for jid in result["designs"][0]["journeys"]:
         figures[f"funnel_{jid}.png"] = _funnels(jid, result["runs"])
-    return figures
+    return figures | over_time_figures(result)
 
 
 def sweep_figures(result: dict[str, Any]) -> Figures:
@@ -50,18 +51,17 @@ def _designs(designs: Sequence[dict[str, Any]]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDE * 1.3, HIGH + 0.4))
     x = np.arange(len(names))
     rates = [d["journeys"][jid]["treated"] for d in designs]
-    left.errorbar(x, [100 * (r["rate"] or 0) for r in rates], yerr=error_bars(r["rate_ci95"] for r in rates),
-                  fmt="o", capsize=5, label="treated, own 95% interval")
+    _by_design(left, [100 * (r["rate"] or 0) for r in rates], error_bars(r["rate_ci95"] for r in rates),
+               "o", "treated, own 95% interval")
     holdout = designs[0]["journeys"][jid]["holdout"]["rate"]
     if holdout is not None:
-        left.axhline(100 * holdout, color=COLOURS["holdout"], linestyle="--", label="holdout")
+        left.axhline(100 * holdout, color=HOLDOUT, linestyle="--", label="holdout")
     left.set_ylim(0, 1.25 * max([100 * (r["rate_ci95"][2] or 0) for r in rates] + [1.0]))
     left.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     left.set_ylabel("conversion rate")
     left.set_title(f"{jid}: conversion by design")
-    right.errorbar(x, [d["opt_outs_per_1000_customers"] for d in designs],
-                   yerr=error_bars([d["opt_outs_per_1000_ci95"] for d in designs], scale=1.0),
-                   fmt="s", capsize=5, color="#c44e52", label="own 95% interval")
+    _by_design(right, [d["opt_outs_per_1000_customers"] for d in designs],
+               error_bars([d["opt_outs_per_1000_ci95"] for d in designs], scale=1.0), "s", "own 95% interval")
     right.set_ylim(0, 1.25 * max([d["opt_outs_per_1000_ci95"][2] for d in designs] + [1.0]))
     right.set_ylabel("opt-outs per 1,000 customers")
     right.set_title("Opt-outs by design")
@@ -71,6 +71,13 @@ def _designs(designs: Sequence[dict[str, Any]]) -> bytes:
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return png(fig)
+
+
+def _by_design(ax: Any, values: Sequence[float], bars: np.ndarray, marker: str, label: str) -> None:
+    """A point and its error bar per design, in the design's colour; the legend's key in grey."""
+    for i, value in enumerate(values):
+        ax.errorbar(i, value, yerr=bars[:, i:i + 1], fmt=marker, capsize=5, color=design_colour(i))
+    ax.errorbar([np.nan], [np.nan], yerr=[[1.0], [1.0]], fmt=marker, capsize=5, color="#777777", label=label)
 
 
 def _differences(differences: Sequence[dict[str, Any]]) -> bytes:
@@ -86,6 +93,7 @@ def _differences(differences: Sequence[dict[str, Any]]) -> bytes:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.6, 0.6 * len(differences) + 1.8),
                              sharey=True, squeeze=False)
     y = np.arange(len(differences))
+    wrap = "\n" if any(len(label) > 28 for label, _, _ in panels) else " "  # (long labels would run together)
     for ax, (label, key, journey) in zip(axes[0], panels, strict=True):
         for offset, (kind, colour, width_key) in enumerate(
             (("paired (same customers)", "#1f77b4", "width"),
@@ -97,7 +105,7 @@ def _differences(differences: Sequence[dict[str, Any]]) -> bytes:
                     ax.errorbar(d["difference"], i + (offset - 0.5) * 0.3, xerr=d[width_key] / 2, fmt="o",
                                 capsize=4, color=colour, label=kind if i == 0 else None)
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"difference in {label}")
+        ax.set_xlabel(f"difference in{wrap}{label}")
         ax.grid(alpha=0.3, axis="x")
     axes[0, 0].set_yticks(y, [d["design"] for d in differences])
     axes[0, 0].set_ylim(len(differences) - 0.5, -0.5)  # (the table's order, top down)
@@ -122,7 +130,7 @@ def _funnels(jid: str, runs: Sequence[dict[str, Any]]) -> bytes:
             by_step = rows[run["name"]]
             y = np.arange(len(steps)) + (i - (len(runs) - 1) / 2) * height
             ax.barh(y, [by_step.get(s, {}).get(key, 0) for s in steps], height, label=run["name"],
-                    color=f"C{i}")
+                    color=design_colour(i))
             if key != "sent":
                 continue
             for yi, s in zip(y, steps, strict=True):  # (name a channel the baseline does not use)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from reports.compare_figures import holdout_drawn
 from reports.figures import sends_by
 from reports.markup import Group, Markup, Shown, bullet_list, legend, lift_cell, meta, num, pairs, pct, table
 from reports.paired import interval, signed
@@ -34,7 +35,7 @@ def compare_page(c: dict[str, Any], shown: Shown) -> tuple[str, str]:
         "pressure / wk: messages per customer per week, mean / 95th percentile",
         f"conv. / 1k msgs: {designs[0]['per_message_basis']} per 1,000 messages",
     ))
-    parts.append(shown("designs.png"))
+    parts.append(shown("designs.png", "conversions_over_time.png"))
     if c["differences"]:
         parts += [f"<h2>Against the baseline ({escape(c['baseline'])}), paired by customer</h2>",
                   _differences_table(c["differences"]),
@@ -49,7 +50,10 @@ def compare_page(c: dict[str, Any], shown: Shown) -> tuple[str, str]:
         ["design", "messages per customer, by channel", "opt-outs, by channel",
          "sends blocked, by rule (skipped or deferred)"],
         [[d["name"], pairs(d["messages_per_customer_by_channel"], 3), pairs(d["opt_outs_by_channel"]),
-          pairs(d["suppressed_by_rule"])] for d in designs], text=(0, 1, 2, 3))]
+          pairs(d["suppressed_by_rule"])] for d in designs], text=(0, 1, 2, 3)),
+              shown("messages_by_channel.png", "pressure.png", "suppressions.png")]
+    if any(run["metrics"].get("agents") for run in c["runs"]):
+        parts += ["<h2>Agent queues, design by design</h2>", _agents_table(c), shown("agents.png")]
     for journey in designs[0]["journeys"]:
         parts += [f"<h2>Funnel: {escape(journey)}, design by design</h2>", _side_by_side(c, journey),
                   shown(f"funnel_{journey}.png")]
@@ -124,6 +128,21 @@ def _side_by_side(c: dict[str, Any], jid: str) -> str:
         *(["figures of the first replication"] if c.get("replications", 1) > 1 else []))
 
 
+def _agents_table(c: dict[str, Any]) -> str:
+    """Each escalation queue's KPIs, a row per design and queue."""
+    rows = [[run["name"], queue, q["agents"], q["cases"], q["abandoned"], pct(q["abandonment_rate"]),
+             f"{pct(q['service_level'])} in {q['service_level_target_s']:g} s", num(q["wait_mean_s"], 1),
+             num(q["first_response_mean_s"], 1), num(q["resolution_mean_s"] / 60, 1), pct(q["occupancy"])]
+            for run in c["runs"] for queue, q in (run["metrics"].get("agents") or {}).items()]
+    headers = ["design", "queue", "agents", "cases", "abandoned", "abandoned, share", "service level",
+               "mean wait (s)", "first response (s)", "resolution (min)", "occupancy"]
+    return table(headers, rows, text=(0, 1)) + legend(
+        "cases: chats escalated to the queue", "service level: the share of cases answered within the target",
+        "first response and resolution: mean times from the case's arrival", "occupancy: the share of the "
+        "agents' time spent handling cases", *(["figures of the first replication"]
+                                               if c.get("replications", 1) > 1 else []))
+
+
 def _compare_step(step: str, funnels: dict[str, dict[str, dict[str, Any]]]) -> Markup:
     """A step's name and what it sends: the baseline's channel, and any design's that differs."""
     channels = {name: sends_by(rows[step]) for name, rows in funnels.items() if step in rows}
@@ -168,6 +187,7 @@ def compare_captions(c: dict[str, Any]) -> dict[str, str]:
             "with independent populations. A blue interval clear of the zero line is a difference this "
             "compare can see."),
     }
+    out |= _over_time_captions(c)
     for journey in c["designs"][0]["journeys"]:
         out[f"funnel_{journey}.png"] = (
             f"{journey}, design by design: messages sent at each send step (left) and entries that "
@@ -175,6 +195,50 @@ def compare_captions(c: dict[str, Any]) -> dict[str, str]:
             f"carry the baseline's channel, and a note right of a step's bars names any design that sends "
             f"on another channel there.")
     return out
+
+
+def _over_time_captions(c: dict[str, Any]) -> dict[str, str]:
+    """The captions of the figures drawn from each design's run (``reports.compare_figures``)."""
+    first = " Drawn from each design's first replication." if c.get("replications", 1) > 1 else ""
+    series = [run["metrics"].get("series", {}) for run in c.get("runs") or []]
+    channels = list(dict.fromkeys(channel for s in series for channel in s.get("messages_by_channel", {})))
+    by_channel = ("all channels together, then each channel on its own scale" if len(channels) > 1
+                  else f"all by {''.join(channels) or 'one channel'}")
+    captions = {
+        "conversions_over_time.png":
+            "Each design's conversion rate of treated entries, counting the entries of the first days up to "
+            "each day of entry whose goal window closed within the run (so a line's last point is the rate "
+            f"in the tables), {_holdout_words(c)}. A line drawn over an equal one is thinner, so designs "
+            "that convert alike show as one banded line; the first days rest on few entries and jump.",
+        "messages_by_channel.png":
+            f"Messages sent on each day of the run, a line per design, {by_channel}. A thinner line over a "
+            "wider one of the same shape means the designs send alike there.",
+        "pressure.png":
+            "Left: how many messages each customer got in each whole week, over every customer (messaged or "
+            "not), a bar per design; the legend gives each design's mean and 95th percentile. Right: the "
+            "share of customers who opted out, grouped by the most messages they got in any one week; a "
+            "curve that stops early never sent that many in a week, and groups under 20 customers are left "
+            "out.",
+        "suppressions.png":
+            "Sends blocked by each policy rule, a bar per design in the legend's order: solid was skipped "
+            "(dropped), hatched was deferred (delayed and tried again later, so it may have been sent after "
+            "all); the number at a bar's end is all it blocked.",
+        "agents.png":
+            "Each queue that journeys escalate to, a bar per design (with its number of agents): the share "
+            "of cases answered within the service-level target, the share abandoned before an answer, the "
+            "mean wait, and how busy the agents were; the table above gives the counts.",
+    }
+    return {name: caption + first for name, caption in captions.items()}
+
+
+def _holdout_words(c: dict[str, Any]) -> str:
+    """How conversions_over_time.png draws the holdout, in words."""
+    return {
+        "shared": "against the dashed grey holdout, the same entries in every design: a design's gap above "
+                  "it is its lift",
+        "each": "each against its own holdout, dashed in its colour (the designs hold out different entries)",
+        "none": "with no holdout line: no journey holds anyone out",
+    }[holdout_drawn(c)]
 
 
 def sweep_captions(s: dict[str, Any]) -> dict[str, str]:

@@ -5,16 +5,24 @@ The rules checked here: no number prints as ``-0.0``; an interval that includes 
 unit; designs that tie to the precision shown are named as tying; deferred sends are counted
 apart from skipped ones; entries are said to be journey entries; each figure has a caption that
 says what it shows, placed beside the table it illustrates; and the funnel names the channel a
-send step uses (a variant may make a step named ``push`` send email).
+send step uses (a variant may make a step named ``push`` send email). A compare draws, design
+against design, the figures its data supports (over time, pressure, blocked sends, agent queues),
+and a bundle older than them still redraws without them.
 """
 
 from __future__ import annotations
 
+import copy
+import io
+import json
 import re
 
+import matplotlib.image
 import pytest
 
 from engine.lab.runs import Design, Job, simulate
+from reports.bundle import rebuild, write_bundle
+from reports.compare_figures import holdout_drawn
 from reports.comparison import DesignResult, compare
 from reports.figures import run_figures, step_label
 from reports.html import blocked_words, lift_words, report_html, run_reading
@@ -182,3 +190,68 @@ def test_a_run_that_holds_everyone_out_says_so_with_the_holdout_rate():
                "suppressed": {"total": 0, "by_rule": {}, "deferred_by_rule": {}}}
     reading = run_reading(metrics)
     assert "every entry is held out" in reading[0] and "40.0% of them converted" in reading[0]
+
+
+# -- a compare's figures over time and under pressure ---------------------------------------------------
+
+OVER_TIME = ("conversions_over_time.png", "messages_by_channel.png", "pressure.png", "suppressions.png")
+QUEUE = {"agents": 2, "cases": 120, "answered": 114, "abandoned": 6, "abandonment_rate": 0.05,
+         "wait_mean_s": 14.0, "wait_p90_s": 40.0, "first_response_mean_s": 30.0, "first_response_p90_s": 70.0,
+         "service_level": 0.9, "service_level_target_s": 60.0, "handle_time_mean_s": 400.0,
+         "resolution_mean_s": 420.0, "resolution_p90_s": 900.0, "occupancy": 0.2, "backlog_at_end": 0}
+
+
+def _decoded(png: bytes) -> tuple[int, ...]:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return tuple(matplotlib.image.imread(io.BytesIO(png), format="png").shape)
+
+
+def test_a_compare_draws_each_design_over_time_beside_the_table_it_illustrates(compared):
+    figures = compare_figures(compared)
+    assert set(OVER_TIME) <= set(figures) and "agents.png" not in figures  # (the cart has no agents)
+    for name in OVER_TIME:
+        height, width, _ = _decoded(figures[name])
+        assert height > 300 and width > 600, name
+    assert holdout_drawn(compared) == "shared"  # (common random numbers: the same holdout in every design)
+    page = report_html(compared, figures)
+    assert "Other figures" not in page and len(_captions(page)) == len(figures)
+    assert "the same entries in every design" in page
+    assert page.index('alt="designs.png"') < page.index('alt="conversions_over_time.png"') < page.index(
+        "<h2>Against the baseline")
+    by_design, funnel = page.index("<h2>By design</h2>"), page.index("<h2>Funnel:")
+    assert all(by_design < page.index(f'alt="{name}"') < funnel for name in OVER_TIME[1:])
+
+
+def test_agent_queues_are_drawn_and_tabled_design_by_design_when_a_design_has_them(compared):
+    queued = copy.deepcopy(compared)
+    for i, run in enumerate(queued["runs"]):
+        run["metrics"]["agents"] = {"support": {**QUEUE, "agents": 1 + i}}
+    figures = compare_figures(queued)
+    _decoded(figures["agents.png"])
+    page = report_html(queued, figures)
+    assert "<h2>Agent queues, design by design</h2>" in page and "90.00% in 60 s" in page
+    assert page.index("<h2>Agent queues") < page.index('alt="agents.png"') < page.index("<h2>Funnel:")
+
+
+def test_holdouts_that_differ_are_drawn_once_per_design(compared):
+    apart = copy.deepcopy(compared)
+    days = apart["runs"][1]["metrics"]["series"]["journeys"][CART]
+    days["conversions_by_entry_day"]["holdout"][0] += 1
+    assert holdout_drawn(apart) == "each"
+    _decoded(compare_figures(apart)["conversions_over_time.png"])
+    assert "each against its own holdout" in report_html(apart, compare_figures(apart))
+
+
+def test_a_compare_bundle_without_the_newer_data_still_redraws(compared, tmp_path):
+    old = copy.deepcopy(compared)
+    for run in old["runs"]:
+        for key in ("series", "pressure", "fatigue", "agents"):
+            run["metrics"].pop(key, None)
+        run["metrics"]["suppressed"] = {"total": 0, "by_rule": {}}  # (nothing blocked, and no deferrals)
+    write_bundle(tmp_path, old)
+    page = rebuild(tmp_path).read_text()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
+        ["designs.png", "differences.png", f"funnel_{CART}.png"])
+    assert "Other figures" not in page and "<h2>By design</h2>" in page
+    assert json.loads((tmp_path / "metrics.json").read_text())["kind"] == "compare"
+
