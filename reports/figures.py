@@ -97,6 +97,8 @@ def _conversions_by_entry_day(journeys: dict[str, Any]) -> bytes:
         days, complete = len(j["entrants"]["treated"]), j["complete_days"]
         top = 0.0
         for group in ("treated", "holdout"):
+            if not any(j["entrants"][group]):
+                continue  # (a journey with no holdout, or one that holds everyone out)
             rate = rate_so_far(j, group)
             ax.plot(np.arange(1, complete + 1), rate, marker=".", label=group, color=COLOURS[group])
             top = max(top, float(np.nanmax(rate, initial=0.0)))
@@ -104,7 +106,8 @@ def _conversions_by_entry_day(journeys: dict[str, Any]) -> bytes:
         ax.set_ylim(0, min(100.0, 1.2 * top) or 1.0)
         ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.set_xlabel("day of entry")
-        ax.set_ylabel(f"converted within {j['goal_window_days']:g} days")
+        window = j["goal_window_days"]
+        ax.set_ylabel(f"converted within {window:g} day{'' if window == 1 else 's'}")
         ax.set_title(f"{jid}: conversion rate of the entries so far, by day of entry")
         ax.grid(alpha=0.3)
         legend_outside(ax)
@@ -222,7 +225,7 @@ def _agents(agents: dict[str, Any]) -> bytes:
     left.set_xticks(x, queues)
     left.set_ylabel("mean time (minutes)")
     left.set_title("Agent queues: times")
-    left.legend(fontsize="small")
+    legend_outside(left)
     shares = (("service_level", "service level"), ("occupancy", "occupancy"))
     for i, (key, label) in enumerate(shares):
         right.bar(x + (i - 0.5) * 0.4, [100 * (agents[q][key] or 0) for q in queues], 0.4, label=label)
@@ -230,7 +233,7 @@ def _agents(agents: dict[str, Any]) -> bytes:
     right.set_ylabel("percent")
     right.set_ylim(0, 105)
     right.set_title("Agent queues: service level and occupancy")
-    right.legend(fontsize="small")
+    legend_outside(right)
     fig.tight_layout()
     return png(fig)
 
