@@ -23,7 +23,7 @@ from engine.cli import app
 from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario, scenario_from_document
 from reports.stats import two_proportions
-from scenarios.behaviour import mean_matched_logit
+from scenarios.responses import mean_matched_logit
 
 CART = "cart_abandonment"
 NO_ADDRESSES = {"population": {"email_known": 0.0, "push_opt_in": 0.0, "sms_consent": 0.0}}
