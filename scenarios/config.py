@@ -94,7 +94,7 @@ class MessageSpec(_Spec):
     click and an email click are not the same intent. ``recovers_cart``: the message is about the
     open cart, so a click buys that cart and nothing when there is no open cart any more.
     ``appeal`` shifts the logit of the open and of the click given the open, as the customer's
-    propensity and contact pressure do (``scenarios.behaviour``): +1 multiplies the odds of each
+    propensity and contact pressure do (``scenarios.responses``): +1 multiplies the odds of each
     by e. Where the open is the click (``click_given_open = 1``: a push tap, an SMS link) it moves
     the open, and so the click, once.
     """
