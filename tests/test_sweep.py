@@ -152,3 +152,10 @@ def test_sweep_refuses_bad_settings_before_running_anything(arguments, words):
 
 def test_points_name_what_they_set():
     assert Point("max=1", {CAP: 1}).settings[CAP] == 1
+
+
+def test_an_incremental_sweep_of_a_scenario_without_a_holdout_is_refused():
+    command = [sys.executable, "-m", "engine", "sweep", "support_escalation", "--set",
+               "agents.support.agents=1,2", "--outcome", "incremental"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "needs a holdout" in " ".join(done.stderr.split())

@@ -148,7 +148,12 @@ def sweep(
         raise typer.Exit(2) from None
     except ScenarioError as exc:
         raise refuse_scenario(exc) from None
-    name = load_scenario(scenario).name
+    loaded = load_scenario(scenario)
+    if outcome is Outcome.incremental and not all(j.holdout > 0 for j in loaded.program.journeys):
+        errors.print("[bold red]bad --outcome[/]: incremental needs a holdout in every journey "
+                     f"of {scenario}; use conversion or revenue", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    name = loaded.name
     folder = out or Path("runs") / f"sweep-{name}-{seed}"
     with _bars(quiet) as (progress, tasks):
         tasks.extend(progress.add_task(p.name, total=days * DAY, day=0.0, of=days) for p in points)
