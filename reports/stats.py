@@ -19,12 +19,16 @@ Z95 = 1.959963984540054
 def two_proportions(conv_t: int, n_t: int, conv_c: int, n_c: int) -> dict[str, float | None]:
     """Compare a treated group with its holdout.
 
+    Never raises: a group's rate is None when it is empty or its counts cannot be a proportion
+    (more conversions than entrants, or a negative count, as tallies kept apart across a restart
+    can give), and the lift with it.
+
     Returns:
         ``rate_treated``, ``rate_holdout``, ``lift`` (absolute), ``lift_ci95`` bounds,
-        ``relative_lift``, ``z`` and two-sided ``p_value``; None where a group is empty.
+        ``relative_lift``, ``z`` and two-sided ``p_value``; None where a group has no rate.
     """
-    p_t = conv_t / n_t if n_t else None
-    p_c = conv_c / n_c if n_c else None
+    p_t = _rate(conv_t, n_t)
+    p_c = _rate(conv_c, n_c)
     out: dict[str, float | None] = {
         "rate_treated": p_t,
         "rate_holdout": p_c,
@@ -51,13 +55,17 @@ def two_proportions(conv_t: int, n_t: int, conv_c: int, n_c: int) -> dict[str, f
     z = diff / se_pooled if se_pooled > 0 else 0.0
     out.update(
         lift=diff,
-        lift_ci95_low=low,
-        lift_ci95_high=high,
+        lift_ci95_low=max(low, -1.0),  # (a difference of proportions lies in [-1, 1]; Wald's
+        lift_ci95_high=min(high, 1.0),  # interval on a few entrants can reach past it)
         relative_lift=p_t / p_c - 1 if p_c else None,
         z=z,
         p_value=math.erfc(abs(z) / math.sqrt(2)),
     )
     return out
+
+
+def _rate(conversions: int, n: int) -> float | None:
+    return conversions / n if 0 <= conversions <= n and n > 0 else None
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:

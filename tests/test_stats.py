@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reports.stats import two_proportions
 
@@ -28,3 +32,22 @@ def test_a_holdout_with_no_conversion_gets_a_wide_interval_not_a_collapsed_one()
     assert result["lift"] == 0.02
     assert low < 0 < high  # 0/103 is compatible with the treated 2%
     assert high - low > 0.03
+
+
+def test_counts_that_cannot_be_a_proportion_give_no_lift_rather_than_raising():
+    # one entrant and two conversions: tallies kept apart across a restart can say so
+    result = two_proportions(2, 1, 3, 10)
+    assert result["rate_treated"] is None and result["lift"] is None
+    assert result["rate_holdout"] == pytest.approx(0.3)
+
+
+@given(st.integers(-3, 60), st.integers(0, 60), st.integers(-3, 60), st.integers(0, 60))
+def test_two_proportions_never_raises_and_its_interval_holds_the_lift(conv_t, n_t, conv_c, n_c):
+    result = two_proportions(conv_t, n_t, conv_c, n_c)
+    if result["lift"] is None:
+        assert not (0 <= conv_t <= n_t > 0 and 0 <= conv_c <= n_c > 0)
+        return
+    low, lift, high = result["lift_ci95_low"], result["lift"], result["lift_ci95_high"]
+    assert all(math.isfinite(x) for x in (low, lift, high))
+    assert low <= lift + 1e-12 and lift <= high + 1e-12
+    assert -1.0 - 1e-9 <= low and high <= 1.0 + 1e-9
