@@ -25,6 +25,7 @@ from __future__ import annotations
 from actors.conditions import choose_arm, choose_branch, number
 from actors.durations import next_local_time
 from actors.errors import EngineInternalError
+from actors.events import translate
 from actors.invariants import invariant_problems
 from actors.journey import (
     BranchStep,
@@ -133,6 +134,9 @@ class Actor:
         """
         effects: list[Effect] = []
         if isinstance(message, Event):
+            target = self.program.event_names.get(message.name)
+            if target is not None:  # (a tracking plan's name for something journeys know)
+                message = translate(message, target)
             self._on_event(message.name, message.properties, now, effects)
         elif isinstance(message, TimerFired):
             self._on_timer(message, now, effects)

@@ -17,6 +17,7 @@ import msgspec
 
 from actors.durations import parse_duration
 from actors.errors import ScenarioError
+from actors.events import event_names
 from actors.journey import (
     INSTANT_STEPS,
     OPERATORS,
@@ -41,7 +42,15 @@ from actors.journey import (
 from actors.messages import CHANNELS, Scalar
 from actors.policy import rank_channels
 from actors.profile import Profile
-from actors.specs import ConditionSpec, JourneySpec, PolicySpec, SplitArmSpec, StepSpec, WaitUntilSpec
+from actors.specs import (
+    ConditionSpec,
+    EventName,
+    JourneySpec,
+    PolicySpec,
+    SplitArmSpec,
+    StepSpec,
+    WaitUntilSpec,
+)
 from actors.validation import convert_part
 
 STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
@@ -52,7 +61,7 @@ SOURCES = {
     "engagement": ("sends", "delivered", "opened", "clicked", "click_rate"),
 }
 RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
-CORE_TABLES = ("name", "description", "policy", "journeys")  # what the core reads of a scenario
+CORE_TABLES = ("name", "description", "policy", "journeys", "events")  # what the core reads of a scenario
 
 
 def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
@@ -97,7 +106,13 @@ def _compile(document: dict[str, Any], source: str) -> Program:
                 journey.steps[step_id] = msgspec.structs.replace(step, by_prior=order)
         journeys.append(journey)
     name = document.get("name", source)
-    return build_program(str(name), journeys, policy)
+    return build_program(str(name), journeys, policy, _compile_events(document.get("events", {})))
+
+
+def _compile_events(raw: object) -> dict[str, str]:
+    """``[events]``: incoming names to the journey vocabulary, over the e-commerce defaults."""
+    declared = convert_part(raw, dict[EventName, EventName], "events")
+    return event_names(declared)
 
 
 def _compile_policy(raw: object) -> Policy:

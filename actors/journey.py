@@ -261,9 +261,11 @@ class Program(_Frozen, frozen=True):
     wait_events: frozenset[str] = frozenset()
     journey_events: frozenset[str] = frozenset()  # every event some journey reacts to
     send_horizon: float = 0.0  # the policy's: computed once, read on every timeline note
+    event_names: dict[str, str] = msgspec.field(default_factory=dict)  # incoming -> vocabulary
 
 
-def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program:
+def build_program(name: str, journeys: list[Journey], policy: Policy,
+                  event_names: dict[str, str] | None = None) -> Program:
     """Index journeys by the events that concern them; ties in priority keep file order."""
     ordered = tuple(
         msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey))
@@ -297,6 +299,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy) -> Program
             | wait_events
         ),
         send_horizon=policy.send_horizon,
+        event_names=dict(event_names or {}),
     )
 
 

@@ -16,6 +16,9 @@ from actors.durations import Duration, TimeOfDay
 from actors.messages import Scalar
 from actors.validation import constraint
 
+EventName = Annotated[str, constraint("expected an event name: 1 to 256 characters", min_length=1,
+                                     max_length=256)]
+
 
 class _Spec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     pass

@@ -1,0 +1,87 @@
+"""Incoming event names in the journey vocabulary: Segment's e-commerce names by default, a
+scenario's [events] table over them, the same in every runtime; and over real HTTP, a shop's
+`Order Completed` ends the cart journey."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from harness import CART_SCENARIO
+from serving import ADMIN, KEY, run_against_server
+
+from actors import Actor, ScenarioError, compile_scenario
+from actors.compiler import CORE_TABLES
+from actors.events import SEGMENT_ECOMMERCE, translate
+from actors.messages import Entered, Event, Exited
+from actors.profile import Profile
+
+T = 1_000_000.0
+
+
+def cart_program(events: dict[str, str] | None = None):
+    document = tomllib.loads(CART_SCENARIO.read_text())
+    if events is not None:
+        document["events"] = events
+    return compile_scenario({k: v for k, v in document.items() if k in CORE_TABLES})
+
+
+def test_segment_ecommerce_names_enter_and_end_the_cart_journey_with_their_values():
+    actor = Actor(cart_program(), Profile("ada"))
+    added = actor.handle(Event("Product Added", {"price": 15.0, "quantity": 2}), T)
+    assert [type(e) for e in added][:1] == [Entered]  # 15 x 2 = 30 > 20: the cart journey's entry
+    done = actor.handle(Event("Order Completed", {"order_id": "o1", "revenue": 55.5}), T + 60)
+    assert any(isinstance(e, Exited) and e.journey == "cart_abandonment" for e in done)
+    assert actor.profile.purchases == 1 and actor.profile.revenue == 55.5
+
+
+def test_a_scenarios_events_table_adds_names_and_can_turn_a_default_off():
+    own = Actor(cart_program({"Bought": "purchase", "Order Completed": "Order Completed"}), Profile("bo"))
+    own.handle(Event("cart_add", {"value": 40}), T)
+    assert not any(isinstance(e, Exited) for e in own.handle(Event("Order Completed"), T + 1))
+    assert any(isinstance(e, Exited) for e in own.handle(Event("Bought", {"total": 9}), T + 2))
+    assert own.profile.revenue == 9.0
+
+
+@pytest.mark.parametrize(
+    ("props", "value"),
+    [({"revenue": 12, "total": 15}, 12.0), ({"total": 15}, 15.0), ({"price": 2.5, "quantity": 3}, 7.5),
+     ({"price": 4}, 4.0), ({"value": 1, "revenue": 9}, 1), ({"price": "x"}, None), ({}, None)],
+)
+def test_a_translated_event_gets_a_value_from_the_specs_fields(props, value):
+    translated = translate(Event("Order Completed", props), "purchase")
+    assert translated.name == "purchase" and translated.properties.get("value") == value
+
+
+@pytest.mark.parametrize(("events", "field"), [({"Order Completed": 3}, "events.Order Completed"),
+                                               ({"": "purchase"}, "events"), ("purchase", "events")])
+def test_a_bad_events_table_is_refused_naming_it(events, field):
+    with pytest.raises(ScenarioError) as caught:
+        cart_program(events)
+    assert caught.value.field is not None and caught.value.field.startswith(field)
+
+
+def test_every_default_maps_to_a_name_of_the_vocabulary():
+    assert all(name != target and target.islower() for name, target in SEGMENT_ECOMMERCE.items())
+
+
+def test_order_completed_over_http_ends_the_cart_journey(tmp_path):
+    async def script(client, runtime):
+        batch = {"writeKey": KEY, "batch": [
+            {"type": "track", "userId": "ada", "event": "Product Added", "messageId": "e1",
+             "properties": {"product_id": "p1", "price": 42.0, "quantity": 1}},
+        ]}
+        assert (await client.post("/v1/batch", json=batch)).status_code == 200
+        bearer = {"authorization": f"Bearer {ADMIN}"}
+        ada = (await client.get("/v1/profiles/ada", headers=bearer)).json()
+        assert ada["journeys"]["cart_abandonment"]["step"] == "wait_1h"
+        order = {"writeKey": KEY, "userId": "ada", "event": "Order Completed", "messageId": "e2",
+                 "properties": {"order_id": "o1", "revenue": 42.0, "currency": "USD"}}
+        assert (await client.post("/v1/track", json=order)).status_code == 200
+        ada = (await client.get("/v1/profiles/ada", headers=bearer)).json()
+        run = ada["journeys"].get("cart_abandonment")
+        assert run is None or run["step"] is None
+        stats = (await client.get("/v1/journeys", headers=bearer)).json()["cart_abandonment"]
+        assert stats["exits"] == {"purchase": 1} and stats["entrants"] == 1
+
+    run_against_server(tmp_path, script)
