@@ -7,8 +7,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from harness import CART_SCENARIO
-from serving import ADMIN, KEY, run_against_server
+import trio.testing
+from harness import CART_SCENARIO, HOUR
+from serving import ADMIN, KEY, run_against_app, run_against_server
 
 from actors import Actor, ScenarioError, compile_scenario
 from actors.compiler import CORE_TABLES
@@ -85,3 +86,38 @@ def test_order_completed_over_http_ends_the_cart_journey(tmp_path):
         assert stats["exits"] == {"purchase": 1} and stats["entrants"] == 1
 
     run_against_server(tmp_path, script)
+
+
+def test_an_identify_from_a_mobile_library_makes_push_reachable_and_sets_consent_over_http(tmp_path):
+    async def script(client, runtime):
+        identify = {"writeKey": KEY, "type": "identify", "userId": "kai", "messageId": "m1",
+                    "traits": {"email": "kai@example.com", "sms_consent": False, "email_consent": True},
+                    "context": {"device": {"token": "fcm-abc", "type": "android", "model": "Pixel"},
+                                "timezone": "Asia/Tokyo", "library": {"name": "analytics-android"}}}
+        assert (await client.post("/v1/identify", json=identify)).status_code == 200
+        bearer = {"authorization": f"Bearer {ADMIN}"}
+        kai = (await client.get("/v1/profiles/kai", headers=bearer)).json()
+        assert set(kai["reachable"]) >= {"push", "email"} and "sms" not in kai["reachable"]
+        assert "email" in kai["consented"] and "sms" not in kai["consented"]
+        assert kai["traits"]["push_token"] == "fcm-abc" and kai["traits"]["timezone"] == "Asia/Tokyo"
+        bad = {**identify, "messageId": "m2", "context": {"device": {"token": 42}}}
+        refused = await client.post("/v1/identify", json=bad)
+        assert refused.status_code == 400 and "context.device.token" in refused.json()["field"]
+
+    run_against_server(tmp_path, script)
+
+
+def test_a_push_token_lets_the_best_channel_choose_push(tmp_path):
+    clock = trio.testing.MockClock()
+
+    async def script(client, runtime):
+        identify = {"writeKey": KEY, "userId": "kai", "context": {"device": {"token": "apns-1"}}}
+        assert (await client.post("/v1/identify", json=identify)).status_code == 200
+        cart = {"writeKey": KEY, "userId": "kai", "event": "Product Added", "properties": {"price": 80}}
+        assert (await client.post("/v1/track", json=cart)).status_code == 200
+        clock.jump(HOUR)
+        await trio.testing.wait_all_tasks_blocked()
+        [(_, push)] = runtime.channel.delivered
+        assert (push.step, push.channel) == ("push", "push")
+
+    run_against_app(tmp_path, script, clock=clock)

@@ -8,7 +8,10 @@ into):
     track     -> Event(event, properties); Segment's semantic delivery events ("Email Opened",
                  "Push Notification Tapped", ...) with the send's journey and entry in their
                  properties become DeliveryReceipt, and reach the journey that sent
-    identify  -> Identified(traits, reachable: email and phone traits make those channels reachable);
+    identify  -> Identified(traits, reachable: email and phone traits, and a push token
+                 (context.device.token or a push_token trait) make those channels reachable;
+                 consent: <channel>_consent traits, true or false; context.timezone kept as the
+                 timezone trait);
                  with both ids, Merged(anonymousId) for the userId first: the visitor's history
                  joins the known profile (its message id is the call's + ":merge", so a retried
                  identify merges once and the identify itself still dedupes by its own id)
@@ -53,6 +56,7 @@ import msgspec
 
 from actors.errors import IngestError
 from actors.messages import (
+    CHANNELS,
     DeliveryReceipt,
     Event,
     Identified,
@@ -96,6 +100,19 @@ Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
 Stamp = Annotated[str, msgspec.Meta(max_length=64)]
 
 
+class Device(msgspec.Struct, omit_defaults=True, gc=False):
+    """``context.device``: only what the engine reads (the rest is ignored)."""
+
+    token: Id | None = None  # a mobile library's push token
+
+
+class Context(msgspec.Struct, omit_defaults=True, gc=False):
+    """``context``: only what the engine reads (the rest is ignored)."""
+
+    device: Device | None = None
+    timezone: Name | None = None  # an IANA name, as mobile libraries send it
+
+
 class Call(msgspec.Struct, omit_defaults=True, gc=False):
     """One Segment call, as lenient as the spec (unknown fields are ignored), and as strict as
     the engine needs (the module's docstring).
@@ -117,6 +134,7 @@ class Call(msgspec.Struct, omit_defaults=True, gc=False):
     sentAt: Stamp | None = None  # noqa: N815
     originalTimestamp: Stamp | None = None  # noqa: N815
     writeKey: Id | None = None  # noqa: N815
+    context: Context | None = None
 
 
 class BatchBody(msgspec.Struct):
@@ -137,6 +155,7 @@ _call = msgspec.json.Decoder(Call)
 _batch = msgspec.json.Decoder(BatchBody)
 _sizes = msgspec.json.Decoder(BatchSizes)
 _KEPT = frozenset({str, bool, type(None)})  # scalars carried as they are; numbers are checked
+_ADDRESSES = (("email", "email"), ("sms", "phone"), ("push", "push_token"))  # channel, trait
 
 
 def parse(kind: str, body: bytes) -> tuple[list[Call], str | None]:
@@ -229,9 +248,7 @@ def _message(call: Call, received_at: float) -> Message:
         props["timestamp"] = corrected_timestamp(call, received_at)
         return Event(event, props)
     if kind == "identify":
-        traits = _flatten(call.traits, "traits") if call.traits else {}
-        reachable = {ch: True for ch, trait in (("email", "email"), ("sms", "phone")) if traits.get(trait)}
-        return Identified(traits, reachable)
+        return _identified(call)
     if kind in ("page", "screen"):
         props = _flatten(call.properties, "properties") if call.properties else {}
         if call.name is not None:
@@ -245,6 +262,23 @@ def _message(call: Call, received_at: float) -> Message:
         traits["group_id"] = call.groupId
         return Identified(traits)
     raise IngestError(f"unknown type {kind!r}; expected one of {list(KINDS)}", field="type")
+
+
+def _identified(call: Call) -> Identified:
+    """An identify's facts: traits; reachability from an address (``email``, ``phone``) or a push
+    token (``context.device.token``, kept as the ``push_token`` trait, or that trait itself);
+    consent from ``<channel>_consent`` traits that are true or false; the time zone from
+    ``context.timezone``, kept as the ``timezone`` trait."""
+    traits = dict(_flatten(call.traits, "traits")) if call.traits else {}
+    context = call.context
+    if context is not None:
+        if context.device is not None and context.device.token:
+            traits["push_token"] = context.device.token
+        if context.timezone:
+            traits["timezone"] = context.timezone
+    reachable = {ch: True for ch, trait in _ADDRESSES if traits.get(trait)}
+    consent = {ch: granted for ch in CHANNELS if type(granted := traits.get(f"{ch}_consent")) is bool}
+    return Identified(traits, reachable, consent)
 
 
 def _alias(call: Call) -> Submission:
