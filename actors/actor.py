@@ -345,7 +345,7 @@ class Actor:
                 if step.seconds is not None:
                     at = now + step.seconds
                 else:
-                    at = next_local_time(now, profile.tz_offset, step.until or 0.0)
+                    at = next_local_time(now, profile.zone, step.until or 0.0)
                 self._schedule(journey, run, at, effects)
                 return
             elif kind is EndStep:

@@ -9,8 +9,12 @@ step's ``wait``, a duration or a table) as it compiles.
 
 from __future__ import annotations
 
+import functools
 import re
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actors.errors import ScenarioError
 
@@ -99,22 +103,65 @@ def parse_time_of_day(text: object) -> float:
     return float(int(match.group(1)) * 3600 + int(match.group(2)) * 60)
 
 
-def next_local_time(now: float, tz_offset: float, time_of_day: float) -> float:
+Zone = float | str  # a fixed offset from UTC in seconds, or an IANA time zone name
+
+
+def next_local_time(now: float, zone: Zone, time_of_day: float) -> float:
     """The first instant at or after ``now`` when the local clock reads ``time_of_day``.
 
     Args:
         now: the current time, seconds since the epoch (UTC).
-        tz_offset: the customer's offset from UTC, in seconds.
+        zone: the customer's offset from UTC in seconds, or an IANA name (``Asia/Tokyo``),
+            whose offset at each moment follows its daylight saving rules.
         time_of_day: seconds after local midnight.
     """
-    local = now + tz_offset
+    if isinstance(zone, str):
+        return _next_in_zone(now, zone_info(zone), time_of_day)
+    local = now + zone
     midnight = local - (local % 86400.0)
     target = midnight + time_of_day
     if target < local:
         target += 86400.0
-    return target - tz_offset
+    return target - zone
 
 
-def local_time_of_day(now: float, tz_offset: float) -> float:
-    """Seconds after local midnight at ``now`` for a customer at ``tz_offset``."""
-    return (now + tz_offset) % 86400.0
+def local_time_of_day(now: float, zone: Zone) -> float:
+    """Seconds after local midnight at ``now`` for a customer in ``zone``."""
+    if isinstance(zone, str):
+        local = datetime.fromtimestamp(now, zone_info(zone))
+        return local.hour * 3600.0 + local.minute * 60.0 + local.second + local.microsecond / 1e6
+    return (now + zone) % 86400.0
+
+
+@functools.lru_cache(maxsize=512)
+def zone_info(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (its rules are data shipped with Python or the tzdata package).
+
+    Raises:
+        ValueError: no zone of that name.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"no time zone {name!r}") from None
+
+
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine has the rules of."""
+    try:
+        zone_info(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _next_in_zone(now: float, zone: ZoneInfo, time_of_day: float) -> float:
+    hours, rest = divmod(int(time_of_day), 3600)
+    clock = dtime(hours % 24, rest // 60, rest % 60)
+    day = datetime.fromtimestamp(now, zone).date()
+    for _ in range(3):  # today, or tomorrow (a day that skips the hour gives its nearest instant)
+        target = datetime.combine(day, clock, tzinfo=zone).timestamp()
+        if target >= now:
+            return target
+        day += timedelta(days=1)
+    return now  # (unreachable: a local time of day recurs within two days)

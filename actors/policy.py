@@ -88,9 +88,10 @@ def decide(policy: Policy, profile: Profile, step: SendStep, channel: str, now: 
                 return Verdict(cooldown.rule, last + cooldown.seconds)
     start, end = policy.quiet_start, policy.quiet_end
     if start is not None and end is not None and channel != "in_app":
-        local = local_time_of_day(now, profile.tz_offset)
+        zone = profile.zone
+        local = local_time_of_day(now, zone)
         if (start <= local < end) if start < end else (local >= start or local < end):
-            return Verdict("quiet_hours", next_local_time(now, profile.tz_offset, end))
+            return Verdict("quiet_hours", next_local_time(now, zone, end))
     sends = profile.marketing_sends()  # one pass over the timeline for every window below
     if not sends:
         return ALLOWED

@@ -11,6 +11,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 
+from actors.durations import Zone, known_zone
 from actors.messages import CHANNELS, Properties, Scalar
 
 TIMELINE_LIMIT = 8
@@ -170,6 +171,13 @@ class Profile:
     def trait(self, name: str) -> Scalar:
         """A trait's value, or None."""
         return None if self.traits is None else self.traits.get(name)
+
+    @property
+    def zone(self) -> Zone:
+        """The customer's time zone: the ``timezone`` trait when it names an IANA zone (its
+        offset then follows daylight saving), else the fixed ``tz_offset``."""
+        name = None if self.traits is None else self.traits.get("timezone")
+        return name if isinstance(name, str) and known_zone(name) else self.tz_offset
 
     # -- writing ---------------------------------------------------------------------------------
 

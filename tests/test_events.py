@@ -5,6 +5,8 @@ scenario's [events] table over them, the same in every runtime; and over real HT
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import trio.testing
@@ -13,6 +15,7 @@ from serving import ADMIN, KEY, run_against_app, run_against_server
 
 from actors import Actor, ScenarioError, compile_scenario
 from actors.compiler import CORE_TABLES
+from actors.durations import local_time_of_day, next_local_time
 from actors.events import SEGMENT_ECOMMERCE, translate
 from actors.messages import Entered, Event, Exited
 from actors.profile import Profile
@@ -119,5 +122,40 @@ def test_a_push_token_lets_the_best_channel_choose_push(tmp_path):
         await trio.testing.wait_all_tasks_blocked()
         [(_, push)] = runtime.channel.delivered
         assert (push.step, push.channel) == ("push", "push")
+
+    run_against_app(tmp_path, script, clock=clock)
+
+
+def test_a_local_time_in_new_york_is_right_across_the_daylight_saving_change():
+    new_york = "America/New_York"  # clocks go forward at 02:00 on 8 March 2026
+    saturday_noon = datetime(2026, 3, 7, 12, 0, tzinfo=ZoneInfo(new_york)).timestamp()
+    sunday_nine = next_local_time(saturday_noon, new_york, 9 * 3600.0)
+    assert datetime.fromtimestamp(sunday_nine, ZoneInfo(new_york)).strftime("%d %H:%M %Z") == "08 09:00 EDT"
+    assert sunday_nine - saturday_noon == 20 * 3600.0  # 21 hours of clock time, 20 of real time
+    assert local_time_of_day(sunday_nine, new_york) == 9 * 3600.0
+    assert next_local_time(saturday_noon, -5 * 3600.0, 9 * 3600.0) == sunday_nine + 3600.0  # fixed
+
+
+def test_quiet_hours_run_on_the_customers_own_zone_from_context_timezone(tmp_path):
+    clock = trio.testing.MockClock()  # the engine starts at T0, 10:00 UTC (19:00 in Tokyo)
+
+    async def script(client, runtime):
+        for user, zone in (("aki", "Asia/Tokyo"), ("una", None)):
+            context = {"device": {"token": f"t-{user}"}} | ({"timezone": zone} if zone else {})
+            identify = {"writeKey": KEY, "userId": user, "context": context}
+            assert (await client.post("/v1/identify", json=identify)).status_code == 200
+        clock.jump(3 * HOUR)  # 13:00 UTC, 22:00 in Tokyo
+        for user in ("aki", "una"):
+            cart = {"writeKey": KEY, "userId": user, "event": "cart_add", "properties": {"value": 50}}
+            assert (await client.post("/v1/track", json=cart)).status_code == 200
+        clock.jump(HOUR)  # the push is due at 14:00 UTC: 23:00 in Tokyo, inside 21:00-08:00
+        await trio.testing.wait_all_tasks_blocked()
+        assert [send.key.split(":")[0] for _, send in runtime.channel.delivered] == ["una"]
+        clock.jump(9 * HOUR)  # 23:00 UTC: 08:00 in Tokyo
+        await trio.testing.wait_all_tasks_blocked()
+        (una_at, _), (aki_at, aki_push) = runtime.channel.delivered
+        assert aki_push.key.startswith("aki:") and aki_at - una_at == 9 * HOUR
+        view = (await client.get("/v1/profiles/aki", headers={"authorization": f"Bearer {ADMIN}"})).json()
+        assert view["timezone"] == "Asia/Tokyo"
 
     run_against_app(tmp_path, script, clock=clock)

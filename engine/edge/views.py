@@ -28,6 +28,7 @@ def profile_view(actor: Actor) -> dict[str, Any]:
         "customer_id": profile.customer_id,
         "traits": dict(profile.traits or {}),
         "tz_offset_s": profile.tz_offset,
+        "timezone": zone if isinstance(zone := profile.zone, str) else None,
         "reachable": [ch for ch in CHANNELS if profile.can_reach(ch)],
         "consented": [ch for ch in CHANNELS if profile.has_consent(ch)],
         "engagement": engagement,
