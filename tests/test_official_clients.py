@@ -1,0 +1,56 @@
+"""Official Segment client libraries, installed from the package registry, against the real
+service on 127.0.0.1: what they send, with their documented options, is accepted whole.
+
+segment-analytics-python (PyPI): default options (batched on a background thread, no gzip), and
+gzip with one call per request in sync mode.
+"""
+
+from __future__ import annotations
+
+import pytest
+import segment.analytics.client as analytics
+import trio
+from serving import ADMIN, KEY, run_against_server
+
+OPTIONS = [
+    pytest.param({}, id="defaults"),
+    pytest.param({"gzip": True, "sync_mode": True, "upload_size": 1}, id="gzip-sync-one-per-request"),
+    pytest.param({"gzip": True, "upload_size": 3, "thread": 2}, id="gzip-batches-of-three-two-threads"),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_segment_analytics_python_is_accepted_with_its_options(tmp_path, options):
+    errors: list[BaseException] = []
+
+    def send(host: str) -> None:
+        client = analytics.Client(KEY, host=host, on_error=lambda exc, batch: errors.append(exc),
+                                  max_retries=1, **options)
+        client.identify("ada", {"email": "ada@example.com", "sms_consent": False},
+                        context={"timezone": "Europe/Paris", "device": {"token": "tok-1"}})
+        client.track("ada", "Product Added", {"product_id": "p1", "price": 35.0, "quantity": 1})
+        client.page("ada", "Shop", "Cart", {"url": "https://shop.example/cart"})
+        client.screen("ada", "App", "Home")
+        client.group("ada", "g1", {"name": "Acme"})
+        client.alias("ada", "ada-previous")
+        client.track(anonymous_id="visitor-1", event="cart_add", properties={"value": 25})
+        client.track("ada", "Order Completed", {"order_id": "o1", "revenue": 35.0})
+        client.flush()
+        if not options.get("sync_mode"):  # (in sync mode each call was sent as it was made)
+            client.join()
+
+    async def script(client, runtime):
+        await trio.to_thread.run_sync(send, str(client.base_url).rstrip("/"))
+        bearer = {"authorization": f"Bearer {ADMIN}"}
+        ada = (await client.get("/v1/profiles/ada", headers=bearer)).json()
+        assert {"email", "push"} <= set(ada["reachable"]) and ada["timezone"] == "Europe/Paris"
+        assert ada["traits"]["group_id"] == "g1" and ada["purchases"]["count"] == 1
+        details = [entry["detail"] for entry in ada["timeline"]]
+        assert "cart_add" in details and "purchase" in details
+        stats = (await client.get("/v1/journeys", headers=bearer)).json()["cart_abandonment"]
+        assert stats["entrants"] >= 1 and stats["exits"].get("purchase") == 1
+        visitor = await client.get("/v1/profiles/visitor-1", headers=bearer)
+        assert visitor.status_code == 200
+
+    run_against_server(tmp_path, script)
+    assert errors == []
