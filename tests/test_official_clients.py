@@ -1,11 +1,18 @@
 """Official Segment client libraries, installed from the package registry, against the real
 service on 127.0.0.1: what they send, with their documented options, is accepted whole.
 
-segment-analytics-python (PyPI): default options (batched on a background thread, no gzip), and
-gzip with one call per request in sync mode.
+segment-analytics-python (PyPI): default options (batched on a background thread, no gzip),
+gzip with one call per request in sync mode, gzip batches of three on two threads.
+@segment/analytics-node (npm, installed into tests/node by the test set-up or .ci/run): default
+options, and one event per batch.
 """
 
 from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import segment.analytics.client as analytics
@@ -54,3 +61,45 @@ def test_segment_analytics_python_is_accepted_with_its_options(tmp_path, options
 
     run_against_server(tmp_path, script)
     assert errors == []
+
+
+# -- @segment/analytics-node (npm) ----------------------------------------------------------------
+
+NODE = Path(__file__).resolve().parent / "node"
+NODE_OPTIONS = [
+    pytest.param({}, id="defaults"),
+    pytest.param({"maxEventsInBatch": 1, "flushInterval": 50}, id="one-event-per-batch"),
+]
+
+
+@pytest.fixture(scope="module")
+def node_client() -> Path:
+    """The npm package installed beside its script (skipped, saying why, only when it cannot be)."""
+    if not (NODE / "node_modules" / "@segment" / "analytics-node").is_dir():
+        npm = shutil.which("npm")
+        if npm is None or shutil.which("node") is None:
+            pytest.skip("no Node.js: @segment/analytics-node cannot run here")
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE, capture_output=True,
+                              text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.skip(f"npm could not install @segment/analytics-node: {done.stderr.strip()[-300:]}")
+    return NODE / "send.mjs"
+
+
+@pytest.mark.parametrize("options", NODE_OPTIONS)
+def test_segment_analytics_node_is_accepted_with_its_options(tmp_path, node_client, options):
+    async def script(client, runtime):
+        command = ["node", str(node_client), str(client.base_url).rstrip("/"), KEY, json.dumps(options)]
+        done = await trio.to_thread.run_sync(
+            lambda: subprocess.run(command, capture_output=True, text=True, timeout=60))
+        assert done.returncode == 0, done.stderr
+        bearer = {"authorization": f"Bearer {ADMIN}"}
+        noa = (await client.get("/v1/profiles/noa", headers=bearer)).json()
+        assert {"email", "push"} <= set(noa["reachable"]) and noa["timezone"] == "America/New_York"
+        assert noa["traits"]["group_id"] == "g9" and noa["purchases"]["count"] == 1
+        assert noa["purchases"]["revenue"] == 60
+        stats = (await client.get("/v1/journeys", headers=bearer)).json()["cart_abandonment"]
+        assert stats["entrants"] == 2 and stats["exits"].get("purchase") == 1  # (noa and the visitor)
+        assert (await client.get("/v1/profiles/visitor-9", headers=bearer)).status_code == 200
+
+    run_against_server(tmp_path, script)
