@@ -152,6 +152,11 @@ class RunMetrics:
                     self.converted[tally.index][customer] += 1
                 tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
 
+    def count_recalled(self, journey: str, sends: int) -> None:
+        """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
+        suppressed with the reason ``recalled``."""
+        self.journeys[journey].suppressed["recalled"] += sends
+
     def observe_journeys(self, customer: Hashable, effects: list[Effect], now: float) -> None:
         """Fold effects into the per-journey tallies only: the real-time runtime's ``observe``, whose
         customers have no number in a population (``customer`` is taken, in the effect router's

@@ -82,6 +82,7 @@ class OutboxStatistics(msgspec.Struct, frozen=True):
         escalations_dropped_from_memory: of those, the ones no longer in ``escalations``.
         settled_log_write_failures: failed writes to the settled log (0 without one).
         dead_letter_write_failures: failed writes to the dead-letter file (0 without one).
+        recalled: marketing sends cancelled while they waited (their run exited or converted).
     """
 
     pending: int
@@ -94,6 +95,7 @@ class OutboxStatistics(msgspec.Struct, frozen=True):
     escalations_dropped_from_memory: int
     settled_log_write_failures: int
     dead_letter_write_failures: int
+    recalled: int = 0
 
 
 Queue = tuple[MemoryObjectSendStream[Send], MemoryObjectReceiveStream[Send]]
@@ -149,6 +151,10 @@ class Outbox:
         self.buckets = {ch: TokenBucket(rate) for ch, rate in (rates or {}).items()}
         self.breakers = {ch: CircuitBreaker(breaker_failures, breaker_reset) for ch in self.providers}
         self.pending: dict[str, Send] = {}  # by idempotency key: handed over, not yet settled
+        self.recalled = 0  # marketing sends cancelled in the queue: their run exited or converted
+        self._queued: dict[tuple[str, str], list[str]] = {}  # (customer, journey) -> keys waiting
+        self._taken: set[str] = set()  # keys a worker holds (in flight: never recalled)
+        self._cancelled: set[str] = set()  # keys recalled while still in a queue
         self.delivered = 0
         self.attempts = 0
         self.dead_letters: deque[DeadLetter] = deque(maxlen=memory_limit)  # the latest
@@ -184,8 +190,32 @@ class Outbox:
             self._dead(item, f"no provider for channel {item.channel!r}")
             return
         self.pending[item.key] = item
+        if not item.transactional:
+            self._queued.setdefault((item.customer, item.journey), []).append(item.key)
         if not (self._closed or self._stopping):
             queue[0].send_nowait(item)
+
+    def recall(self, customer_id: str, journey: str, keep: frozenset[str] = frozenset()) -> int:
+        """Cancel ``customer_id``'s marketing sends of ``journey`` still waiting in a queue (their
+        run was stopped or converted), but those in ``keep``; a send a worker already holds
+        completes. Each one recalled is recorded as settled (a restart does not send it) and
+        counted; returns how many."""
+        keys = self._queued.pop((customer_id, journey), None)
+        if not keys:
+            return 0
+        recalled = 0
+        for key in keys:
+            if key in keep:
+                self._queued.setdefault((customer_id, journey), []).append(key)
+                continue
+            if key in self._taken or self.pending.pop(key, None) is None:
+                continue  # in flight, or settled already
+            self._cancelled.add(key)
+            recalled += 1
+            if self.settled_log is not None:
+                self.settled_log.record(key)
+        self.recalled += recalled
+        return recalled
 
     def close(self) -> None:
         """No more sends: ``run`` returns once every queued one is settled (a drain: unbounded
@@ -249,6 +279,7 @@ class Outbox:
             settled_log_write_failures=self.settled_log.write_failures if self.settled_log else 0,
             dead_letter_write_failures=(
                 self.dead_letter_file.write_failures if self.dead_letter_file else 0),
+            recalled=self.recalled,
         )
 
     async def _worker(self, channel: str, receiver: MemoryObjectReceiveStream[Send]) -> None:
@@ -257,7 +288,13 @@ class Outbox:
                 await self._settle(channel, send)
 
     async def _settle(self, channel: str, send: Send) -> None:
-        """Deliver or dead-letter ``send``; a stop's cancellation propagates, leaving it pending."""
+        """Deliver or dead-letter ``send`` (unless it was recalled while it waited); a stop's
+        cancellation propagates, leaving it pending."""
+        key = send.key
+        if key in self._cancelled:
+            self._cancelled.discard(key)
+            return
+        self._taken.add(key)
         try:
             await self._try(channel, send)
         except ProviderError as exc:
@@ -265,8 +302,18 @@ class Outbox:
         else:
             self.delivered += 1
             if self.settled_log is not None:
-                self.settled_log.record(send.key)
-        self.pending.pop(send.key, None)
+                self.settled_log.record(key)
+        finally:
+            self._taken.discard(key)
+            self._forget_queued(send)
+        self.pending.pop(key, None)
+
+    def _forget_queued(self, send: Send) -> None:
+        keys = self._queued.get((send.customer, send.journey))
+        if keys is not None and send.key in keys:
+            keys.remove(send.key)
+            if not keys:
+                del self._queued[(send.customer, send.journey)]
 
     async def _try(self, channel: str, send: Send) -> None:
         provider, breaker = self.providers[channel], self.breakers[channel]

@@ -89,6 +89,8 @@ def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[Counte
     for name, text, value in (
         ("touchpoint_deliveries", "Sends a provider accepted", stats.delivered),
         ("touchpoint_send_attempts", "Provider calls made", stats.attempts),
+        ("touchpoint_sends_recalled", "Marketing sends cancelled in the outbox: their run exited or "
+         "converted", stats.recalled),
         ("touchpoint_receipts_refused", "Synthetic receipts a saturated engine could not take",
          stats.receipts_refused),
         ("touchpoint_escalations", "Escalations handed to the agent desk", stats.escalations),

@@ -7,9 +7,12 @@ with the time it was handed over: the engine's test double, and a dry-run channe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-from actors.messages import Escalated, Send
+from actors.messages import Converted, Effect, Escalated, Exited, Send
+
+Observe = Callable[[str, list[Effect], float], None]  # (customer, effects, now)
 
 
 class ChannelAdapter(Protocol):
@@ -31,3 +34,31 @@ class MockChannel:
     def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
         """Record the item."""
         self.delivered.append((at, item))
+
+
+def recalling(observe: Observe, channel: ChannelAdapter, count: Callable[[str, int], None]) -> Observe:
+    """``observe``, and when a run is stopped (an exit event) or converts, its marketing sends
+    still waiting in the channel's queues recalled (``Outbox.recall``) and ``count(journey,
+    recalled)`` told: a send must not go out after the purchase that made it pointless. A run
+    that reaches its end step keeps its sends, and so does a send made in the same moment as
+    the exit. A channel that sends at once (the mock) has nothing to recall: ``observe`` is
+    returned as it is."""
+    recall: Callable[[str, str, frozenset[str]], int] | None = getattr(channel, "recall", None)
+    if recall is None:
+        return observe
+
+    def observing(customer: str, effects: list[Effect], now: float) -> None:
+        observe(customer, effects, now)
+        for effect in effects:
+            if isinstance(effect, Exited) and effect.reason in _KEEP_SENDS:
+                continue
+            if isinstance(effect, (Exited, Converted)):
+                made_now = frozenset(e.key for e in effects if isinstance(e, Send))
+                recalled = recall(customer, effect.journey, made_now)
+                if recalled:
+                    count(effect.journey, recalled)
+
+    return observing
+
+
+_KEEP_SENDS = frozenset({"end", "holdout", "merged"})  # exits that stop nothing a run sent

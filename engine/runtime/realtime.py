@@ -47,7 +47,7 @@ from actors.journey import Program
 from actors.messages import Message, Schedule, Submission, TimerFired
 from actors.profile import Profile
 from actors.routing import Aliases, current_actor, way_in
-from engine.runtime.channels import ChannelAdapter
+from engine.runtime.channels import ChannelAdapter, recalling
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.scheduler import Item, TimerQueue
@@ -387,4 +387,5 @@ def _router(
     as 600 MB more peak memory in ``bench.realtime``.
     """
     deliver = channel.deliver_nowait
-    return EffectRouter(timers.push, deliver, deliver, metrics.observe_journeys, trace)
+    observe = recalling(metrics.observe_journeys, channel, metrics.count_recalled)
+    return EffectRouter(timers.push, deliver, deliver, observe, trace)
