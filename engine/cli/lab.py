@@ -77,7 +77,7 @@ def compare(
     jobs = [Job(d, customers, days, s) for d in designs for s in seeds]
     runs = _run(jobs, workers, quiet)
     results = [
-        DesignResult(d.name, d.description(), [r.metrics for r in runs[i * len(seeds):(i + 1) * len(seeds)]],
+        DesignResult(d.name, d.description, [r.metrics for r in runs[i * len(seeds):(i + 1) * len(seeds)]],
                      [r.outcomes for r in runs[i * len(seeds):(i + 1) * len(seeds)]])
         for i, d in enumerate(designs)
     ]
@@ -211,7 +211,8 @@ def _designs(sources: Sequence[str], variants: Sequence[str]) -> list[Design]:
         names = [s.name for s in loaded]
         if len(set(names)) < len(names):  # (two files of one scenario: tell them apart by path)
             names = [Path(source).stem if Path(source).is_file() else source for source in sources]
-        return [Design(name, source) for name, source in zip(_distinct(names), sources, strict=True)]
+        return [Design(name, source, description=_described(s.document))
+                for name, source, s in zip(_distinct(names), sources, loaded, strict=True)]
     source = sources[0]
     scenario = load_scenario(source)
     chosen = list(variants) or list(scenario.variants)
@@ -220,7 +221,12 @@ def _designs(sources: Sequence[str], variants: Sequence[str]) -> list[Design]:
     if not chosen:
         raise ScenarioError("has no [variants] to compare: declare some, or give several files",
                             source=scenario.source)
-    return [Design(scenario.name, source)] + [Design(name, source, name) for name in chosen]
+    return [Design(scenario.name, source, description=_described(scenario.document))] + [
+        Design(name, source, name, description=_described(scenario.variants[name])) for name in chosen]
+
+
+def _described(tables: dict[str, Any]) -> str:
+    return str(tables.get("description", ""))
 
 
 @contextmanager

@@ -36,12 +36,14 @@ class Design:
         source: a scenario file or a built-in name.
         variant: one of the scenario's ``[variants]``, or None for the scenario as written.
         settings: values set by dotted path over it (``{"policy.caps.0.max": 2}``).
+        description: what the design is, for reports (the variant's or the file's own).
     """
 
     name: str
     source: str
     variant: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
 
     def load(self) -> Scenario:
         """The design's scenario, validated and compiled."""
@@ -51,12 +53,6 @@ class Design:
         if self.settings:
             scenario = scenario.with_settings(self.settings, self.name)
         return scenario
-
-    def description(self) -> str:
-        """The variant's or the scenario's description."""
-        scenario = load_scenario(self.source)
-        tables = scenario.variants.get(self.variant, {}) if self.variant else scenario.document
-        return str(tables.get("description", ""))
 
 
 @dataclass(frozen=True)

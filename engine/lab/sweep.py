@@ -91,11 +91,11 @@ def check_points(source: str, points: Iterable[Point]) -> None:
         scenario.with_settings(point.settings, point.name)
 
 
-def cache_key(source: str, point: Point, customers: int, days: float, seed: int) -> str:
-    """What decides a point's result, hashed."""
+def cache_key(scenario: str, point: Point, customers: int, days: float, seed: int) -> str:
+    """What decides a point's result, hashed (``scenario``: the hash of the scenario file)."""
     described = json.dumps(
         {
-            "scenario": hashlib.sha256(resolve(source).read_bytes()).hexdigest(),
+            "scenario": scenario,
             "settings": {path: point.settings[path] for path in sorted(point.settings)},
             "customers": customers,
             "days": days,
@@ -136,7 +136,8 @@ def run_points(
     when each completes.
     """
     cache.mkdir(parents=True, exist_ok=True)
-    keys = [cache_key(source, p, customers, days, seed) for p in points]
+    scenario = hashlib.sha256(resolve(source).read_bytes()).hexdigest()  # (read once, not per point)
+    keys = [cache_key(scenario, p, customers, days, seed) for p in points]
     found: dict[int, dict[str, Any]] = {}
     for index, key in enumerate(keys):
         stored = _read_cached(cache / f"{key}.json")

@@ -49,11 +49,13 @@ def recalling(observe: Observe, channel: ChannelAdapter, count: Callable[[str, i
 
     def observing(customer: str, effects: list[Effect], now: float) -> None:
         observe(customer, effects, now)
+        made_now: frozenset[str] | None = None
         for effect in effects:
             if isinstance(effect, Exited) and effect.reason in _KEEP_SENDS:
                 continue
             if isinstance(effect, (Exited, Converted)):
-                made_now = frozenset(e.key for e in effects if isinstance(e, Send))
+                if made_now is None:  # (once per list, and only for a list that stops a run)
+                    made_now = frozenset(e.key for e in effects if isinstance(e, Send))
                 recalled = recall(customer, effect.journey, made_now)
                 if recalled:
                     count(effect.journey, recalled)
