@@ -42,6 +42,7 @@ from actors.journey import (
     stable_fraction,
 )
 from actors.messages import (
+    BROWSING_EVENTS,
     Advanced,
     Cancel,
     Converted,
@@ -58,7 +59,7 @@ from actors.messages import (
     Send,
     TimerFired,
 )
-from actors.profile import BROWSING_EVENTS, CHANNEL_BIT, CLICKED, DELIVERED, OPENED, Profile
+from actors.profile import CHANNEL_BIT, CLICKED, DELIVERED, OPENED, Profile
 from actors.runs import JourneyRun
 from actors.sending import note, try_send
 

@@ -13,7 +13,7 @@ import math
 
 import msgspec
 
-from actors.messages import Properties, Scalar
+from actors.messages import BROWSING_EVENTS, Properties, Scalar
 
 
 class _Frozen(msgspec.Struct, frozen=True, gc=False):
@@ -262,6 +262,7 @@ class Program(_Frozen, frozen=True):
     journey_events: frozenset[str] = frozenset()  # every event some journey reacts to
     send_horizon: float = 0.0  # the policy's: computed once, read on every timeline note
     event_names: dict[str, str] = msgspec.field(default_factory=dict)  # incoming -> vocabulary
+    ignored_events: frozenset[str] = frozenset()  # events that change nothing: see ``build_program``
 
 
 def build_program(name: str, journeys: list[Journey], policy: Policy,
@@ -282,6 +283,13 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
     wait_events = frozenset(
         step.event for j in ordered for step in j.steps.values() if isinstance(step, WaitForStep)
     )
+    journey_events = frozenset(
+        {j.entry_event for j in ordered}
+        | {e for j in ordered for e in j.exit_events}
+        | {j.goal_event for j in ordered}
+        | wait_events
+    )
+    cooldown_events = frozenset(c.event for c in policy.cooldowns)
     return Program(
         name=name,
         journeys=ordered,
@@ -290,17 +298,24 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         by_entry=index(lambda j: (j.entry_event,)),
         by_exit=index(lambda j: j.exit_events),
         by_goal=index(lambda j: (j.goal_event,)),
-        cooldown_events=frozenset(c.event for c in policy.cooldowns),
+        cooldown_events=cooldown_events,
         wait_events=wait_events,
-        journey_events=frozenset(
-            {j.entry_event for j in ordered}
-            | {e for j in ordered for e in j.exit_events}
-            | {j.goal_event for j in ordered}
-            | wait_events
-        ),
+        journey_events=journey_events,
         send_horizon=policy.send_horizon,
         event_names=dict(event_names or {}),
+        ignored_events=_ignored(ordered, journey_events | cooldown_events | set(event_names or ())),
     )
+
+
+def _ignored(journeys: tuple[Journey, ...], used: frozenset[str] | set[str]) -> frozenset[str]:
+    """The browsing events an actor of this program does nothing with: kept off the timeline
+    (``BROWSING_EVENTS``), named by no journey, cooldown or translation, and, for
+    ``session_start``, shown no in-app message (a journey that may send in-app shows it at the
+    customer's next session). A runtime may leave them undelivered: the results are the same."""
+    in_app = any(
+        "in_app" in step.channels for j in journeys for step in j.steps.values() if isinstance(step, SendStep)
+    )
+    return frozenset(BROWSING_EVENTS - used - ({"session_start"} if in_app else set()))
 
 
 def _reads_event(journey: Journey) -> bool:

@@ -21,6 +21,8 @@ Scalar = str | int | float | bool | None
 Properties = dict[str, Scalar]
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "agent")
+BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
+"""Events too frequent and too thin to be worth a place on the timeline."""
 RECEIPT_STATUSES: tuple[str, ...] = ("delivered", "opened", "clicked", "bounced", "unsubscribed")
 
 

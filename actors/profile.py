@@ -49,10 +49,6 @@ _NO_STATS: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, -1.0)
 _NO_ENGAGEMENT = array("d", _NO_STATS * len(CHANNELS))
 _NEVER = float("-inf")
 
-BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
-"""Events too frequent and too thin to be worth a place on the timeline."""
-
-
 class Profile:
     """Who the customer is and how they have engaged, channel by channel.
 

@@ -5,20 +5,23 @@ that trigger journeys (browsing sessions with cart adds, transfers, chats...), r
 the engine makes (delivery, open, click, purchase, unsubscribe), and buys on its own too, so that
 lift is real: an abandoned cart is bought later anyway with a baseline probability, and a message
 only adds to that (REFERENCE.md section 1: attributed rates are not incremental). This module
-holds the world's own life: sessions, the session calendar, carts, purchases and broadcasts. How
+holds the world's own life: sessions, carts, purchases and broadcasts. How
 a customer answers a send (delivery or bounce, fatigue, open, click, opt-out, whether a click
 buys) is the response model of ``scenarios.responses``: the world is its ``Audience``.
 
 A purchase that follows a click is decided when the click happens (a world timer), against the
 cart as it is then: if the customer bought the cart (or anything after a click) in between, the
 click adds nothing, and a cart reminder (``recovers_cart``) buys nothing once the cart is gone.
-Sessions are a Poisson process on a clock that runs only in the customer's local waking hours
-(``sessions_per_day`` per day, evenly spread over those hours); a session is decided at its
-start, its cart add and in-session checkout included.
+Sessions are a Poisson process on a clock that runs only in the customer's local waking hours;
+each day's are decided in bulk as the day opens (``scenarios.sessions``), their cart adds and
+in-session checkouts included, and played at their times: a session's cart opens then, and its
+events go to the engine then. A session whose events the engine would ignore (browsing, where
+no journey listens to it) and that adds no cart is decided and counted but not played.
 
 A session may also end in an organic purchase, minutes after it starts: a purchase of something
 else than the open cart, that no message led to (``organic_purchase_per_day``, shared among the
-customer's sessions: ``organic_purchase_chance``). Its value is drawn from ``purchase_value``, and
+customer's sessions, with the chance ``organic_purchase_per_day / r`` at most 1 for a customer
+with ``r`` sessions a day). Its value is drawn from ``purchase_value``, and
 the world's cart bookkeeping does not see it: the open cart stays open and may still be bought
 (its scheduled return purchase happens, a click on a reminder can still buy it), and no click is
 made void by it. The engine sees a purchase event all the same, so a journey that exits on a
@@ -26,9 +29,9 @@ purchase exits, and one whose goal is a purchase counts it.
 
 The world talks to its runtime through two callables: ``post(at, customer, message)`` hands a
 message to a customer's actor at time ``at``; ``wake(at, customer, what)`` calls ``on_wake`` back
-with the ``WorldWake`` record ``what`` (for the world's own wake-ups, an hour of the session
-calendar opening or a broadcast, ``customer`` is None), which may return messages the customer
-sends at that very instant (a session's first events).
+with the ``WorldWake`` record ``what`` (for the world's own wake-ups, a day opening or a
+broadcast, ``customer`` is None), which may return messages the customer sends at that very
+instant (a session's first events).
 """
 
 from __future__ import annotations
@@ -40,21 +43,22 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from actors.durations import next_local_time
-from actors.messages import Event, Message, Properties
-from scenarios.config import PropertySpec, SimulationConfig
-from scenarios.draws import FIRST, ORDER, Draws
-from scenarios.draws import SESSION as SESSION_DRAWS
+from actors.messages import Event, Message
+from scenarios.config import SimulationConfig
+from scenarios.draws import ORDER, Draws
 from scenarios.population import Population
 from scenarios.responses import DEFAULT_MESSAGE, Audience
+from scenarios.sessions import DAY, SessionClock, Visit
 
-SESSION, RETURN, BROADCAST, CLICK_BUY, HOUR = "session", "return", "broadcast", "click_buy", "hour"
+SESSION, RETURN, BROADCAST, CLICK_BUY, DAY_OPENS = "session", "return", "broadcast", "click_buy", "day"
 
 
 class WorldWake(NamedTuple):
     """A world timer: what the world asked to be woken for (``kind``) and its details.
 
-    ``number`` is the cart's number (``RETURN``), the hour (``HOUR``) or the broadcast's index
-    (``BROADCAST``); ``sent_at`` and ``message`` name the send that was clicked (``CLICK_BUY``).
+    ``number`` is the session's (``SESSION``), the cart's (``RETURN``), the day's
+    (``DAY_OPENS``) or the broadcast's index (``BROADCAST``); ``sent_at`` and ``message`` name
+    the send that was clicked (``CLICK_BUY``).
     """
 
     kind: str
@@ -66,17 +70,6 @@ class WorldWake(NamedTuple):
 Post = Callable[[float, int, Message], None]
 Wake = Callable[[float, int | None, WorldWake], None]  # customer None: the world's own wake-up
 
-# Shared, never mutated: a session costs no allocation for its two browsing events.
-_BROWSE = (Event("session_start"), Event("page_view"))
-_SESSION_WAKE = WorldWake(SESSION)
-
-
-def organic_purchase_chance(per_day: float, sessions_per_day: float) -> float:
-    """The chance that a session ends in an organic purchase, for a customer who has
-    ``sessions_per_day`` sessions a day: ``per_day`` shared among them, at most 1 (a customer who
-    visits less often than ``per_day`` buys at every session, and so less often than that)."""
-    return min(per_day / sessions_per_day, 1.0)
-
 
 class World(Audience):
     """Synthetic customers reacting to the engine: an ``Audience`` that browses and buys.
@@ -87,15 +80,19 @@ class World(Audience):
         draws: the world's random stream.
         post: hands a message to a customer's actor at a time.
         wake: asks the runtime to call ``on_wake`` at a time.
+        ignored: events the engine does nothing with (``Program.ignored_events``): the world
+            does not hand them over, and plays no session that would hand over only those.
 
     Attributes:
         sessions: browsing sessions so far.
         purchases: purchases so far (every source).
         orders_after_click: purchases that followed a click, by message name (attributed orders).
+        events_ignored: events the customers did that were not handed to the engine.
     """
 
     def __init__(
-        self, population: Population, config: SimulationConfig, draws: Draws, post: Post, wake: Wake
+        self, population: Population, config: SimulationConfig, draws: Draws, post: Post, wake: Wake,
+        ignored: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(population, config, draws, post)
         self.wake = wake
@@ -103,33 +100,23 @@ class World(Audience):
         self.cart_value = array("d", bytes(8 * n))  # 0: no open cart
         self.cart_no = array("I", bytes(array("I").itemsize * n))
         self.last_purchase_at = array("d", [-math.inf]) * n
-        # common random numbers: a customer's n-th session draws the same numbers in every design
-        # (``scenarios.draws``)
-        self.session_no = array("I", bytes(4 * n))
-        self._active_start = float(config.population.active_start)  # seconds, decoded at load
-        active = (config.population.active_end - self._active_start) % 86400.0
-        self._active_length = active or 86400.0  # equal start and end: awake all day
-        # The session calendar: every customer always has a next session, so instead of one queue
-        # item each (about 170 bytes), the next session's time waits in a column and the customer
-        # number in the list of its hour; when the hour opens, its sessions become queue items.
-        self.next_session = array("d", bytes(8 * n))
-        self._calendar: dict[int, array[int]] = {}
-        self._open_hour = -1
+        self.session_clock = SessionClock(population, config, draws.seed, ignored)
+        self._visits: dict[int, Visit] = {}  # sessions of the day still to be played, by number
+        self._visit_no = 0
+        self._horizon = math.inf
         self.sessions = 0
         self.purchases = 0
+        self.events_ignored = 0
         self.orders_after_click: Counter[str] = Counter()
 
     # -- starting ----------------------------------------------------------------------------------
 
     def start(self, horizon: float) -> None:
-        """Schedule every customer's first session and the broadcast calendar up to ``horizon``."""
-        rates = self.population.session_rate
-        length = self._active_length
-        draws = self.draws
-        for customer in range(self.population.size):
-            draws.begin(customer, FIRST, 0)
-            first = draws.exponential(length / rates[customer])
-            self._plan_session(customer, self._after_active(0.0, first, customer))
+        """Schedule the days (each decides its sessions as it opens) and the broadcast calendar
+        up to ``horizon``."""
+        self._horizon = horizon
+        for day in range(math.ceil(horizon / DAY) if horizon > 0 else 1):
+            self.wake(day * DAY, None, WorldWake(DAY_OPENS, day))
         for index, spec in enumerate(self.config.broadcasts):
             every, at = float(spec.every), float(spec.first)  # seconds, decoded at load
             while at < horizon:
@@ -145,15 +132,13 @@ class World(Audience):
         """
         kind = what.kind
         if customer is None:
-            if kind == HOUR:
-                self._open_hour = hour = what.number
-                for planned in self._calendar.pop(hour, ()):
-                    self.wake(self.next_session[planned], planned, _SESSION_WAKE)
+            if kind == DAY_OPENS:
+                self._open_day(what.number)
             elif kind == BROADCAST:
                 self._broadcast(what.number, now)
             return None
         if kind == SESSION:
-            return self._session(customer, now)
+            return self._play(customer, self._visits.pop(what.number), now)
         if kind == RETURN:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what.number:
                 self._purchase(customer, now)
@@ -164,54 +149,31 @@ class World(Audience):
 
     # -- browsing ----------------------------------------------------------------------------------
 
-    def _session(self, customer: int, now: float) -> tuple[Message, ...]:
-        """Play out a session starting ``now``; return the events of its first instant.
+    def _open_day(self, day: int) -> None:
+        """Decide the day's sessions; schedule those to be played and the organic purchases."""
+        start = day * DAY
+        decided = self.session_clock.day(start, min(start + DAY, math.nextafter(self._horizon, math.inf)))
+        self.sessions += decided.sessions
+        self.events_ignored += decided.ignored
+        number = self._visit_no
+        for at, customer, visit in decided.visits:
+            number += 1
+            self._visits[number] = visit
+            self.wake(at, customer, WorldWake(SESSION, number))
+        self._visit_no = number
+        for at, customer, value in decided.purchases:
+            self._order(customer, at, value)
 
-        A session opens with ``session_start`` and a page view, then the scenario's session events
-        (a cart add, a transfer, a chat message...): they all happen at the session's start, in
-        that order, and go to the actor at once; purchases follow minutes later.
-        """
-        draws = self.draws
-        number = self.session_no[customer]
-        self.session_no[customer] = number + 1
-        draws.begin(customer, SESSION_DRAWS, number)
-        self.sessions += 1
-        events: tuple[Message, ...] = _BROWSE
-        for spec in self.config.session_events:
-            if draws.uniform() < spec.p:
-                props = {name: self._draw(prop) for name, prop in spec.properties.items()}
-                events += (Event(spec.event, props),)
-                if spec.event == "cart_add":
-                    self._cart(customer, now, props)
-        rate = self.population.session_rate[customer]
-        if draws.uniform() < organic_purchase_chance(self.config.organic_purchase_per_day, rate):
-            self._buy_organic(customer, now + 900.0 * draws.uniform())
-        gap = draws.exponential(self._active_length / rate)
-        self._plan_session(customer, self._after_active(now, gap, customer))
-        return events
-
-    def _plan_session(self, customer: int, at: float) -> None:
-        self.next_session[customer] = at
-        hour = int(at // 3600.0)
-        if hour <= self._open_hour:
-            self.wake(at, customer, _SESSION_WAKE)
-            return
-        planned = self._calendar.get(hour)
-        if planned is None:
-            planned = self._calendar[hour] = array("l")
-            self.wake(hour * 3600.0, None, WorldWake(HOUR, hour))
-        planned.append(customer)
-
-    def _cart(self, customer: int, at: float, props: Properties) -> None:
-        world, draws = self.config, self.draws
-        value = props.get("value")
-        self.cart_value[customer] = float(value) if isinstance(value, (int, float)) else 1.0
-        self.cart_no[customer] += 1
-        if draws.uniform() < world.checkout_after_cart:
-            self._purchase(customer, at + 300.0 + 900.0 * draws.uniform())
-        elif draws.uniform() < world.return_purchase:
-            later = at + draws.exponential(world.return_delay_days * 86400.0)
-            self.wake(later, customer, WorldWake(RETURN, self.cart_no[customer]))
+    def _play(self, customer: int, visit: Visit, now: float) -> tuple[Message, ...] | None:
+        """A session starts: its cart (if it adds one) and the events the engine is handed."""
+        if visit.cart:
+            self.cart_value[customer] = visit.cart
+            self.cart_no[customer] += 1
+            if visit.checkout_at is not None:
+                self._purchase(customer, visit.checkout_at)
+            elif visit.return_at is not None:
+                self.wake(visit.return_at, customer, WorldWake(RETURN, self.cart_no[customer]))
+        return visit.events or None
 
     def _purchase(self, customer: int, at: float) -> None:
         """Buy the open cart at ``at`` (with none open, something of a drawn value): the cart is
@@ -220,11 +182,6 @@ class World(Audience):
         self.cart_value[customer] = 0.0
         self.last_purchase_at[customer] = at
         self._order(customer, at, value)
-
-    def _buy_organic(self, customer: int, at: float) -> None:
-        """Buy something else than the open cart at ``at``: the world's cart bookkeeping (the cart,
-        its later purchase, ``last_purchase_at`` that voids a click) stays as it was."""
-        self._order(customer, at, 0.0)
 
     def _order(self, customer: int, at: float, value: float) -> None:
         """Post a purchase of ``value`` (0: drawn from ``purchase_value``) at ``at``."""
@@ -241,34 +198,6 @@ class World(Audience):
         event = Event(spec.event)  # one shared, immutable event for the whole population
         for customer in range(self.population.size):
             post(next_local_time(now, tz[customer], local_at), customer, event)
-
-    def _draw(self, spec: PropertySpec) -> float | str | int | bool | None:
-        if spec.uniform is not None:
-            low, high = spec.uniform
-            return round(low + (high - low) * self.draws.uniform(), 4)
-        if spec.lognormal is not None:
-            mu, sigma = spec.lognormal
-            return round(self.draws.lognormal(mu, sigma), 2)
-        if spec.choice is not None:
-            return spec.choice[int(self.draws.uniform() * len(spec.choice))]
-        return spec.const
-
-    def _after_active(self, at: float, active_seconds: float, customer: int) -> float:
-        """The time ``active_seconds`` of the customer's waking hours after ``at``.
-
-        Sessions are a Poisson process on a clock that runs only in local waking hours: the
-        rate per waking hour is even, with no night, and no burst of displaced sessions at dawn.
-        """
-        tz: float = self.population.tz_offset[customer]
-        local = at + tz
-        into = (local - self._active_start) % 86400.0  # seconds since today's window opened
-        length = self._active_length
-        if into < length:
-            window, spent = local - into, into
-        else:  # asleep: the clock resumes when the next window opens
-            window, spent = local - into + 86400.0, 0.0
-        days, rest = divmod(spent + active_seconds, length)
-        return window + days * 86400.0 + rest - tz
 
     # -- purchases after a click (the click itself: scenarios.responses) ---------------------------
 

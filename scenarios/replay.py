@@ -25,13 +25,14 @@ class ScriptedWorld:
         self.script = script
         self.post = post
         self.sends: list[tuple[float, int, Send]] = []
+        self.events_ignored = 0  # (a script's messages all go to the actors)
 
     @classmethod
     def factory(cls, script: Script) -> object:
         """A world factory for ``engine.runtime.simulation.Simulation(world=...)``."""
 
         def make(population: Population, config: SimulationConfig, draws: Draws, post: Post,
-                 wake: Wake) -> ScriptedWorld:
+                 wake: Wake, ignored: frozenset[str]) -> ScriptedWorld:
             return cls(script, post)
 
         return make

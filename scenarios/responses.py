@@ -87,13 +87,6 @@ def mean_matched_logit(rate: float, spread: float, given: float | None = None) -
     return 0.5 * (low + high)
 
 
-def organic_purchase_chance(per_day: float, sessions_per_day: float) -> float:
-    """The chance that a session ends in an organic purchase, for a customer who has
-    ``sessions_per_day`` sessions a day: ``per_day`` shared among them, at most 1 (a customer who
-    visits less often than ``per_day`` buys at every session, and so less often than that)."""
-    return min(per_day / sessions_per_day, 1.0)
-
-
 def _click_logit(rate: float, open_logit: float, spread: float) -> float:
     """The intercept ``d`` of clicks per open; infinite when the rate is 1 or 0, so that no shift
     moves it: where the open is the click, every open is one, and where nothing is clickable, none."""

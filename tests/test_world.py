@@ -28,10 +28,11 @@ from actors.messages import DeliveryReceipt, Event, Message, Send
 from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario, scenario_from_document
 from reports.summary import print_summary
-from scenarios.behaviour import CLICK_BUY, RETURN, SESSION, World, WorldWake, organic_purchase_chance
+from scenarios.behaviour import CLICK_BUY, DAY_OPENS, RETURN, SESSION, World, WorldWake
 from scenarios.config import load_simulation_config
 from scenarios.draws import Draws
 from scenarios.population import customer_id, generate_population
+from scenarios.sessions import DAY, organic_purchase_chance
 
 CUSTOMERS = 20_000
 T0 = 1_699_956_000.0
@@ -62,11 +63,16 @@ class Recorder:
 
 
 def make_world(customers: int, world: dict[str, Any] | None = None,
-               population: dict[str, Any] | None = None, seed: int = 1) -> tuple[World, Recorder]:
-    """A world of ``customers`` from ``[world]`` and ``[population]`` tables, as a file gives them."""
+               population: dict[str, Any] | None = None, seed: int = 1,
+               session_rate: float | None = None) -> tuple[World, Recorder]:
+    """A world of ``customers`` from ``[world]`` and ``[population]`` tables, as a file gives them
+    (with every customer's sessions a day set to ``session_rate`` when it is given)."""
     document = {"world": world or {}, "population": population or {}}
     config = load_simulation_config(document, "world.toml")
     people = generate_population(config.population, customers, np.random.default_rng(seed))
+    if session_rate is not None:
+        for customer in range(customers):
+            people.session_rate[customer] = session_rate
     runtime = Recorder()
     return World(people, config, Draws(seed), runtime.post, runtime.wake), runtime
 
@@ -118,11 +124,13 @@ CART_WORLD = {
 def shopper_world() -> tuple[World, Recorder]:
     """Two customers who visit rarely (0.001 sessions a day, below the organic purchase rate of
     0.002): each session of theirs ends in an organic purchase, after a cart add of 50."""
-    world, runtime = make_world(2, CART_WORLD)
-    for customer in (0, 1):
-        world.population.session_rate[customer] = 0.001
-    for customer in (0, 1):
-        world.on_wake(customer, WorldWake(SESSION), T0)
+    world, runtime = make_world(2, CART_WORLD, session_rate=0.001)
+    world.session_clock.next_at[:] = T0  # both visit at T0: the day decides, the session plays
+    world.on_wake(None, WorldWake(DAY_OPENS, int(T0 // DAY)), T0 - T0 % DAY)
+    sessions = [(at, c, what) for at, c, what in runtime.wakes if what.kind == SESSION]
+    assert [(at, c) for at, c, _ in sessions] == [(T0, 0), (T0, 1)]
+    for at, customer, what in sessions:
+        world.on_wake(customer, what, at)
     return world, runtime
 
 

@@ -45,7 +45,10 @@ DAY = 86400.0
 
 
 class WorldLike(Protocol):
-    """What the runtime needs of a world: a start, wake-ups, and a reaction to each send."""
+    """What the runtime needs of a world: a start, wake-ups, a reaction to each send, and the
+    count of events its customers did that it kept from the engine (the program ignores them)."""
+
+    events_ignored: int
 
     def start(self, horizon: float) -> None: ...
 
@@ -54,7 +57,8 @@ class WorldLike(Protocol):
     def on_send(self, customer: int, send: Send, now: float) -> None: ...
 
 
-WorldFactory = Callable[[Population, SimulationConfig, Draws, Post, Wake], WorldLike]
+# (population, config, draws, post, wake, events the engine ignores) -> the world
+WorldFactory = Callable[[Population, SimulationConfig, Draws, Post, Wake, frozenset[str]], WorldLike]
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class RunStatistics:
     """What a run did, in counts (wall time is measured by the caller, not here)."""
 
     messages_handled: int  # events, timers and receipts handed to actors
-    world_wakes: int  # sessions, returns and broadcasts the world handled
+    events_ignored: int  # events the customers did that the program ignores: not handed over
+    world_wakes: int  # sessions, returns, days and broadcasts the world handled
     actors: int  # customers who got an actor
     pending_at_end: int  # items still scheduled past the horizon
 
@@ -101,6 +106,9 @@ class Simulation:
         world: makes the world the customers live in (default: the synthetic ``World``; a
             ``ScriptedWorld`` replays a fixed script of messages instead).
         trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
+        deliver_ignored: hand the actors the events their program ignores too
+            (``Program.ignored_events``: browsing no journey listens to). Slower, with the same
+            results; by default the world keeps them and counts them.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class Simulation:
         tick: float = 60.0,
         world: WorldFactory = World,
         trace: Trace | None = None,
+        deliver_ignored: bool = False,
     ) -> None:
         self.scenario = scenario
         self.horizon = days * DAY
@@ -130,10 +139,8 @@ class Simulation:
         self.aliases: Aliases[int] = Aliases()  # (the simulated world merges no one)
         self.metrics = RunMetrics(scenario.program, customers, self.horizon)
         # the world and the agents post messages and wake-ups straight into the one queue
-        self.world = world(
-            self.population, config, Draws(seed), self.queue.push,
-            self.queue.push,
-        )
+        ignored = frozenset() if deliver_ignored else scenario.program.ignored_events
+        self.world = world(self.population, config, Draws(seed), self.queue.push, self.queue.push, ignored)
         self.trace = trace
         self.agents = AgentDesk(
             self.env, config.agents, Draws(seed), self.queue.push
@@ -170,7 +177,8 @@ class Simulation:
         if on_progress is not None:
             on_progress(self.horizon)
         return RunStatistics(
-            self.handled, self.wakes, sum(a is not None for a in self.actors), len(self.queue)
+            self.handled, self.world.events_ignored, self.wakes,
+            sum(a is not None for a in self.actors), len(self.queue)
         )
 
     def _new_actor(self, customer: int) -> Actor:
