@@ -105,74 +105,33 @@ class RunMetrics:
     def _daily_pair(self) -> tuple[array[int], array[int]]:
         return array("I", bytes(4 * self.days)), array("I", bytes(4 * self.days))
 
-    def observe(self, customer: int, effects: list[Effect], now: float) -> None:
-        """Fold one actor's effects, produced at ``now``, into the tallies and the customer's own
-        results (``customer``: its number in the population)."""
-        self.observe_journeys(customer, effects, now)
+    def observe(self, customer: Any, effects: list[Effect], now: float) -> None:
+        """Fold one actor's effects, produced at ``now``, into the tallies and, in a simulation,
+        the customer's own results (``customer``: its number in the population; in the real-time
+        runtime, whose customers have no number, any key, not used). One pass over the effects:
+        this runs for every message that has any."""
+        numbered = self.customers > 0
         day = min(int(now // DAY), self.days - 1)  # (an item due at the horizon itself)
-        for effect in effects:
-            kind = type(effect)
-            if kind is Send:
-                self.per_customer[customer] += 1
-                week = int(now // WEEK)
-                if week < self.weeks:
-                    self.weekly[customer * self.weeks + week] += 1
-                sends = self.daily_sends.get(effect.channel)  # type: ignore[union-attr]
-                if sends is None:
-                    sends = self.daily_sends[effect.channel] = array("I", bytes(4 * self.days))  # type: ignore[union-attr]
-                sends[day] += 1
-            elif kind is Entered:
-                tally = self.journeys[effect.journey]
-                self.daily_entrants[effect.holdout][day] += 1  # type: ignore[union-attr]
-                self.entries_by_day[tally.index][effect.holdout][day] += 1  # type: ignore[union-attr]
-                fits = now + tally.window <= self.horizon
-                if fits:
-                    self.entered_all[tally.index][customer] += 1
-                if not effect.holdout:  # type: ignore[union-attr]
-                    self._paths[tally.index][customer] = []
-                    if fits:
-                        self.entered[tally.index][customer] += 1
-            elif kind is Advanced:
-                path = self._paths[self.journeys[effect.journey].index].get(customer)
-                if path is not None:
-                    path.append(effect.step)  # type: ignore[union-attr]
-            elif kind is Converted:
-                tally = self.journeys[effect.journey]
-                self.revenue[customer] += effect.value  # type: ignore[union-attr]
-                self.daily_conversions[effect.holdout][day] += 1  # type: ignore[union-attr]
-                since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
-                entry_day = min(max(int(since // DAY), 0), self.days - 1)
-                self.conversions_by_entry_day[tally.index][effect.holdout][entry_day] += 1  # type: ignore[union-attr]
-                fits = since + tally.window <= self.horizon
-                if fits:
-                    self.converted_all[tally.index][customer] += 1
-                if effect.holdout:  # type: ignore[union-attr]
-                    continue
-                if fits:
-                    self.converted[tally.index][customer] += 1
-                tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
-
-    def count_recalled(self, journey: str, sends: int) -> None:
-        """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
-        suppressed with the reason ``recalled``."""
-        self.journeys[journey].suppressed["recalled"] += sends
-
-    def observe_journeys(self, customer: Hashable, effects: list[Effect], now: float) -> None:
-        """Fold effects into the per-journey tallies only: the real-time runtime's ``observe``, whose
-        customers have no number in a population (``customer`` is taken, in the effect router's
-        shape, and not used)."""
+        journeys = self.journeys
         for effect in effects:
             kind = type(effect)
             if kind in _UNTALLIED:
                 continue  # the commonest effects: say nothing the tallies count
             if kind is Advanced:
-                self.journeys[effect.journey].reached[effect.step] += 1  # type: ignore[union-attr]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally.reached[effect.step] += 1  # type: ignore[union-attr]
+                if numbered:
+                    path = self._paths[tally.index].get(customer)
+                    if path is not None:
+                        path.append(effect.step)  # type: ignore[union-attr]
             elif kind is Send:
-                tally = self.journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 tally.sends[effect.channel] += 1  # type: ignore[union-attr]
                 tally.step_sends[effect.step] += 1  # type: ignore[union-attr]
+                if numbered:
+                    self._count_send(customer, effect.channel, now, day)  # type: ignore[union-attr]
             elif kind is Suppressed:
-                tally = self.journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]
                 if effect.deferred_until is None:  # type: ignore[union-attr]
                     tally.step_skipped[effect.step] += 1  # type: ignore[union-attr]
@@ -180,23 +139,69 @@ class RunMetrics:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
                     tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Entered:
-                tally = self.journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.entrants[group] += 1
-                if now + tally.window <= self.horizon:
+                fits = now + tally.window <= self.horizon
+                if fits:
                     tally.complete[group] += 1
+                if numbered:
+                    self._count_entry(customer, tally, group, fits, day)
             elif kind is Converted:
-                tally = self.journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]
                 tally.to_convert[group].append(effect.after)  # type: ignore[union-attr]
-                if now - effect.after + tally.window <= self.horizon:  # type: ignore[union-attr]
+                since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
+                fits = since + tally.window <= self.horizon
+                if fits:
                     tally.complete_conversions[group] += 1
+                if numbered:
+                    self._count_conversion(customer, tally, group, fits, since, effect.value, day)  # type: ignore[union-attr]
             elif kind is Exited:
-                self.journeys[effect.journey].exits[effect.reason] += 1  # type: ignore[union-attr]
+                journeys[effect.journey].exits[effect.reason] += 1  # type: ignore[union-attr]
             elif kind is Escalated:
                 self.escalations[effect.queue] += 1  # type: ignore[union-attr]
+
+    def _count_send(self, customer: int, channel: str, now: float, day: int) -> None:
+        self.per_customer[customer] += 1
+        week = int(now // WEEK)
+        if week < self.weeks:
+            self.weekly[customer * self.weeks + week] += 1
+        sends = self.daily_sends.get(channel)
+        if sends is None:
+            sends = self.daily_sends[channel] = array("I", bytes(4 * self.days))
+        sends[day] += 1
+
+    def _count_entry(self, customer: int, tally: JourneyTally, group: int, fits: bool, day: int) -> None:
+        self.daily_entrants[group][day] += 1
+        self.entries_by_day[tally.index][group][day] += 1
+        if fits:
+            self.entered_all[tally.index][customer] += 1
+        if not group:
+            self._paths[tally.index][customer] = []
+            if fits:
+                self.entered[tally.index][customer] += 1
+
+    def _count_conversion(self, customer: int, tally: JourneyTally, group: int, fits: bool,
+                          since: float, value: float, day: int) -> None:
+        self.revenue[customer] += value
+        self.daily_conversions[group][day] += 1
+        entry_day = min(max(int(since // DAY), 0), self.days - 1)
+        self.conversions_by_entry_day[tally.index][group][entry_day] += 1
+        if fits:
+            self.converted_all[tally.index][customer] += 1
+        if group:
+            return
+        if fits:
+            self.converted[tally.index][customer] += 1
+        tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
+
+    def count_recalled(self, journey: str, sends: int) -> None:
+        """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
+        suppressed with the reason ``recalled``."""
+        self.journeys[journey].suppressed["recalled"] += sends
 
     def observe_receipt(self, receipt: DeliveryReceipt, customer: int | None = None) -> None:
         """Count a delivery receipt (delivered, opened, clicked, bounced, unsubscribed), and an

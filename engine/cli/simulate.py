@@ -65,11 +65,14 @@ def run(
         )
     page = write_bundle(folder, {"kind": "run", **result.metrics})
     wall = result.wall_seconds
+    events = result.events + result.events_ignored  # (what a run that hands over everything handles)
     performance = {
         "wall_seconds": wall,
+        "events": events,
         "messages_handled": result.events,
+        "events_ignored": result.events_ignored,
         "world_wakes": result.world_wakes,
-        "events_per_second": result.events / wall if wall > 0 else None,
+        "events_per_second": events / wall if wall > 0 else None,
         "items_per_second": (result.events + result.world_wakes) / wall if wall > 0 else None,
         "actors": result.actors,
         "peak_rss_bytes": result.peak_rss_bytes,
@@ -79,7 +82,7 @@ def run(
     if not quiet:
         print_summary(console, result.metrics)
         console.print(
-            f"{result.events:,} events in {wall:.1f} s "
+            f"{events:,} events in {wall:.1f} s "
             f"({performance['events_per_second']:,.0f}/s); wrote {folder / 'metrics.json'} and {page}"
         )
 

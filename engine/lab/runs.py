@@ -75,6 +75,7 @@ class DesignRun:
     outcomes: Outcomes
     wall_seconds: float
     events: int  # messages handed to actors
+    events_ignored: int  # events the program ignores, counted and not handed over
     world_wakes: int
     actors: int
     peak_rss_bytes: int
@@ -108,7 +109,8 @@ def simulate(job: Job, on_progress: Callable[[float], None] | None = None) -> De
         },
     }
     return DesignRun(job, metrics, simulation.metrics.outcomes(), time.perf_counter() - started,
-                     stats.messages_handled, stats.world_wakes, stats.actors, peak_rss_bytes())
+                     stats.messages_handled, stats.events_ignored, stats.world_wakes, stats.actors,
+                     peak_rss_bytes())
 
 
 def run_jobs(

@@ -387,5 +387,5 @@ def _router(
     as 600 MB more peak memory in ``bench.realtime``.
     """
     deliver = channel.deliver_nowait
-    observe = recalling(metrics.observe_journeys, channel, metrics.count_recalled)
+    observe = recalling(metrics.observe, channel, metrics.count_recalled)
     return EffectRouter(timers.push, deliver, deliver, observe, trace)

@@ -124,12 +124,16 @@ class TimerQueue(Generic[K, P]):
         Raises:
             IndexError: nothing is pending.
         """
-        if self.peek_time() == math.inf:
-            raise IndexError("pop from an empty TimerQueue")
         current, late = self._current, self._late
+        # (the late heap holds only items of the bucket being drained or earlier, and every
+        # future bucket is later still: the next item is the earlier of the two heads)
         if late and (not current or late[0] < current[-1]):
             return heapq.heappop(late)
-        return current.pop()
+        if current:
+            return current.pop()
+        if self.peek_time() == math.inf:  # (loads the next bucket)
+            raise IndexError("pop from an empty TimerQueue")
+        return self.pop()
 
     def pop_due(self, now: float, limit: int) -> list[Item[K, P]]:
         """Remove and return the items due at or before ``now``, in order, at most ``limit``."""
