@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,20 +117,20 @@ class RunMetrics:
             if kind in _UNTALLIED:
                 continue  # the commonest effects: say nothing the tallies count
             if kind is Advanced:
-                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally = journeys[effect.journey]
                 tally.reached[effect.step] += 1  # type: ignore[union-attr]
                 if numbered:
                     path = self._paths[tally.index].get(customer)
                     if path is not None:
                         path.append(effect.step)  # type: ignore[union-attr]
             elif kind is Send:
-                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally = journeys[effect.journey]
                 tally.sends[effect.channel] += 1  # type: ignore[union-attr]
                 tally.step_sends[effect.step] += 1  # type: ignore[union-attr]
                 if numbered:
                     self._count_send(customer, effect.channel, now, day)  # type: ignore[union-attr]
             elif kind is Suppressed:
-                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally = journeys[effect.journey]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]
                 if effect.deferred_until is None:  # type: ignore[union-attr]
                     tally.step_skipped[effect.step] += 1  # type: ignore[union-attr]
@@ -139,7 +138,7 @@ class RunMetrics:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
                     tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Entered:
-                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally = journeys[effect.journey]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.entrants[group] += 1
                 fits = now + tally.window <= self.horizon
@@ -148,7 +147,7 @@ class RunMetrics:
                 if numbered:
                     self._count_entry(customer, tally, group, fits, day)
             elif kind is Converted:
-                tally = journeys[effect.journey]  # type: ignore[union-attr]
+                tally = journeys[effect.journey]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]

@@ -56,15 +56,16 @@ SESSION, RETURN, BROADCAST, CLICK_BUY, DAY_OPENS = "session", "return", "broadca
 class WorldWake(NamedTuple):
     """A world timer: what the world asked to be woken for (``kind``) and its details.
 
-    ``number`` is the session's (``SESSION``), the cart's (``RETURN``), the day's
-    (``DAY_OPENS``) or the broadcast's index (``BROADCAST``); ``sent_at`` and ``message`` name
-    the send that was clicked (``CLICK_BUY``).
+    ``number`` is the cart's (``RETURN``), the day's (``DAY_OPENS``) or the broadcast's index
+    (``BROADCAST``); ``sent_at`` and ``message`` name the send that was clicked (``CLICK_BUY``);
+    ``visit`` is the session to play (``SESSION``).
     """
 
     kind: str
     number: int = 0
     sent_at: float = 0.0
     message: str = ""
+    visit: Visit | None = None
 
 
 Post = Callable[[float, int, Message], None]
@@ -101,8 +102,6 @@ class World(Audience):
         self.cart_no = array("I", bytes(array("I").itemsize * n))
         self.last_purchase_at = array("d", [-math.inf]) * n
         self.session_clock = SessionClock(population, config, draws.seed, ignored)
-        self._visits: dict[int, Visit] = {}  # sessions of the day still to be played, by number
-        self._visit_no = 0
         self._horizon = math.inf
         self.sessions = 0
         self.purchases = 0
@@ -138,7 +137,8 @@ class World(Audience):
                 self._broadcast(what.number, now)
             return None
         if kind == SESSION:
-            return self._play(customer, self._visits.pop(what.number), now)
+            assert what.visit is not None  # (a session's wake-up carries it)
+            return self._play(customer, what.visit)
         if kind == RETURN:
             if self.cart_value[customer] > 0 and self.cart_no[customer] == what.number:
                 self._purchase(customer, now)
@@ -155,25 +155,23 @@ class World(Audience):
         decided = self.session_clock.day(start, min(start + DAY, math.nextafter(self._horizon, math.inf)))
         self.sessions += decided.sessions
         self.events_ignored += decided.ignored
-        number = self._visit_no
+        wake = self.wake
         for at, customer, visit in decided.visits:
-            number += 1
-            self._visits[number] = visit
-            self.wake(at, customer, WorldWake(SESSION, number))
-        self._visit_no = number
+            wake(at, customer, WorldWake(SESSION, 0, 0.0, "", visit))
         for at, customer, value in decided.purchases:
             self._order(customer, at, value)
 
-    def _play(self, customer: int, visit: Visit, now: float) -> tuple[Message, ...] | None:
+    def _play(self, customer: int, visit: Visit) -> tuple[Message, ...] | None:
         """A session starts: its cart (if it adds one) and the events the engine is handed."""
-        if visit.cart:
-            self.cart_value[customer] = visit.cart
+        events, cart, checkout_at, return_at = visit
+        if cart:
+            self.cart_value[customer] = cart
             self.cart_no[customer] += 1
-            if visit.checkout_at is not None:
-                self._purchase(customer, visit.checkout_at)
-            elif visit.return_at is not None:
-                self.wake(visit.return_at, customer, WorldWake(RETURN, self.cart_no[customer]))
-        return visit.events or None
+            if checkout_at is not None:
+                self._purchase(customer, checkout_at)
+            elif return_at is not None:
+                self.wake(return_at, customer, WorldWake(RETURN, self.cart_no[customer]))
+        return events or None
 
     def _purchase(self, customer: int, at: float) -> None:
         """Buy the open cart at ``at`` (with none open, something of a drawn value): the cart is

@@ -41,21 +41,11 @@ _ORGANIC_AT, _ORGANIC_VALUE = 0, 1  # the rest's, from ``_Layout.rest`` (the val
 _CHECKOUT, _CHECKOUT_AT, _RETURN, _RETURN_AFTER = 0, 1, 2, 3  # after a cart add's properties
 
 
-@dataclass(frozen=True, slots=True)
-class Visit:
-    """What a session hands the engine and does to the world's cart, at its start.
-
-    Attributes:
-        events: the events the engine is given, in order (those it ignores left out).
-        cart: the value of the cart added (0: no cart add).
-        checkout_at: when the cart is bought in the session (None: it is not).
-        return_at: when the abandoned cart is bought anyway (None: never).
-    """
-
-    events: tuple[Message, ...]
-    cart: float = 0.0
-    checkout_at: float | None = None
-    return_at: float | None = None
+Visit = tuple[tuple[Message, ...], float, "float | None", "float | None"]
+"""What a session hands the engine and does to the world's cart, at its start: ``(events, cart,
+checkout_at, return_at)``, the events the engine is given, in order (those it ignores left
+out); the value of the cart added (0: no cart add); when the cart is bought in the session, and
+when, abandoned, it is bought anyway (None: it is not). A plain tuple: a day makes thousands."""
 
 
 @dataclass(frozen=True)
@@ -186,12 +176,14 @@ class SessionClock:
                 for k, (name, prop) in enumerate(spec.properties.items())
             }
             if delivered:
-                for k, row in enumerate(rows.tolist()):
-                    events[row] += (Event(spec.event, {name: column[k] for name, column in columns.items()}),)
+                names = list(columns)
+                rows_values = zip(*columns.values(), strict=True) if names else [()] * len(rows)
+                for row, values in zip(rows.tolist(), rows_values, strict=True):
+                    events[row] += (Event(spec.event, dict(zip(names, values, strict=True))),)
             if spec.event != CART or not len(rows):
                 continue
             slot = base + 2 * len(spec.properties)
-            values = columns.get("value", [None] * len(rows))
+            cart_values = columns.get("value", [None] * len(rows))
             checkout = u[rows, slot + _CHECKOUT] < world.checkout_after_cart
             returns = ~checkout & (u[rows, slot + _RETURN] < world.return_purchase)
             paid = (starts[rows] + 300.0 + 900.0 * u[rows, slot + _CHECKOUT_AT]).tolist()
@@ -199,16 +191,12 @@ class SessionClock:
             later = (starts[rows] + delay).tolist()
             for k, (row, does_checkout, does_return) in enumerate(
                     zip(rows.tolist(), checkout.tolist(), returns.tolist(), strict=True)):
-                value = values[k]
+                value = cart_values[k]
                 cart[row] = float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
                 checkout_at[row] = paid[k] if does_checkout else None
                 return_at[row] = later[k] if does_return else None
-        return [
-            (start, customer, Visit(*fields))
-            for start, customer, fields in zip(starts.tolist(), customers[played].tolist(),
-                                               zip(events, cart, checkout_at, return_at, strict=True),
-                                               strict=True)
-        ]
+        visits: list[Visit] = list(zip(events, cart, checkout_at, return_at, strict=True))
+        return list(zip(starts.tolist(), customers[played].tolist(), visits, strict=True))
 
     # -- the waking-hours clock ---------------------------------------------------------------------
 
