@@ -85,6 +85,7 @@ from engine.storage.errors import StorageError
 from engine.storage.outbox_files import DeadLetterFile, SettledLog
 from engine.storage.recovery import recover
 from engine.storage.snapshots import SnapshotStatistics, fork_snapshot, write_snapshot
+from reports.metrics import RunMetrics
 
 STOP_GRACE = 5.0  # seconds a provider call in flight at shutdown may take to finish
 
@@ -127,7 +128,8 @@ async def run_service(
         shutil.copyfile(scenario_file, data / "scenario.toml")
         for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
             unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
-        recovered = recover(data, scenario.program, fsync=fsync, wake=False)
+        metrics = RunMetrics(scenario.program, 0)  # the snapshot's, and the log's after it
+        recovered = recover(data, scenario.program, fsync=fsync, wake=False, tallies=metrics)
         log = recovered.log
         settled = SettledLog(data / "settled.log")
         dead = DeadLetterFile(data / "dead-letters.jsonl")
@@ -152,7 +154,7 @@ async def run_service(
             rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
             options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
             outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
-            runtime = RealtimeRuntime(scenario.program, outbox, log=log)
+            runtime = RealtimeRuntime(scenario.program, outbox, log=log, metrics=metrics)
             runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
                             recovered.dormant)
             freeze_long_lived()
@@ -318,7 +320,7 @@ def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path, statistics: 
     seen = runtime.seen.recent(runtime.now())
     try:
         write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
-                       runtime.aliases.of, runtime.dormant)
+                       runtime.aliases.of, runtime.dormant, runtime.metrics.state())
     except StorageError as exc:
         statistics.failure(str(exc))
         return False
@@ -343,7 +345,7 @@ async def _snapshot_in_background(
     try:
         pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
                             partial(runtime.seen.recent, now), outbox.pending.values(),
-                            runtime.aliases.of, runtime.dormant)
+                            runtime.aliases.of, runtime.dormant, runtime.metrics.state)
     except OSError as exc:  # (no memory or no process left for a child)
         print(f"cannot start a snapshot writer ({exc}); writing the snapshot in-process",
               file=sys.stderr, flush=True)

@@ -41,6 +41,28 @@ class JourneyTally:
         self.step_deferred: Counter[str] = Counter()  # suppressed until later (then tried again)
         self.converted_after: Counter[str] = Counter()  # conversions of runs that passed the step
 
+    _COUNTS = ("entrants", "complete", "conversions", "complete_conversions", "revenue")
+    _COUNTERS = ("sends", "suppressed", "deferred", "exits", "reached", "step_sends", "step_skipped",
+                 "step_deferred", "converted_after")
+
+    def state(self) -> dict[str, Any]:
+        """The tallies as plain data (for a snapshot: ``restore`` reads it back)."""
+        return {
+            **{name: list(getattr(self, name)) for name in self._COUNTS},
+            "to_convert": [list(durations) for durations in self.to_convert],
+            **{name: dict(getattr(self, name)) for name in self._COUNTERS},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take the tallies ``state`` gives (a snapshot's), in place of these."""
+        for name in self._COUNTS:
+            setattr(self, name, [type(zero)(value) for zero, value in zip(getattr(self, name),
+                                                                          state[name], strict=True)])
+        treated, holdout = state["to_convert"]
+        self.to_convert = (list(treated), list(holdout))
+        for name in self._COUNTERS:
+            setattr(self, name, Counter(state[name]))
+
 
 def journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
     (treated, holdout), (complete_t, complete_h) = t.entrants, t.complete

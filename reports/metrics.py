@@ -197,6 +197,25 @@ class RunMetrics:
             self.converted[tally.index][customer] += 1
         tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
 
+    def state(self) -> dict[str, Any]:
+        """What the real-time runtime keeps (journey tallies, receipts, escalations) as plain
+        data, for a snapshot; ``restore`` reads it back. (A simulation's per-customer results
+        are not part of it.)"""
+        return {
+            "journeys": {jid: tally.state() for jid, tally in self.journeys.items()},
+            "receipts": {status: dict(counts) for status, counts in self.receipts.items()},
+            "escalations": dict(self.escalations),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take the tallies of a snapshot's ``state`` in place of these. A journey the program no
+        longer has is dropped; one it did not have then starts from zero."""
+        for jid, tally in state.get("journeys", {}).items():
+            if jid in self.journeys:
+                self.journeys[jid].restore(tally)
+        self.receipts = {status: Counter(counts) for status, counts in state.get("receipts", {}).items()}
+        self.escalations = Counter(state.get("escalations", {}))
+
     def count_recalled(self, journey: str, sends: int) -> None:
         """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
         suppressed with the reason ``recalled``."""

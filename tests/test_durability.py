@@ -32,6 +32,7 @@ from engine.storage.errors import StorageError
 from engine.storage.recovery import recover
 from engine.storage.snapshots import load_latest, write_snapshot
 from engine.storage.wal import WriteAheadLog
+from reports.metrics import RunMetrics
 
 MESSAGES: list[Message] = [
     Event("cart_add", {"value": 42.5, "sku": "A-1", "gift": True, "note": None}),
@@ -281,6 +282,38 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
     assert effects
     assert actors[cid].handle(TimerFired(timer.journey, timer.version), restart + 1) == []
     reopened.close()
+
+
+def test_recovery_gives_the_statistics_of_the_run_that_crashed(tmp_path):
+    """The running statistics are the snapshot's plus the replayed log's effects: those of the
+    uninterrupted run, figure for figure, whichever message the snapshot falls after."""
+    program = load_program()
+    rng = random.Random(9)
+    live, metrics = {}, RunMetrics(program, 0)
+    log = WriteAheadLog(tmp_path / "wal", fsync="none")
+    at = T0
+    for step in range(300):
+        at += rng.uniform(60, 2 * HOUR)
+        cid = f"c{rng.randrange(20)}"
+        actor = live.setdefault(cid, make_actor(program, cid, channels=("email", "push")))
+        due = [(t.at, TimerFired(t.journey, t.version)) for t in actor.live_timers() if t.at <= at]
+        value = rng.choice([10, 60])
+        kind = rng.choice(["cart_add", "cart_add", "purchase", "session_start"])
+        for when, message in [*due, (at, Event(kind, {"value": value}))]:
+            log.append(log_records([(when, cid, message)]))
+            effects = actor.handle(message, when)
+            if effects:
+                metrics.observe(cid, effects, when)
+        if step == 170:
+            write_snapshot(tmp_path / "snapshots", log.next_lsn - 1, live.values(), metrics=metrics.state())
+    log.close()
+    expected = metrics.to_dict()
+    assert expected["journeys"]["cart_abandonment"]["treated"]["conversions"] > 5
+
+    recovered_metrics = RunMetrics(program, 0)
+    recovered = recover(tmp_path, program, tallies=recovered_metrics)
+    recovered.log.close()
+    assert recovered_metrics.to_dict() == expected
 
 
 def test_a_crash_and_restart_lose_nothing_and_fire_overdue_timers_once(tmp_path):

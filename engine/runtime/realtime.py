@@ -101,6 +101,7 @@ class RealtimeRuntime:
         buffer: how many batches may wait for the engine before ``ingest_nowait`` refuses.
         log: the write-ahead log every handled message goes to first (None: no durability).
         trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
+        metrics: the running statistics to go on from (a recovery's); default: new ones.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class RealtimeRuntime:
         buffer: int = 65_536,
         log: WriteAheadLog | None = None,
         trace: Trace | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self.program = program
         self.channel = channel
@@ -127,7 +129,8 @@ class RealtimeRuntime:
         self.applied_lsn = log.next_lsn - 1 if log is not None else 0  # state includes the log to here
         self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
         self.aliases: Aliases[str] = Aliases()  # ids merged into others (identify, alias)
-        self.metrics = RunMetrics(program, 0)  # journey tallies, as the simulation keeps them
+        # journey tallies, as the simulation keeps them (a recovery's, restored and replayed)
+        self.metrics = metrics if metrics is not None else RunMetrics(program, 0)
         self.effects = _router(self.timers, channel, self.metrics, trace)
         self.failure: BaseException | None = None  # what stopped the engine (our bug), if anything
         self.storage_error: StorageError | None = None  # the log's last append failed with this

@@ -3,22 +3,32 @@
 and routed as the runtime routed it. The actors come back with their live timers, which the
 runtime re-arms (a timer that came due while the engine was down fires once, at restart), and
 with the sends to hand to the outbox again: pending at the snapshot, or produced by the replay.
+The running statistics come back too: the snapshot's, plus the effects of the replay folded in,
+so they are what one uninterrupted run would show.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from actors.actor import Actor
 from actors.journey import Program
-from actors.messages import Schedule, Send
+from actors.messages import Effect, Schedule, Send
 from actors.profile import Profile
 from actors.routing import Aliases, way_in
 from engine.storage.dormant import Dormant
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog
+
+
+class Tallies(Protocol):
+    """Running statistics a recovery rebuilds (``reports.metrics.RunMetrics``)."""
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+    def observe(self, customer: Any, effects: list[Effect], now: float) -> None: ...
 
 
 class Recovered(NamedTuple):
@@ -39,12 +49,14 @@ def recover(
     profiles: Callable[[str], Profile] = Profile,
     fsync: str = "batch",
     wake: bool = True,
+    tallies: Tallies | None = None,
 ) -> Recovered:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
 
     ``fsync`` is the policy of the reopened log (see ``engine.storage.wal``). With ``wake=False``, the
     actors the log does not concern are left dormant (``Recovered.dormant``), their timers
-    with them (``Dormant.live_timers``).
+    with them (``Dormant.live_timers``). ``tallies``, when given, takes the snapshot's statistics
+    and then the effects of every replayed message, as the runtime observed them.
 
     Returns:
         The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, the open log
@@ -67,13 +79,17 @@ def recover(
         return Actor(program, profiles(customer_id))
 
     apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake)
+    if tallies is not None:
+        tallies.restore(snapshot.metrics)
     for entry in log.replay(after=snapshot.lsn):
         at = entry.at
         if entry.message_id is not None:
             seen[entry.message_id] = at
         # the pure core rebuilds the state, routed as the runtime routed it; of the effects only
         # the sends matter again
-        _, effects = apply(entry.customer_id, entry.message, at)
+        customer, effects = apply(entry.customer_id, entry.message, at)
         resend.extend(e for e in effects if isinstance(e, Send))
+        if tallies is not None and effects:
+            tallies.observe(customer, effects, at)
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
     return Recovered(actors, timers, log, seen, resend, aliases.of, snapshot.dormant)

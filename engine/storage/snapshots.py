@@ -1,7 +1,9 @@
 """Snapshots: the file format of every actor's state, written atomically, read back for recovery.
 
 A snapshot file is a stream of MessagePack values: a header ``{"format", "lsn", "seen", "pending",
-"aliases"}`` (message ids applied lately, sends not yet settled, merged ids), the actors in chunks
+"aliases", "metrics"}`` (message ids applied lately, sends not yet settled, merged ids, the
+running journey statistics as ``reports.metrics.RunMetrics.state`` gives them; a snapshot
+without ``metrics`` restores them at zero), the actors in chunks
 of up to ``CHUNK`` (``actors.codec``), each framed as one bin, and a trailer ``{"end": count}``.
 It is written to a temporary file, fsynced, renamed into place and the folder fsynced, so a
 crash leaves either the old snapshots or the new one complete; ``fork_snapshot`` writes it from
@@ -81,6 +83,7 @@ class Snapshot(NamedTuple):
     pending: list[Send]
     aliases: dict[str, str]
     dormant: Dormant
+    metrics: dict[str, Any]
 
 
 def write_snapshot(
@@ -91,10 +94,11 @@ def write_snapshot(
     pending: Iterable[Send] = (),
     aliases: dict[str, str] | None = None,
     dormant: Dormant | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write every actor's state (``actors`` and the ``dormant`` ones), the message ids applied
-    lately (id -> when), the sends not yet settled and the merged ids (source -> target), as of
-    log position ``lsn``; return the snapshot's path.
+    lately (id -> when), the sends not yet settled, the merged ids (source -> target) and the
+    running statistics (plain data), as of log position ``lsn``; return the snapshot's path.
 
     Raises:
         StorageError: the snapshot could not be written (a full disk, a file size limit, an I/O
@@ -107,7 +111,8 @@ def write_snapshot(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         header = {"format": FORMAT, "lsn": lsn, "seen": seen or {},
-                  "pending": [send_record(send) for send in pending], "aliases": aliases or {}}
+                  "pending": [send_record(send) for send in pending], "aliases": aliases or {},
+                  "metrics": metrics or {}}
         _write_snapshot_file(temporary, header, actors, dormant)
         os.replace(temporary, final)
         placed = True
@@ -161,6 +166,7 @@ def fork_snapshot(
     pending: Iterable[Send],
     aliases: dict[str, str],
     dormant: Dormant | None = None,
+    metrics: Callable[[], dict[str, Any]] | None = None,
 ) -> int:
     """Write a snapshot (as ``write_snapshot``) from a forked child process; return its pid.
 
@@ -168,7 +174,8 @@ def fork_snapshot(
     goes on changing its own at once: the engine pauses for the fork (tens of milliseconds at a
     million actors), not for the write (seconds). The price is memory: the pages the child
     touches while it writes (reading an object writes its reference count) are copied, up to the
-    size of the state. ``seen`` (the message ids to keep) is worked out in the child too.
+    size of the state. ``seen`` (the message ids to keep) and ``metrics`` (the statistics) are
+    worked out in the child too.
 
     Wait for the child with ``os.waitpid``: it exits 0 once the snapshot is in place, 1 if the
     write failed. It closes the files and sockets it inherited (a connection the parent closes
@@ -187,7 +194,8 @@ def fork_snapshot(
         if sys.platform == "linux":
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == parent:  # (else the parent died before the line above)
-            write_snapshot(directory, lsn, actors, seen(), pending, aliases, dormant)
+            write_snapshot(directory, lsn, actors, seen(), pending, aliases, dormant,
+                           None if metrics is None else metrics())
             status = 0
     except BaseException as exc:  # told on stderr: the parent sees the exit status only
         os.write(2, f"snapshot writer: {exc!r}\n".encode())
@@ -208,7 +216,7 @@ def load_latest(directory: Path, program: Program, wake: bool = True) -> Snapsho
         loaded = _load(path, program, wake)
         if loaded is not None:
             return loaded
-    return Snapshot(0, {}, {}, [], {}, Dormant())
+    return Snapshot(0, {}, {}, [], {}, Dormant(), {})
 
 
 def _load(path: Path, program: Program, wake: bool) -> Snapshot | None:
@@ -233,6 +241,16 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _thawed(value: Any) -> Any:
+    """Plain data as written: the reader gives tuples for lists (``use_list=False``, which the
+    actor chunks want); the statistics want lists back."""
+    if isinstance(value, dict):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(item) for item in value]
+    return value
+
+
 def _read(path: Path, program: Program) -> Snapshot | None:
     dormant = Dormant()
     try:
@@ -255,7 +273,8 @@ def _read(path: Path, program: Program) -> Snapshot | None:
                         return None
                     pending = [Send(*fields) for fields in header.get("pending", [])]
                     return Snapshot(header["lsn"], {}, dict(header.get("seen", {})), pending,
-                                    dict(header.get("aliases", {})), dormant)
+                                    dict(header.get("aliases", {})), dormant,
+                                    _thawed(header.get("metrics", {})))
                 dormant.add(read_chunk(value, program))
     except (ValueError, StopIteration, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
