@@ -86,11 +86,8 @@ class Actor:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Actor):
             return NotImplemented
-        return (
-            self.profile == other.profile
-            and self.runs_by_id() == other.runs_by_id()
-            and (self.in_app or []) == (other.in_app or [])
-        )
+        return (self.profile == other.profile and self.runs_by_id() == other.runs_by_id()
+                and (self.in_app or []) == (other.in_app or []))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -278,6 +275,7 @@ class Actor:
         run.converted = False
         run.context = props if journey.keeps_context else _NO_CONTEXT
         run.sends = 0
+        run.passed = 0
         holdout = journey.holdout  # (no hash needed when there is no holdout)
         run.holdout = holdout > 0.0 and stable_fraction(journey.id, self.customer_id) < holdout
         effects.append(Entered(journey.id, run.entry, run.holdout))
@@ -294,7 +292,8 @@ class Actor:
         if after <= journey.goal_within:
             run.converted = True
             value = number(props.get("value"))
-            effects.append(Converted(journey.id, run.entry, run.holdout, value, after))
+            steps = journey.steps_passed(run.passed)  # (the steps this entry reached)
+            effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps))
 
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
         effects.append(Cancel(journey.id, run.version))
@@ -327,6 +326,7 @@ class Actor:
             run.step = step_id
             if announce:
                 effects.append(Advanced(journey.id, step_id))
+                run.passed |= journey.step_bits[step_id]
             announce = True
             kind = type(step)  # exact types: the compiler makes no subclasses
             if kind is SendStep:

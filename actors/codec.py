@@ -20,8 +20,11 @@ faster than maps):
         order (nil: the profile has no such column)
     timeline_what: position in ``timelines`` (nil: no timeline)
     runs:   [[journey, entry, entered_at, holdout, converted, step, version, due_at, context,
-             sends], ...] per journey entered, ``journey`` a position in ``journeys`` (nil: none
-             ever was); ``context`` is nil when empty
+             sends, passed], ...] per journey entered, ``journey`` a position in ``journeys``
+             (nil: none ever was); ``context`` is nil when empty; ``passed`` the steps reached,
+             one bit per step in the journey's file order (format 6 had no ``passed``: read as
+             none reached; a scenario whose steps were reordered since reads the bits in its
+             own order)
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
     timers: the live timer of every active run, as columns: [actor, journey, version, due_at],
             bins of little-endian uint32 (position in ``ids``), uint16 (position in
@@ -62,7 +65,9 @@ from actors.messages import Properties, Send
 from actors.profile import Profile
 from actors.runs import JourneyRun
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
+_READS = (6, 7)  # 6: runs without ``passed``
+_READ = " and ".join(map(str, _READS))
 
 _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a context; never mutated
 _LITTLE_ENDIAN = sys.byteorder == "little"
@@ -73,7 +78,7 @@ RECORD_FIELDS = ("tz_offset", "reach", "consent", "traits", "at", "engagement", 
                  "revenue", "last_purchase_at", "timeline_at", "timeline_what", "cooldowns", "runs",
                  "in_app")
 RUN_FIELDS = ("journey", "entry", "entered_at", "holdout", "converted", "step", "version", "due_at",
-              "context", "sends")
+              "context", "sends", "passed")
 _CHUNK_VERSION = CHUNK_FIELDS.index("version")
 _RECORD_RUNS = RECORD_FIELDS.index("runs")
 _RUN_JOURNEY = RUN_FIELDS.index("journey")
@@ -122,13 +127,9 @@ class Chunk:
         except msgspec.DecodeError:
             decoded = _record_decoder.decode(data)  # another format? say which
             found = decoded[_CHUNK_VERSION] if isinstance(decoded, list) and decoded else None
-            raise EngineInternalError(
-                f"snapshot chunk format {found!r}; this engine reads {FORMAT_VERSION}"
-            ) from None
-        if version != FORMAT_VERSION:
-            raise EngineInternalError(
-                f"snapshot chunk format {version!r}; this engine reads {FORMAT_VERSION}"
-            )
+            raise EngineInternalError(f"snapshot chunk format {found!r}; this engine reads {_READ}") from None
+        if version not in _READS:
+            raise EngineInternalError(f"snapshot chunk format {version!r}; this engine reads {_READ}")
         for position, journey_id in enumerate(journeys):
             if journey_id in program.by_id:
                 continue  # (a journey the scenario dropped is fine while no run is in it)
@@ -203,7 +204,7 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             for r in actor.runs:  # zip(..., strict=True) would cost 0.3 s more per million actors
                 if r is not None:
                     runs.append((index, r.entry, r.entered_at, r.holdout, r.converted,
-                                 r.step, r.version, r.due_at, r.context or None, r.sends))
+                                 r.step, r.version, r.due_at, r.context or None, r.sends, r.passed))
                     if r.step is not None:
                         timers += (position, index, r.version, r.due_at)
                 index += 1
@@ -280,7 +281,7 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
     actor.runs = by_index
     journeys, by_id, intern = chunk.journeys, program.by_id, sys.intern
     for (journey, entry, entered_at, holdout, converted, step, version, due_at, context,
-         sends) in runs:
+         sends, *passed) in runs:
         run = by_index[by_id[journeys[journey]].index] = JourneyRun.__new__(JourneyRun)
         run.entry = entry
         run.entered_at = entered_at
@@ -291,6 +292,7 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
         run.due_at = due_at
         run.context = context or _EMPTY_CONTEXT
         run.sends = sends
+        run.passed = passed[0] if passed else 0
     return actor
 
 

@@ -201,6 +201,11 @@ class Journey(_Frozen, frozen=True):
     goal_within: float = 7 * 86400.0
     index: int = 0  # position in ``Program.journeys``: where an actor keeps its run
     keeps_context: bool = False  # whether a branch reads ``event.*`` (the triggering event)
+    step_bits: dict[str, int] = msgspec.field(default_factory=dict)  # step -> its bit in a run's ``passed``
+
+    def steps_passed(self, passed: int) -> tuple[str, ...]:
+        """The steps whose bits are set in ``passed`` (``JourneyRun.passed``), in file order."""
+        return tuple(step for step, bit in self.step_bits.items() if passed & bit)
 
 
 class Cap(_Frozen, frozen=True):
@@ -269,7 +274,8 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
                   event_names: dict[str, str] | None = None) -> Program:
     """Index journeys by the events that concern them; ties in priority keep file order."""
     ordered = tuple(
-        msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey))
+        msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey),
+                                step_bits={step: 1 << k for k, step in enumerate(journey.steps)})
         for i, journey in enumerate(sorted(journeys, key=lambda j: -j.priority))
     )
 

@@ -162,13 +162,15 @@ class Exited(_Record, frozen=True):
 
 
 class Converted(_Record, frozen=True):
-    """The customer reached a journey's goal within its window after entering."""
+    """The customer reached a journey's goal within its window after entering (``after``
+    seconds after), having reached ``steps`` of it (in file order; none when held out)."""
 
     journey: str
     entry: int
     holdout: bool
     value: float
     after: float
+    steps: tuple[str, ...] = ()
 
 
 class Escalated(_Record, frozen=True):

@@ -18,10 +18,13 @@ class JourneyRun:
         due_at: when that timer is due (a runtime restoring state re-arms it from here).
         context: the properties of the event that triggered the latest entry.
         sends: sends made in the latest entry (part of each send's idempotency key).
+        passed: the steps the latest entry has reached, one bit each (``Journey.step_bits``):
+            a conversion names them (``Converted.steps``), for the funnel's converted-after.
     """
 
     __slots__ = (
-        "entry", "entered_at", "holdout", "converted", "step", "version", "due_at", "context", "sends"
+        "entry", "entered_at", "holdout", "converted", "step", "version", "due_at", "context", "sends",
+        "passed",
     )
 
     def __init__(self) -> None:
@@ -34,6 +37,7 @@ class JourneyRun:
         self.due_at = 0.0
         self.context: Properties = {}
         self.sends = 0
+        self.passed = 0
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, JourneyRun) and all(

@@ -272,7 +272,10 @@ def new_figure(height: float = HIGH) -> tuple[Figure, Any]:
 def legend_outside(ax: Any, title: str | None = None,
                    entries: tuple[list[Any], list[str]] | None = None) -> None:
     """The legend right of the axes, clear of the data (the saved figure grows to hold it): the
-    axes' labelled artists, or ``entries`` (handles, labels)."""
+    axes' labelled artists, or ``entries`` (handles, labels); none when there is nothing to name
+    (a run too short to send anything)."""
+    if entries is None and not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(*(entries or ()), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
               title=title, title_fontsize="small", alignment="left")
 

@@ -89,7 +89,6 @@ class RunMetrics:
         self.converted = [array("H", bytes(2 * n)) for _ in program.journeys]
         self.entered_all = [array("H", bytes(2 * n)) for _ in program.journeys]
         self.converted_all = [array("H", bytes(2 * n)) for _ in program.journeys]
-        self._paths: list[dict[int, list[str]]] = [{} for _ in program.journeys]  # treated runs' steps
         finite = math.isfinite(horizon) and n > 0
         self.days = math.ceil(horizon / DAY) if finite else 0
         self.weeks = max(1, int(horizon // WEEK)) if finite else 0  # whole weeks (one if shorter)
@@ -119,10 +118,6 @@ class RunMetrics:
             if kind is Advanced:
                 tally = journeys[effect.journey]
                 tally.reached[effect.step] += 1  # type: ignore[union-attr]
-                if numbered:
-                    path = self._paths[tally.index].get(customer)
-                    if path is not None:
-                        path.append(effect.step)  # type: ignore[union-attr]
             elif kind is Send:
                 tally = journeys[effect.journey]
                 tally.sends[effect.channel] += 1  # type: ignore[union-attr]
@@ -156,6 +151,8 @@ class RunMetrics:
                 fits = since + tally.window <= self.horizon
                 if fits:
                     tally.complete_conversions[group] += 1
+                if not group:  # (the steps this entry reached: each counts the conversion once)
+                    tally.converted_after.update(effect.steps)  # type: ignore[union-attr]
                 if numbered:
                     self._count_conversion(customer, tally, group, fits, since, effect.value, day)  # type: ignore[union-attr]
             elif kind is Exited:
@@ -178,10 +175,8 @@ class RunMetrics:
         self.entries_by_day[tally.index][group][day] += 1
         if fits:
             self.entered_all[tally.index][customer] += 1
-        if not group:
-            self._paths[tally.index][customer] = []
-            if fits:
-                self.entered[tally.index][customer] += 1
+        if not group and fits:
+            self.entered[tally.index][customer] += 1
 
     def _count_conversion(self, customer: int, tally: JourneyTally, group: int, fits: bool,
                           since: float, value: float, day: int) -> None:
@@ -191,11 +186,8 @@ class RunMetrics:
         self.conversions_by_entry_day[tally.index][group][entry_day] += 1
         if fits:
             self.converted_all[tally.index][customer] += 1
-        if group:
-            return
-        if fits:
+        if fits and not group:
             self.converted[tally.index][customer] += 1
-        tally.converted_after.update(set(self._paths[tally.index].get(customer, ())))
 
     def state(self) -> dict[str, Any]:
         """What the real-time runtime keeps (journey tallies, receipts, escalations) as plain

@@ -534,13 +534,28 @@ def test_a_dormant_visitor_merges_into_the_known_customer_when_it_identifies(tmp
     assert "bo" in actors and not dormant
 
 
+def test_a_chunk_of_format_6_reads_with_no_step_reached():
+    """Format 6 had no ``passed`` in its runs: they read as having reached no step yet."""
+    program = load_program()
+    actor = make_actor(program, "ada")
+    actor.handle(Event("cart_add", {"value": 60}), T0)
+    assert actor.runs_by_id()["cart_abandonment"].passed != 0
+    version, ids, doubles, timelines, journeys, records, timers = to_chunk([actor])
+    older = [(*record[:12], [run[:10] for run in record[12]], record[13]) for record in records]
+    chunk = read_chunk(encode_chunk((6, ids, doubles, timelines, journeys, older, timers)), program)
+    restored = actor_from(chunk, "ada", chunk.records[0])
+    assert restored.runs_by_id()["cart_abandonment"].passed == 0
+    actor.runs_by_id()["cart_abandonment"].passed = 0
+    assert restored == actor
+
+
 def test_a_chunk_of_another_format_is_named():
     program = load_program()
     same_shape = encode_chunk((5, ["ada"], b"", [], [], [[0.0]], (b"", b"", b"", b"")))
-    with pytest.raises(EngineInternalError, match="snapshot chunk format 5; this engine reads 6"):
+    with pytest.raises(EngineInternalError, match="snapshot chunk format 5; this engine reads 6 and 7"):
         read_chunk(same_shape, program)
     other_shape = encode_chunk((4, "anything else"))
-    with pytest.raises(EngineInternalError, match="snapshot chunk format 4; this engine reads 6"):
+    with pytest.raises(EngineInternalError, match="snapshot chunk format 4; this engine reads 6 and 7"):
         read_chunk(other_shape, program)
 
 

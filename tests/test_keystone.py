@@ -33,7 +33,10 @@ def run_simulation(scenario, script) -> tuple[list[tuple[float, str, Effect]], S
     return trace, sim
 
 
-def run_realtime(scenario, script, sim: Simulation) -> tuple[list[tuple[float, str, Effect]], MockChannel]:
+Trace = list[tuple[float, str, Effect]]
+
+
+def run_realtime(scenario, script, sim: Simulation) -> tuple[Trace, RealtimeRuntime]:
     population = sim.population
 
     def profile_of(cid: str) -> Profile:  # the very profiles the simulation gives its actors
@@ -41,10 +44,9 @@ def run_realtime(scenario, script, sim: Simulation) -> tuple[list[tuple[float, s
         return Profile(cid, tz_offset=population.tz_offset[index], reach=population.reach[index])
 
     trace: list[tuple[float, str, Effect]] = []
-    channel = MockChannel()
+    runtime = RealtimeRuntime(scenario.program, MockChannel(), profiles=profile_of, epoch=0.0, trace=trace)
 
     async def main() -> None:
-        runtime = RealtimeRuntime(scenario.program, channel, profiles=profile_of, epoch=0.0, trace=trace)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runtime.run)
             for at, customer, message in script:
@@ -54,7 +56,7 @@ def run_realtime(scenario, script, sim: Simulation) -> tuple[list[tuple[float, s
             runtime.close()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    return trace, channel
+    return trace, runtime
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -62,12 +64,33 @@ def test_simulation_and_realtime_give_the_identical_trace(seed: int) -> None:
     scenario = load_scenario("cart_abandonment")
     script = make_script(seed)
     sim_trace, sim = run_simulation(scenario, script)
-    rt_trace, channel = run_realtime(scenario, script, sim)
+    rt_trace, runtime = run_realtime(scenario, script, sim)
+    channel = runtime.channel
+    assert isinstance(channel, MockChannel)
     sends = [effect for _, _, effect in sim_trace if isinstance(effect, Send)]
     assert len(sends) >= 10, "the script should exercise the journey"
     assert any(type(e).__name__ == "Suppressed" for _, _, e in sim_trace)
     assert rt_trace == sim_trace
     assert [item for _, item in channel.delivered] == sends
+
+
+def test_both_runtimes_give_the_same_funnel_and_split_arms() -> None:
+    """A split journey: each arm's and each step's conversions after it (the steps a converting
+    entry reached, as its ``Converted`` names them) are the same in both runtimes, which count
+    them the same way; the arms share the treated conversions between them."""
+    scenario = load_scenario(str(journey_path("cart_split_arms")))
+    script = make_script(4)
+    trace, sim = run_simulation(scenario, script)
+    rt_trace, runtime = run_realtime(scenario, script, sim)
+    assert rt_trace == trace
+    served = runtime.metrics.to_dict()["journeys"]["cart_abandonment"]
+    simulated = sim.metrics.to_dict()["journeys"]["cart_abandonment"]
+    assert served["funnel"] == simulated["funnel"] and served["splits"] == simulated["splits"]
+    conversions = served["treated"]["conversions"]
+    arms = {arm["next"]: arm["converted_after"] for arm in served["splits"]["split"]}
+    assert conversions >= 5 and all(arms.values()) and sum(arms.values()) == conversions
+    steps = {row["step"]: row["converted_after"] for row in served["funnel"]}
+    assert steps["split"] == conversions and steps["email"] <= steps["wait_a"] == arms["wait_a"]
 
 
 @pytest.mark.anyio

@@ -730,7 +730,7 @@ def test_goal_is_reported_even_after_the_journey_ended():
     clock = ManualClock(make_actor(program("", one_send())))
     clock.handle(Event("go"), T0)
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + DAY) == [
-        Converted("j", 1, False, 12.5, DAY)
+        Converted("j", 1, False, 12.5, DAY, ("send", "end"))  # the steps the entry reached
     ]
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + 2 * DAY) == []  # once per entry
 
