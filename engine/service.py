@@ -155,6 +155,7 @@ async def run_service(
             options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
             outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
             runtime = RealtimeRuntime(scenario.program, outbox, log=log, metrics=metrics)
+            outbox.clock = runtime.now  # (trigger latency: engine time on both ends)
             runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
                             recovered.dormant)
             freeze_long_lived()

@@ -14,10 +14,10 @@ from engine.runtime.realtime import RealtimeRuntime
 _apply = RealtimeRuntime._apply
 
 
-def _failing_apply(self: RealtimeRuntime, work: list, now: float) -> None:  # type: ignore[type-arg]
+def _failing_apply(self: RealtimeRuntime, work: list, now: float, triggers: list) -> None:  # type: ignore[type-arg]
     if any(getattr(message, "name", None) == "boom" for _, message, _ in work):
         raise RuntimeError("injected fault: the engine met 'boom'")
-    _apply(self, work, now)
+    _apply(self, work, now, triggers)
 
 
 if __name__ == "__main__":

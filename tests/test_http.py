@@ -257,10 +257,10 @@ def test_events_the_log_cannot_take_are_refused_with_503_and_accepted_once_it_ca
 
 def test_an_engine_that_fails_refuses_every_batch_waiting_and_every_later_one(tmp_path):
     class Failing(RealtimeRuntime):
-        def _apply(self, work, now):
+        def _apply(self, work, now, triggers):
             if any(getattr(message, "name", "") == "boom" for _, message, _ in work):
                 raise RuntimeError("a bug in the engine")
-            super()._apply(work, now)
+            super()._apply(work, now, triggers)
 
     runtime = Failing(load_program(), MockChannel(), log=WriteAheadLog(tmp_path / "wal"))
     failures = []

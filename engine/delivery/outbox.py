@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Annotated, Protocol
@@ -45,6 +46,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from actors.errors import EngineInternalError, ProviderError
 from actors.messages import Escalated, Send
 from engine.delivery.pacing import CircuitBreaker, TokenBucket
+from engine.runtime.latency import LatencyHistogram
 from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
 
 
@@ -118,6 +120,12 @@ class Outbox:
         memory_limit: how many dead letters, and how many escalations, stay in memory (the
             latest); ``statistics`` counts them all.
 
+    Attributes:
+        trigger_latency: per send, from its trigger (``deliver_nowait``'s ``at``: the event's
+            acceptance or the timer's due time) to its first provider call, rate limit included.
+        clock: engine time now (default: Unix time, the engine's own default; a runtime on
+            another clock sets its ``now``).
+
     Raises:
         ValueError: ``memory_limit`` is negative.
     """
@@ -151,6 +159,9 @@ class Outbox:
         self.buckets = {ch: TokenBucket(rate) for ch, rate in (rates or {}).items()}
         self.breakers = {ch: CircuitBreaker(breaker_failures, breaker_reset) for ch in self.providers}
         self.pending: dict[str, Send] = {}  # by idempotency key: handed over, not yet settled
+        self.trigger_latency = LatencyHistogram()
+        self.clock = time.time
+        self._triggered_at: dict[str, float] = {}  # key -> trigger time, until the first call
         self.recalled = 0  # marketing sends cancelled in the queue: their run exited or converted
         self._queued: dict[tuple[str, str], list[str]] = {}  # (customer, journey) -> keys waiting
         self._taken: set[str] = set()  # keys a worker holds (in flight: never recalled)
@@ -173,7 +184,8 @@ class Outbox:
         self._calls: set[anyio.CancelScope] = set()  # the provider calls in flight
 
     def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
-        """Take a send (the ``ChannelAdapter`` interface); escalations wait in ``escalations``.
+        """Take a send (the ``ChannelAdapter`` interface) caused at ``at`` (what its trigger
+        latency counts from); escalations wait in ``escalations``.
 
         A send on a channel without a provider is dead-lettered at once. After ``close`` or
         ``stop`` a send is only added to ``pending`` (for the final snapshot), never queued;
@@ -190,6 +202,7 @@ class Outbox:
             self._dead(item, f"no provider for channel {item.channel!r}")
             return
         self.pending[item.key] = item
+        self._triggered_at[item.key] = at
         if not item.transactional:
             self._queued.setdefault((item.customer, item.journey), []).append(item.key)
         if not (self._closed or self._stopping):
@@ -210,6 +223,7 @@ class Outbox:
                 continue
             if key in self._taken or self.pending.pop(key, None) is None:
                 continue  # in flight, or settled already
+            self._triggered_at.pop(key, None)
             self._cancelled.add(key)
             recalled += 1
             if self.settled_log is not None:
@@ -305,6 +319,7 @@ class Outbox:
                 self.settled_log.record(key)
         finally:
             self._taken.discard(key)
+            self._triggered_at.pop(key, None)  # (a send given up on before any call)
             self._forget_queued(send)
         self.pending.pop(key, None)
 
@@ -337,6 +352,9 @@ class Outbox:
         """One provider call: ``ProviderError`` for any exception it raises but a cancellation."""
         await anyio.lowlevel.checkpoint_if_cancelled()  # a stopped worker starts no call
         self.attempts += 1
+        triggered_at = self._triggered_at.pop(send.key, None)  # (the first call only)
+        if triggered_at is not None:
+            self.trigger_latency.observe(self.clock() - triggered_at)
         with anyio.CancelScope() as call:  # ``stop`` shields it for its grace, then cuts it
             self._calls.add(call)
             try:

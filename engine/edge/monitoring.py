@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from engine.delivery.outbox import Outbox, OutboxStatistics
 from engine.delivery.providers import MockProvider
+from engine.runtime.latency import LatencyHistogram
 from engine.runtime.realtime import RealtimeRuntime
 from engine.storage.snapshots import SnapshotStatistics
 
@@ -65,6 +66,8 @@ class EngineCollector(Collector):
                                      int(runtime.accepting)),
         }
         yield from _storage_counters(runtime, self.snapshots)
+        yield _histogram("touchpoint_timer_lateness_seconds",
+                         "From a timer's due time to its firing", runtime.timer_lateness)
         if self.snapshots is not None and self.snapshots.last_written_at is not None:
             gauges["touchpoint_snapshot_last_written"] = (
                 "Unix time of the last snapshot written", self.snapshots.last_written_at)
@@ -78,10 +81,17 @@ class EngineCollector(Collector):
                 "Dead letters kept in the file only, not in /v1/dead-letters",
                 stats.dead_letters_dropped_from_memory)
             yield from _outbox_counters(outbox, stats)
+            yield _histogram("touchpoint_trigger_latency_seconds",
+                             "From a send's trigger (the event accepted, or its timer due) to the send "
+                             "handed to its provider", outbox.trigger_latency)
         for name, (text, value) in gauges.items():
             gauge = GaugeMetricFamily(name, text)
             gauge.add_metric([], value)
             yield gauge
+
+
+def _histogram(name: str, text: str, histogram: LatencyHistogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, text, buckets=histogram.cumulative(), sum_value=histogram.total)
 
 
 def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[CounterMetricFamily]:

@@ -50,6 +50,7 @@ from actors.routing import Aliases, current_actor, way_in
 from engine.runtime.channels import ChannelAdapter, recalling
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
+from engine.runtime.latency import LatencyHistogram
 from engine.runtime.scheduler import Item, TimerQueue
 from engine.storage.dormant import Dormant
 from engine.storage.errors import StorageError
@@ -73,13 +74,15 @@ class EngineUnavailable(Exception):
 
 class Ticket:
     """A submitter's wait for its batch: ``done`` is set once the batch is durable, or refused
-    (``error`` then says why)."""
+    (``error`` then says why). ``accepted_at`` is the engine time the batch was submitted: what
+    the trigger latency of the sends it causes counts from."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "accepted_at")
 
-    def __init__(self) -> None:
+    def __init__(self, accepted_at: float) -> None:
         self.done = anyio.Event()
         self.error: EngineUnavailable | None = None
+        self.accepted_at = accepted_at
 
     def settle(self, error: EngineUnavailable | None = None) -> None:
         self.error = error
@@ -135,6 +138,7 @@ class RealtimeRuntime:
         self.failure: BaseException | None = None  # what stopped the engine (our bug), if anything
         self.storage_error: StorageError | None = None  # the log's last append failed with this
         self.storage_failures = 0  # rounds whose log append failed (nothing of them applied)
+        self.timer_lateness = LatencyHistogram()  # due time to firing, per timer fired
         self.unlogged = 0  # messages without a waiting submitter lost to such rounds (receipts)
         self._storage_retry_at = -math.inf  # due timers wait until then after a failed append
         self._round: list[Batch] = []  # the batches being handled (refused if the loop fails)
@@ -224,7 +228,7 @@ class RealtimeRuntime:
         """
         if self.failure is not None:
             raise EngineUnavailable("the engine has failed and is stopping")
-        ticket = Ticket()
+        ticket = Ticket(self.now())
         try:
             await self._inbox.send((entries, ticket))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -294,9 +298,11 @@ class RealtimeRuntime:
     async def _handle(self, batches: list[Batch]) -> None:
         now = self.now()
         work: list[Work] = []
+        triggers: list[float] = []  # what each message's sends count their latency from
         fresh_ids: dict[str, None] = {}  # (a dict: a batch may hold thousands)
         seen = self.seen
-        for entries, _ in batches:
+        for entries, ticket in batches:
+            accepted = now if ticket is None else ticket.accepted_at
             for entry in entries:
                 mid = entry.message_id
                 if mid is not None:
@@ -304,9 +310,11 @@ class RealtimeRuntime:
                         continue  # a retry of what was already applied
                     fresh_ids[mid] = None
                 work.append(entry)
+                triggers.append(accepted)
         due = self.timers.pop_due(now, TIMERS_PER_BATCH) if now >= self._storage_retry_at else []
-        for _, _, _, customer_id, timer in due:  # (the rest: next round)
+        for at, _, _, customer_id, timer in due:  # (the rest: next round)
             work.append((customer_id, timer, None))
+            triggers.append(at)  # (a timer's sends count from its due time)
         self._round = batches
         try:
             lsn = await self._log(work, now)
@@ -317,7 +325,9 @@ class RealtimeRuntime:
             if ticket is not None:
                 ticket.settle()
         seen.remember(fresh_ids, now)
-        self._apply(work, now)
+        for at, *_ in due:
+            self.timer_lateness.observe(now - at)
+        self._apply(work, now, triggers)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
         self._round = []
 
@@ -357,17 +367,19 @@ class RealtimeRuntime:
         self._storage_retry_at = now + STORAGE_RETRY
         self._round = []
 
-    def _apply(self, work: list[Work], now: float) -> None:
-        """Hand each message to its actor and route the effects (the hot loop: names are local)."""
+    def _apply(self, work: list[Work], now: float, triggers: list[float]) -> None:
+        """Hand each message to its actor at ``now`` and route the effects at the time of its
+        trigger (``triggers``, one per message: its batch's acceptance, or its timer's due time;
+        a send's trigger latency counts from there), in the hot loop: names are local."""
         # (made each round, not kept: a runtime holding a closure over its own method would be a
         # reference cycle)
         apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake)
         route = self.effects.route
-        for customer_id, message, _ in work:
+        for (customer_id, message, _), trigger in zip(work, triggers, strict=True):
             # (a merged id's messages, and its stale timers, go to the customer it merged into)
             customer_id, effects = apply(customer_id, message, now)
             if effects:
-                route(customer_id, effects, now)
+                route(customer_id, effects, trigger)
         self.handled += len(work)
 
     def _new_actor(self, customer_id: str) -> Actor:
