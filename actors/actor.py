@@ -44,6 +44,7 @@ from actors.journey import (
 from actors.messages import (
     BROWSING_EVENTS,
     Advanced,
+    Bought,
     Cancel,
     Converted,
     DeliveryReceipt,
@@ -99,11 +100,8 @@ class Actor:
         return {journey.id: run for journey, run in pairs if run is not None}
 
     def live_timers(self) -> list[Schedule]:
-        """The one live timer of each active run, as the ``Schedule`` that asked for it.
-
-        A runtime restoring an actor from a snapshot re-arms these; a timer that came due while
-        the engine was down then fires once, at restart.
-        """
+        """The one live timer of each active run, as the ``Schedule`` that asked for it: a runtime
+        restoring the actor re-arms these (one that came due meanwhile fires once, at restart)."""
         timers = []
         for journey, run in zip(self.program.journeys, self.runs or (), strict=False):
             if run is not None and run.step is not None:
@@ -151,9 +149,9 @@ class Actor:
     def _on_event(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
         program, profile = self.program, self.profile
         if name == "purchase":
-            profile.purchases += 1
-            profile.revenue += number(props.get("value"))
-            profile.last_purchase_at = now
+            value, policy = profile.record_purchase(number(props.get("value")), now), program.policy
+            if policy.global_holdout:  # (the program's lift: buyers in and out of it)
+                effects.append(Bought(value, profile.purchases == 1, policy.holds_out(self.customer_id)))
         if name in program.cooldown_events:
             for index, cooldown in enumerate(program.policy.cooldowns):
                 if cooldown.event == name and properties_match(cooldown.where, props):
@@ -261,6 +259,8 @@ class Actor:
     # -- journey transitions ---------------------------------------------------------------------
 
     def _enter(self, journey: Journey, props: Properties, now: float, effects: list[Effect]) -> None:
+        if journey.marketing and self.program.policy.holds_out(self.customer_id):
+            return  # the global holdout enters no marketing journey
         if self.runs is None:
             self.runs = [None] * len(self.program.journeys)
         run = self.runs[journey.index]

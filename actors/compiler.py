@@ -150,6 +150,7 @@ def _compile_policy(raw: object) -> Policy:
             on_block=dict(spec.on_block),
             channel_priors=dict(spec.channel_priors),
             prior_weight=spec.prior_weight,
+            global_holdout=spec.global_holdout,
         )
     except ScenarioError as exc:
         raise exc.with_prefix("policy") from None

@@ -202,6 +202,7 @@ class Journey(_Frozen, frozen=True):
     index: int = 0  # position in ``Program.journeys``: where an actor keeps its run
     keeps_context: bool = False  # whether a branch reads ``event.*`` (the triggering event)
     step_bits: dict[str, int] = msgspec.field(default_factory=dict)  # step -> its bit in a run's ``passed``
+    marketing: bool = False  # whether any send step is not transactional (the global holdout's)
 
     def steps_passed(self, passed: int) -> tuple[str, ...]:
         """The steps whose bits are set in ``passed`` (``JourneyRun.passed``), in file order."""
@@ -241,6 +242,13 @@ class Policy(_Frozen, frozen=True):
     on_block: dict[str, str] = msgspec.field(default_factory=dict)
     channel_priors: dict[str, float] = msgspec.field(default_factory=dict)
     prior_weight: float = 20.0
+    global_holdout: float = 0.0  # the share of customers no marketing journey enters
+
+    def holds_out(self, customer_id: str) -> bool:
+        """Whether the customer is in the global holdout: a stable draw from their id alone, so
+        the same in every runtime and process (0 share: no one)."""
+        share = self.global_holdout
+        return share > 0.0 and stable_fraction("global-holdout", customer_id) < share
 
     @property
     def send_horizon(self) -> float:
@@ -275,7 +283,9 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
     """Index journeys by the events that concern them; ties in priority keep file order."""
     ordered = tuple(
         msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey),
-                                step_bits={step: 1 << k for k, step in enumerate(journey.steps)})
+                                step_bits={step: 1 << k for k, step in enumerate(journey.steps)},
+                                marketing=any(isinstance(step, SendStep) and not step.transactional
+                                              for step in journey.steps.values()))
         for i, journey in enumerate(sorted(journeys, key=lambda j: -j.priority))
     )
 

@@ -173,6 +173,16 @@ class Converted(_Record, frozen=True):
     steps: tuple[str, ...] = ()
 
 
+class Bought(_Record, frozen=True):
+    """The customer bought (a ``purchase`` event), for the program's lift: said only when the
+    policy has a global holdout. ``first``: their first purchase; ``held_out``: whether they are
+    in the global holdout."""
+
+    value: float
+    first: bool
+    held_out: bool
+
+
 class Escalated(_Record, frozen=True):
     """Hand the customer to an agent queue, with the recent timeline for context."""
 
@@ -182,7 +192,7 @@ class Escalated(_Record, frozen=True):
     timeline: tuple[tuple[float, str, str, str], ...]
 
 
-Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated
+Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated | Bought
 
 
 def send_key(customer: str, journey: str, entry: int, step: str, n: int) -> str:

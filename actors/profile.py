@@ -177,6 +177,13 @@ class Profile:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    def record_purchase(self, value: float, at: float) -> float:
+        """Count a purchase of ``value`` made at ``at``; return the value."""
+        self.purchases += 1
+        self.revenue += value
+        self.last_purchase_at = at
+        return value
+
     def note(self, at: float, kind: str, channel: str, detail: str, keep_sends_after: float) -> None:
         """Append an interaction to the timeline, then trim it to ``TIMELINE_LIMIT`` entries.
 

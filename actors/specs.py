@@ -136,3 +136,5 @@ class PolicySpec(_Spec):
     on_block: dict[str, str] = {}
     channel_priors: dict[str, _PriorRate] = {}
     prior_weight: float = 20.0
+    # customers no marketing journey enters: the whole program's lift is measured against them
+    global_holdout: Annotated[float, constraint("{value} is not a fraction in [0, 1)", ge=0.0, lt=1.0)] = 0.0

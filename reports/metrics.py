@@ -34,6 +34,7 @@ import numpy as np
 from actors.journey import Program
 from actors.messages import (
     Advanced,
+    Bought,
     Cancel,
     Converted,
     DeliveryReceipt,
@@ -46,6 +47,7 @@ from actors.messages import (
     Suppressed,
 )
 from reports.journeys import JourneyTally, journey_dict
+from reports.program import ProgramTally
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -81,6 +83,7 @@ class RunMetrics:
         self.journeys = {j.id: JourneyTally(j) for j in program.journeys}
         self.receipts: dict[str, Counter[str]] = {}
         self.escalations: Counter[str] = Counter()
+        self.program = ProgramTally(program.policy)
         n = customers
         self.per_customer = array("I", bytes(4 * n))  # messages
         self.revenue = array("d", bytes(8 * n))
@@ -116,16 +119,16 @@ class RunMetrics:
             if kind in _UNTALLIED:
                 continue  # the commonest effects: say nothing the tallies count
             if kind is Advanced:
-                tally = journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 tally.reached[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Send:
-                tally = journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 tally.sends[effect.channel] += 1  # type: ignore[union-attr]
                 tally.step_sends[effect.step] += 1  # type: ignore[union-attr]
                 if numbered:
                     self._count_send(customer, effect.channel, now, day)  # type: ignore[union-attr]
             elif kind is Suppressed:
-                tally = journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 tally.suppressed[effect.rule] += 1  # type: ignore[union-attr]
                 if effect.deferred_until is None:  # type: ignore[union-attr]
                     tally.step_skipped[effect.step] += 1  # type: ignore[union-attr]
@@ -133,7 +136,7 @@ class RunMetrics:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
                     tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
             elif kind is Entered:
-                tally = journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.entrants[group] += 1
                 fits = now + tally.window <= self.horizon
@@ -142,7 +145,7 @@ class RunMetrics:
                 if numbered:
                     self._count_entry(customer, tally, group, fits, day)
             elif kind is Converted:
-                tally = journeys[effect.journey]
+                tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]
@@ -159,6 +162,8 @@ class RunMetrics:
                 journeys[effect.journey].exits[effect.reason] += 1  # type: ignore[union-attr]
             elif kind is Escalated:
                 self.escalations[effect.queue] += 1  # type: ignore[union-attr]
+            elif kind is Bought:
+                self.program.bought(effect)  # type: ignore[arg-type]
 
     def _count_send(self, customer: int, channel: str, now: float, day: int) -> None:
         self.per_customer[customer] += 1
@@ -197,6 +202,7 @@ class RunMetrics:
             "journeys": {jid: tally.state() for jid, tally in self.journeys.items()},
             "receipts": {status: dict(counts) for status, counts in self.receipts.items()},
             "escalations": dict(self.escalations),
+            "program": self.program.state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -207,6 +213,11 @@ class RunMetrics:
                 self.journeys[jid].restore(tally)
         self.receipts = {status: Counter(counts) for status, counts in state.get("receipts", {}).items()}
         self.escalations = Counter(state.get("escalations", {}))
+        self.program.restore(state.get("program"))
+
+    def count_customer(self, customer_id: str) -> None:
+        """A customer seen for the first time (the program's lift counts them)."""
+        self.program.count_customer(customer_id)
 
     def count_recalled(self, journey: str, sends: int) -> None:
         """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
@@ -281,6 +292,9 @@ class RunMetrics:
             "receipts": {s: dict(sorted(c.items())) for s, c in sorted(self.receipts.items())},
             "escalations": dict(sorted(self.escalations.items())),
         }
+        program = self.program.to_dict()
+        if program is not None:
+            result["program"] = program
         if self.weeks:
             result["pressure"], result["fatigue"] = self._pressure()
             result["series"] = {

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 from harness import SCRIPT_CUSTOMERS, journey_path, make_script
 
-from actors.messages import Effect, Event, Send
+from actors.messages import Bought, Effect, Event, Send
 from actors.profile import Profile
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
@@ -72,6 +72,20 @@ def test_simulation_and_realtime_give_the_identical_trace(seed: int) -> None:
     assert any(type(e).__name__ == "Suppressed" for _, _, e in sim_trace)
     assert rt_trace == sim_trace
     assert [item for _, item in channel.delivered] == sends
+
+
+def test_a_global_holdout_gives_the_identical_trace_in_both_runtimes() -> None:
+    scenario = load_scenario("cart_abandonment").with_settings({"policy.global_holdout": 0.25})
+    script = make_script(2)
+    sim_trace, sim = run_simulation(scenario, script)
+    rt_trace, runtime = run_realtime(scenario, script, sim)
+    bought = [effect for _, _, effect in sim_trace if isinstance(effect, Bought)]
+    assert any(b.held_out for b in bought) and not all(b.held_out for b in bought)
+    assert rt_trace == sim_trace
+    simulated, served = sim.metrics.to_dict()["program"], runtime.metrics.to_dict()["program"]
+    for group in ("program", "held_out"):  # (customers: the population, against those seen)
+        assert served[group]["buyers"] == simulated[group]["buyers"] > 0
+        assert served[group]["revenue"] == simulated[group]["revenue"]
 
 
 def test_both_runtimes_give_the_same_funnel_and_split_arms() -> None:

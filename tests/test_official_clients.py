@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import segment.analytics.client as analytics
+from segment.analytics.request import APIError
 import trio
 from serving import ADMIN, KEY, run_against_server
 
@@ -61,6 +62,31 @@ def test_segment_analytics_python_is_accepted_with_its_options(tmp_path, options
 
     run_against_server(tmp_path, script)
     assert errors == []
+
+
+def test_a_refused_call_reaches_the_python_client_as_its_api_error_with_our_reason(tmp_path):
+    """A user id over the engine's 256 characters: the library (in sync mode) raises its
+    ``APIError`` with the code and message the edge answered, not an "unknown" error with a body
+    it could not read; the next call goes through."""
+    errors: list[BaseException] = []
+
+    def send(host: str) -> None:
+        client = analytics.Client(KEY, host=host, max_retries=1, sync_mode=True)
+        try:
+            client.track("u" * 300, "cart_add", {"value": 25})
+        except APIError as exc:
+            errors.append(exc)
+        client.track("ada", "cart_add", {"value": 25})
+
+    async def script(client, runtime):
+        await trio.to_thread.run_sync(send, str(client.base_url).rstrip("/"))
+        ada = await client.get("/v1/profiles/ada", headers={"authorization": f"Bearer {ADMIN}"})
+        assert ada.status_code == 200
+
+    run_against_server(tmp_path, script)
+    [error] = errors
+    assert isinstance(error, APIError) and error.status == 400 and error.code == "invalid_request"
+    assert "userId" in error.message and "256" in error.message
 
 
 # -- @segment/analytics-node (npm) ----------------------------------------------------------------

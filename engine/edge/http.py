@@ -12,14 +12,17 @@
                                   an id merged into another answers with that profile, whose
                                   ``customer_id`` says which
     GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
+    GET  /v1/program              the whole program's lift against the global holdout
     GET  /v1/dead-letters         sends given up on after the last try, with the error
     GET  /metrics                 Prometheus text format, low-cardinality labels
-    GET  /healthz                 open; everything else under /v1/profiles, /v1/journeys and
-                                  /metrics needs ``Authorization: Bearer <admin token>``
+    GET  /healthz                 open; everything else under /v1/profiles, /v1/journeys,
+                                  /v1/program and /metrics needs ``Authorization: Bearer <admin
+                                  token>``
 
 A request is applied whole or not at all: a missing or wrong write key answers 401; an oversize
 body, malformed JSON, a value the engine cannot carry (``engine.edge.segment``) or a call without
-userId/anonymousId answers 400 with ``{"error", "field"}`` and applies nothing; a body compressed
+userId/anonymousId answers 400 with ``{"success": false, "code", "message", "error", "field"}``
+(``code`` and ``message`` as Segment's clients read them) and applies nothing; a body compressed
 other than by gzip answers 415; when the engine's inbox is full the answer is 429 with
 ``Retry-After``, and when it cannot take events at all (its log cannot be written, or it failed
 or is stopping) 503 with ``Retry-After``. A 2xx goes out only once the calls are in the
@@ -111,8 +114,7 @@ def create_app(
         """None when the request carries the admin token, else the 401 to answer."""
         given = request.headers.get("authorization", "")
         if admin_token is None or not hmac.compare_digest(given, f"Bearer {admin_token}"):
-            return JSONResponse({"error": "admin token required (Authorization: Bearer ...)"},
-                                status_code=401)
+            return _error(401, "admin token required (Authorization: Bearer ...)")
         return None
 
     async def profile(request: Request) -> Response:
@@ -121,11 +123,16 @@ def create_app(
             return refused
         actor = runtime.actor(request.path_params["user_id"])
         if actor is None:
-            return JSONResponse({"error": "no such profile"}, status_code=404)
+            return _error(404, "no such profile")
         return JSONResponse(profile_view(actor))
 
     async def journeys(request: Request) -> Response:
         return admin(request) or JSONResponse(journey_statistics(runtime))
+
+    async def program(request: Request) -> Response:
+        lift = runtime.metrics.program.to_dict()
+        return admin(request) or JSONResponse(lift if lift is not None else {
+            "global_holdout": 0.0, "lift": None, "note": "no global_holdout in the scenario's [policy]"})
 
     async def dead(request: Request) -> Response:
         return admin(request) or JSONResponse(dead_letters(runtime))
@@ -140,7 +147,7 @@ def create_app(
     async def ingest(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
         if kind not in (*KINDS, "batch"):
-            return JSONResponse({"error": f"unknown endpoint /v1/{kind}"}, status_code=404)
+            return _error(404, f"unknown endpoint /v1/{kind}")
 
         def decode(body: bytes) -> list[Submission]:
             calls, body_key = parse(kind, body)
@@ -172,9 +179,9 @@ def create_app(
         except IngestError as exc:
             return _bad_request(exc)
         except _Unauthorized:
-            return JSONResponse({"error": "missing or unknown write key"}, status_code=401)
+            return _error(401, "missing or unknown write key")
         except _Unsupported as exc:
-            return JSONResponse({"error": str(exc), "field": "content-encoding"}, status_code=415)
+            return _error(415, str(exc), "content-encoding")
         finally:
             in_flight[0] -= limit
 
@@ -205,6 +212,7 @@ def create_app(
         routes=[
             Route("/v1/profiles/{user_id:anything}", profile, methods=["GET"]),
             Route("/v1/journeys", journeys, methods=["GET"]),
+            Route("/v1/program", program, methods=["GET"]),
             Route("/v1/dead-letters", dead, methods=["GET"]),
             Route("/v1/receipts/{channel:anything}", receipts, methods=["POST"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
@@ -289,12 +297,29 @@ class _Unauthorized(Exception):
     """A request without a known write key (answered 401)."""
 
 
+# what an error's ``code`` is, by status (Segment's clients read ``code`` and ``message``)
+_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 415: "unsupported_encoding",
+          429: "rate_limited", 503: "unavailable"}
+
+
+def _error(status: int, message: str, field: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer in the shape Segment's clients read (``code``, ``message``; the official
+    Python library raises them as its ``APIError``), with ``error`` (the same message) and, for
+    a request the edge refuses, the ``field`` at fault."""
+    body: dict[str, object] = {"success": False, "code": _CODES.get(status, "error"), "message": message,
+                               "error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _retry_later(error: str, status: int, seconds: int) -> JSONResponse:
-    return JSONResponse({"error": error}, status_code=status, headers={"Retry-After": str(seconds)})
+    return _error(status, error, headers={"Retry-After": str(seconds)})
 
 
 def _bad_request(exc: IngestError) -> JSONResponse:
-    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
+    return _error(400, str(exc), exc.field)
 
 
 def _basic_user(request: Request) -> str | None:

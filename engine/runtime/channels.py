@@ -8,9 +8,14 @@ with the time it was handed over: the engine's test double, and a dry-run channe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from actors.messages import Converted, Effect, Escalated, Exited, Send
+from actors.messages import Converted, Effect, Escalated, Exited, Send, TimerFired
+from engine.runtime.effects import EffectRouter, Trace
+from engine.runtime.scheduler import TimerQueue
+
+if TYPE_CHECKING:
+    from reports.metrics import RunMetrics
 
 Observe = Callable[[str, list[Effect], float], None]  # (customer, effects, now)
 
@@ -64,3 +69,19 @@ def recalling(observe: Observe, channel: ChannelAdapter, count: Callable[[str, i
 
 
 _KEEP_SENDS = frozenset({"end", "holdout", "merged"})  # exits that stop nothing a run sent
+
+
+def routes(
+    timers: TimerQueue[str, TimerFired], channel: ChannelAdapter, metrics: RunMetrics, trace: Trace | None
+) -> EffectRouter[str]:
+    """The real-time runtime's effect routes: sends and escalations both to the channel adapter.
+
+    The destinations are bound methods of the channel, the timer queue and the metrics, each
+    already in the router's ``(customer, ...)`` shape, so a routed effect costs no adapter call.
+    None is a method of the runtime: a router held by the runtime and holding it would be a
+    reference cycle keeping a stopped runtime's actors alive until a full collection, measured
+    as 600 MB more peak memory in ``bench.realtime``.
+    """
+    deliver = channel.deliver_nowait
+    observe = recalling(metrics.observe, channel, metrics.count_recalled)
+    return EffectRouter(timers.push, deliver, deliver, observe, trace)

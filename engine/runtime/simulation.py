@@ -138,6 +138,9 @@ class Simulation:
         self.actors = ActorList([None] * customers)  # by population number, made on first message
         self.aliases: Aliases[int] = Aliases()  # (the simulated world merges no one)
         self.metrics = RunMetrics(scenario.program, customers, self.horizon)
+        if scenario.program.policy.global_holdout:  # the program's lift counts the whole population
+            for number in range(customers):
+                self.metrics.count_customer(customer_id(number))
         # the world and the agents post messages and wake-ups straight into the one queue
         ignored = frozenset() if deliver_ignored else scenario.program.ignored_events
         self.world = world(self.population, config, Draws(seed), self.queue.push, self.queue.push, ignored)

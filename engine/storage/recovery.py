@@ -30,6 +30,8 @@ class Tallies(Protocol):
 
     def observe(self, customer: Any, effects: list[Effect], now: float) -> None: ...
 
+    def count_customer(self, customer_id: str) -> None: ...
+
 
 class Recovered(NamedTuple):
     """What ``recover`` rebuilds from a data folder."""
@@ -76,6 +78,8 @@ def recover(
     log = WriteAheadLog(data / "wal", fsync=fsync)
 
     def new_actor(customer_id: str) -> Actor:
+        if tallies is not None:
+            tallies.count_customer(customer_id)  # (as the runtime counted it: a customer seen)
         return Actor(program, profiles(customer_id))
 
     apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake)
