@@ -9,6 +9,7 @@ import random
 import msgpack
 import pytest
 from harness import (
+    CART_SCENARIO,
     DAY,
     HOUR,
     PROGRAM_WITH_IN_APP,
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from actors import EngineInternalError
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, rewrite_chunk, to_chunk
 from actors.messages import DeliveryReceipt, Event, Identified, Message, Schedule, Submission, TimerFired
+from engine.scenario_files import load_scenario
 from engine.storage import snapshots
 from engine.storage.errors import StorageError
 from engine.storage.recovery import recover
@@ -284,10 +286,13 @@ def test_recovery_rebuilds_the_state_and_re_arms_due_timers_once(tmp_path):
     reopened.close()
 
 
-def test_recovery_gives_the_statistics_of_the_run_that_crashed(tmp_path):
+@pytest.mark.parametrize("global_holdout", [0.0, 0.3])
+def test_recovery_gives_the_statistics_of_the_run_that_crashed(tmp_path, global_holdout):
     """The running statistics are the snapshot's plus the replayed log's effects: those of the
-    uninterrupted run, figure for figure, whichever message the snapshot falls after."""
-    program = load_program()
+    uninterrupted run, figure for figure, whichever message the snapshot falls after (the
+    program's lift too, customers counted as the runtime counts them: when first seen)."""
+    settings = {"policy.global_holdout": global_holdout}
+    program = load_scenario(str(CART_SCENARIO)).with_settings(settings).program
     rng = random.Random(9)
     live, metrics = {}, RunMetrics(program, 0)
     log = WriteAheadLog(tmp_path / "wal", fsync="none")
@@ -295,7 +300,10 @@ def test_recovery_gives_the_statistics_of_the_run_that_crashed(tmp_path):
     for step in range(300):
         at += rng.uniform(60, 2 * HOUR)
         cid = f"c{rng.randrange(20)}"
-        actor = live.setdefault(cid, make_actor(program, cid, channels=("email", "push")))
+        if cid not in live:
+            live[cid] = make_actor(program, cid, channels=("email", "push"))
+            metrics.count_customer(cid)
+        actor = live[cid]
         due = [(t.at, TimerFired(t.journey, t.version)) for t in actor.live_timers() if t.at <= at]
         value = rng.choice([10, 60])
         kind = rng.choice(["cart_add", "cart_add", "purchase", "session_start"])
@@ -309,6 +317,7 @@ def test_recovery_gives_the_statistics_of_the_run_that_crashed(tmp_path):
     log.close()
     expected = metrics.to_dict()
     assert expected["journeys"]["cart_abandonment"]["treated"]["conversions"] > 5
+    assert ("program" in expected) == (global_holdout > 0)
 
     recovered_metrics = RunMetrics(program, 0)
     recovered = recover(tmp_path, program, tallies=recovered_metrics)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import segment.analytics.client as analytics
-from segment.analytics.request import APIError
 import trio
+from segment.analytics.request import APIError
 from serving import ADMIN, KEY, run_against_server
 
 OPTIONS = [
