@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from reports.stats import Z95
 
@@ -82,6 +81,8 @@ def across_replications(differences: list[Difference]) -> dict[str, float] | Non
     k = len(values)
     if k < 2:
         return None
+    from scipy import stats  # (here: half a second to import, and only replications need it)
+
     half = float(stats.t.ppf(0.975, k - 1)) * float(values.std(ddof=1)) / math.sqrt(k)
     mean = float(values.mean())
     return {"replications": k, "difference": mean, "low": mean - half, "high": mean + half}
