@@ -22,7 +22,7 @@ Scenario validation forbids wait-free cycles, so a walk always stops.
 
 from __future__ import annotations
 
-from actors.conditions import choose_arm, choose_branch, number
+from actors.conditions import choose_arm, choose_branch
 from actors.durations import next_local_time
 from actors.errors import EngineInternalError
 from actors.events import translate
@@ -56,11 +56,13 @@ from actors.messages import (
     Identified,
     Message,
     Properties,
+    Recorded,
     Schedule,
     Send,
     TimerFired,
+    number,
 )
-from actors.profile import CHANNEL_BIT, CLICKED, DELIVERED, OPENED, Profile
+from actors.profile import CLICKED, DELIVERED, OPENED, Profile
 from actors.runs import JourneyRun
 from actors.sending import note, try_send
 
@@ -129,6 +131,9 @@ class Actor:
             EngineInternalError: the message is of no known kind.
         """
         effects: list[Effect] = []
+        times = self.profile.timeline_at
+        if times and now < times[-1]:  # an event stamped earlier than the customer's latest
+            now = times[-1]  # interaction (real time): their history stays in order
         if isinstance(message, Event):
             target = self.program.event_names.get(message.name)
             if target is not None:  # (a tracking plan's name for something journeys know)
@@ -139,7 +144,10 @@ class Actor:
         elif isinstance(message, DeliveryReceipt):
             self._on_receipt(message, now, effects)
         elif isinstance(message, Identified):
-            self._on_identified(message)
+            self.profile.identify(message.traits, message.reachable, message.consent)
+        elif isinstance(message, Recorded):  # (too old to act on: counted, nothing else)
+            target = self.program.event_names.get(message.name, message.name)
+            self.profile.record_late(translate(Event(message.name, message.properties), target))
         else:  # (a Merged message needs the other actor: runtimes apply it with ``absorb``)
             raise EngineInternalError(f"actor {self.customer_id!r}: unknown message {message!r}")
         return effects
@@ -208,18 +216,6 @@ class Actor:
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
             self._resume_on_event(journey, run, "message_" + receipt.status, props, now, effects)
-
-    def _on_identified(self, message: Identified) -> None:
-        profile = self.profile
-        if message.traits:
-            profile.update_traits(message.traits)
-        for channel, reachable in sorted(message.reachable.items()):
-            profile.set_reachable(channel, reachable)
-        for channel, granted in sorted(message.consent.items()):
-            if granted:
-                profile.consent |= CHANNEL_BIT[channel]
-            else:
-                profile.withdraw_consent(channel)
 
     def absorb(self, other: Actor, now: float) -> list[Effect]:
         """Take over the history of ``other``, found to be the same person (identify or alias).

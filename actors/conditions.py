@@ -56,7 +56,3 @@ def engagement_field(profile: Profile, path: tuple[str, ...]) -> Scalar:
         return stats[CLICKED] / stats[DELIVERED] if stats[DELIVERED] else 0.0
     return stats[_ENGAGEMENT_FIELDS[path[1]]]
 
-
-def number(value: Scalar) -> float:
-    """A property read as an amount: numbers as they are, anything else as 0."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0

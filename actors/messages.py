@@ -20,6 +20,12 @@ import msgspec
 Scalar = str | int | float | bool | None
 Properties = dict[str, Scalar]
 
+
+def number(value: Scalar) -> float:
+    """A property read as an amount: numbers as they are, anything else as 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "agent")
 BROWSING_EVENTS = frozenset({"session_start", "page_view", "screen"})
 """Events too frequent and too thin to be worth a place on the timeline."""
@@ -38,6 +44,15 @@ class _Record(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
 
 class Event(_Record, frozen=True):
     """Something the customer did (``cart_add``, ``purchase``, ``session_start``, ...)."""
+
+    name: str
+    properties: Properties = msgspec.field(default_factory=dict)
+
+
+class Recorded(_Record, frozen=True):
+    """An event that happened too long ago to act on (past the real-time engine's event-time
+    bound): it counts in the profile (a purchase's count, revenue and time) and starts, ends or
+    resumes no journey, re-running no timer that would long have fired."""
 
     name: str
     properties: Properties = msgspec.field(default_factory=dict)
@@ -80,7 +95,7 @@ class Merged(_Record, frozen=True):
     source: str
 
 
-Message = Event | Identified | TimerFired | DeliveryReceipt | Merged
+Message = Event | Identified | TimerFired | DeliveryReceipt | Merged | Recorded
 
 
 class Submission(NamedTuple):

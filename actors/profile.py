@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Sequence
 
 from actors.durations import Zone, known_zone
-from actors.messages import CHANNELS, Properties, Scalar
+from actors.messages import CHANNELS, Event, Properties, Scalar, number
 
 TIMELINE_LIMIT = 8
 """Interactions kept on the timeline; older ones fall off."""
@@ -176,6 +176,30 @@ class Profile:
         return name if isinstance(name, str) and known_zone(name) else self.tz_offset
 
     # -- writing ---------------------------------------------------------------------------------
+
+    def identify(self, traits: Properties, reachable: dict[str, bool], consent: dict[str, bool]) -> None:
+        """New facts from an identify: traits, reachability and consent per channel."""
+        if traits:
+            self.update_traits(traits)
+        for channel, can in sorted(reachable.items()):
+            self.set_reachable(channel, can)
+        for channel, granted in sorted(consent.items()):
+            if granted:
+                self.consent |= CHANNEL_BIT[channel]
+            else:
+                self.withdraw_consent(channel)
+
+    def record_late(self, event: Event) -> None:
+        """Count an event too old to act on (``actors.messages.Recorded``): a purchase adds to
+        the count and revenue, and moves ``last_purchase_at`` to its ``timestamp`` if later."""
+        if event.name != "purchase":
+            return
+        props = event.properties
+        self.purchases += 1
+        self.revenue += number(props.get("value"))
+        stamp = props.get("timestamp")
+        if isinstance(stamp, (int, float)) and stamp > (self.last_purchase_at or _NEVER):
+            self.last_purchase_at = float(stamp)
 
     def record_purchase(self, value: float, at: float) -> float:
         """Count a purchase of ``value`` made at ``at``; return the value."""

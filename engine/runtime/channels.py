@@ -2,7 +2,7 @@
 
 An adapter takes sends without blocking the engine (``deliver_nowait``); what it does with them
 (a provider call, a retry, a dead letter) is its own business. ``MockChannel`` records every send
-with the time it was handed over: the engine's test double, and a dry-run channel for users.
+with the time of its trigger: the engine's test double, and a dry-run channel for users.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ class ChannelAdapter(Protocol):
     """What the real-time runtime hands its sends and escalations to."""
 
     def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
-        """Take one send (or escalation) for ``customer_id``, handed over at ``at``; must not block.
+        """Take one send (or escalation) for ``customer_id``, caused at ``at`` (when its trigger
+        happened: the event's acceptance, or its timer's due time); must not block.
 
         (The customer comes first, as the effect router hands every destination its effects.)
         """
 
 
 class MockChannel:
-    """Records every send and escalation as ``(at, item)``, in the order handed over."""
+    """Records every send and escalation as ``(at, item)`` (``at``: when its trigger happened), in
+    the order handed over."""
 
     def __init__(self) -> None:
         self.delivered: list[tuple[float, Send | Escalated]] = []

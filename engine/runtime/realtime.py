@@ -8,8 +8,9 @@ One task does everything, on purpose (ARCHITECTURE.md: never a task per actor or
         add the timers now due, in (time, -priority, sequence) order, up to TIMERS_PER_BATCH
         append all of it to the write-ahead log: one write, one fsync (group commit)
         release the submitters waiting for durability (the point an HTTP edge answers 2xx)
-        hand each message to its actor at the batch's time (actors.routing.way_in, the
-        one way in); route the effects (engine.runtime.effects.EffectRouter):
+        hand each message to its actor at its time (the round's, or an event's own timestamp:
+        engine.runtime.ingest) by actors.routing.way_in, the one way in; route the effects
+        (engine.runtime.effects.EffectRouter):
             Schedule -> the one TimerQueue; Send and Escalated -> the channel adapter
 
 Ingestion hands batches of ``Submission(customer_id, message, message_id)`` records over with
@@ -50,6 +51,7 @@ from actors.routing import Aliases, current_actor, way_in
 from engine.runtime.channels import ChannelAdapter, routes
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import Trace
+from engine.runtime.ingest import EVENT_TIME_BOUND, Batch, EngineUnavailable, Ticket, Work, when_applied
 from engine.runtime.latency import LatencyHistogram
 from engine.runtime.scheduler import Item, TimerQueue
 from engine.storage.dormant import Dormant
@@ -59,37 +61,8 @@ from engine.storage.wal import Logged, WriteAheadLog
 from reports.metrics import RunMetrics
 
 ProfileFactory = Callable[[str], Profile]
-# What a round logs and applies: the submissions, and the timers due as (customer_id, fired, None).
-# Timers join as bare tuples: a NamedTuple costs 230 ns more to make, more than a whole fire
-# through the runtime takes (bench.realtime: about 180 ns a timer); a Submission is a tuple too.
-Work = tuple[str, Message, str | None]
 TIMERS_PER_BATCH = 8192  # due timers beyond this wait for the next round, so events get a turn
 STORAGE_RETRY = 1.0  # seconds before due timers are tried again after the log could not be written
-
-
-class EngineUnavailable(Exception):
-    """The engine cannot take a batch now (it failed, is stopping, or its log cannot be written):
-    nothing of it was applied; an edge answers 503 and the client retries."""
-
-
-class Ticket:
-    """A submitter's wait for its batch: ``done`` is set once the batch is durable, or refused
-    (``error`` then says why). ``accepted_at`` is the engine time the batch was submitted: what
-    the trigger latency of the sends it causes counts from."""
-
-    __slots__ = ("done", "error", "accepted_at")
-
-    def __init__(self, accepted_at: float) -> None:
-        self.done = anyio.Event()
-        self.error: EngineUnavailable | None = None
-        self.accepted_at = accepted_at
-
-    def settle(self, error: EngineUnavailable | None = None) -> None:
-        self.error = error
-        self.done.set()
-
-
-Batch = tuple[Sequence[Submission], Ticket | None]  # (entries, the submitter's ticket)
 
 
 class RealtimeRuntime:
@@ -105,6 +78,10 @@ class RealtimeRuntime:
         log: the write-ahead log every handled message goes to first (None: no durability).
         trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
         metrics: the running statistics to go on from (a recovery's); default: new ones.
+        event_time_bound: how far back (seconds) an event is applied at its corrected
+            timestamp; an older one is ``Recorded`` (counted in the profile, acted on by no
+            journey), and any event is applied no earlier than its customer's latest
+            interaction (``Actor.handle``).
     """
 
     def __init__(
@@ -118,8 +95,10 @@ class RealtimeRuntime:
         log: WriteAheadLog | None = None,
         trace: Trace | None = None,
         metrics: RunMetrics | None = None,
+        event_time_bound: float = EVENT_TIME_BOUND,
     ) -> None:
         self.program = program
+        self.event_time_bound = event_time_bound
         self.channel = channel
         self.profiles = profiles
         self.epoch = epoch
@@ -187,8 +166,11 @@ class RealtimeRuntime:
         return self._inbox.statistics().current_buffer_used
 
     def now(self) -> float:
-        """Engine time: seconds since the epoch."""
-        return (self.epoch or 0.0) + anyio.current_time()
+        """Engine time: seconds since the epoch (fixed at the first call, in the event loop, when
+        none was given: an edge may stamp an event before the engine's loop first runs)."""
+        if self.epoch is None:
+            self.epoch = time.time() - anyio.current_time()
+        return self.epoch + anyio.current_time()
 
     def ingest_nowait(self, customer_id: str, message: Message, message_id: str | None = None) -> None:
         """Queue a message for a customer's actor (one with an id already applied is skipped).
@@ -274,14 +256,15 @@ class RealtimeRuntime:
                 ticket.settle(error)
 
     async def _loop(self) -> None:
-        if self.epoch is None:
-            self.epoch = time.time() - anyio.current_time()
+        self.now()  # (fixes the epoch, if no call did yet)
+        epoch = self.epoch
+        assert epoch is not None
         outbox: MemoryObjectReceiveStream[Batch] = self._outbox
         closing = False
         while not closing:
             batches: list[Batch] = []
             deadline = max(self.timers.peek_time(), self._storage_retry_at)
-            with anyio.move_on_at(deadline - self.epoch if deadline != math.inf else math.inf):
+            with anyio.move_on_at(deadline - epoch if deadline != math.inf else math.inf):
                 try:
                     batches.append(await outbox.receive())
                 except anyio.EndOfStream:
@@ -298,9 +281,10 @@ class RealtimeRuntime:
     async def _handle(self, batches: list[Batch]) -> None:
         now = self.now()
         work: list[Work] = []
+        times: list[float] = []  # when each message is applied (an event: when it happened)
         triggers: list[float] = []  # what each message's sends count their latency from
         fresh_ids: dict[str, None] = {}  # (a dict: a batch may hold thousands)
-        seen = self.seen
+        seen, oldest = self.seen, now - self.event_time_bound
         for entries, ticket in batches:
             accepted = now if ticket is None else ticket.accepted_at
             for entry in entries:
@@ -309,15 +293,18 @@ class RealtimeRuntime:
                     if seen.seen(mid) or mid in fresh_ids:
                         continue  # a retry of what was already applied
                     fresh_ids[mid] = None
+                entry, at = when_applied(entry, now, oldest)
                 work.append(entry)
+                times.append(at)
                 triggers.append(accepted)
         due = self.timers.pop_due(now, TIMERS_PER_BATCH) if now >= self._storage_retry_at else []
         for at, _, _, customer_id, timer in due:  # (the rest: next round)
             work.append((customer_id, timer, None))
+            times.append(now)
             triggers.append(at)  # (a timer's sends count from its due time)
         self._round = batches
         try:
-            lsn = await self._log(work, now)
+            lsn = await self._log(work, times)
         except StorageError as exc:
             self._unlogged(batches, due, exc, now)
             return
@@ -327,15 +314,17 @@ class RealtimeRuntime:
         seen.remember(fresh_ids, now)
         for at, *_ in due:
             self.timer_lateness.observe(now - at)
-        self._apply(work, now, triggers)
+        self._apply(work, times, triggers)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
         self._round = []
 
-    async def _log(self, work: list[Work], now: float) -> int:
-        """Append the round to the write-ahead log; return the last position it took."""
+    async def _log(self, work: list[Work], times: list[float]) -> int:
+        """Append the round to the write-ahead log, each message with the time it is applied at;
+        return the last position it took."""
         if self.log is None or not work:
             return self.applied_lsn
-        logged = [Logged(now, customer_id, message, mid) for customer_id, message, mid in work]
+        logged = [Logged(at, customer_id, message, mid)
+                  for (customer_id, message, mid), at in zip(work, times, strict=True)]
         if self.log.fsync == "none":
             lsn = self.log.append(logged)
         else:  # fsync in a worker thread: batches keep queueing meanwhile (group commit).
@@ -367,15 +356,15 @@ class RealtimeRuntime:
         self._storage_retry_at = now + STORAGE_RETRY
         self._round = []
 
-    def _apply(self, work: list[Work], now: float, triggers: list[float]) -> None:
-        """Hand each message to its actor at ``now`` and route the effects at the time of its
-        trigger (``triggers``, one per message: its batch's acceptance, or its timer's due time;
-        a send's trigger latency counts from there), in the hot loop: names are local."""
+    def _apply(self, work: list[Work], times: list[float], triggers: list[float]) -> None:
+        """Hand each message to its actor at its time (``times``) and route the effects at the
+        time of its trigger (``triggers``: its batch's acceptance, or its timer's due time; a
+        send's trigger latency counts from there), in the hot loop: names are local."""
         # (made each round, not kept: a runtime holding a closure over its own method would be a
         # reference cycle)
         apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake)
         route = self.effects.route
-        for (customer_id, message, _), trigger in zip(work, triggers, strict=True):
+        for (customer_id, message, _), now, trigger in zip(work, times, triggers, strict=True):
             # (a merged id's messages, and its stale timers, go to the customer it merged into)
             customer_id, effects = apply(customer_id, message, now)
             if effects:
