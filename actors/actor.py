@@ -330,7 +330,7 @@ class Actor:
                     program, profile, journey, run, step, now, effects  # type: ignore[arg-type]
                 )
                 if send is not None:
-                    self._deliver(journey, send, effects)
+                    self._deliver(journey, run, send, effects)
                 elif retry_at is not None:
                     self._schedule(journey, run, retry_at, effects)
                     return
@@ -358,8 +358,7 @@ class Actor:
                 step_id = step.next
             elif isinstance(step, EscalateStep):
                 note(self.program, self.profile, now, "escalated", "agent", step.queue)
-                timeline = profile.timeline()
-                effects.append(Escalated(self.customer_id, journey.id, step.queue, timeline))
+                effects.append(self._escalated(journey, run, step.id, step.queue))
                 step_id = step.next
 
     def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
@@ -369,17 +368,21 @@ class Actor:
 
     # -- sends -----------------------------------------------------------------------------------
 
-    def _deliver(self, journey: Journey, send: Send, effects: list[Effect]) -> None:
+    def _deliver(self, journey: Journey, run: JourneyRun, send: Send, effects: list[Effect]) -> None:
         """Route a send the policy allowed: to a channel, the in-app queue, or the agent desk."""
         if send.channel == "in_app":
             if self.in_app is None:
                 self.in_app = []
             self.in_app.append(send)
         elif send.channel == "agent":  # an agent's outreach: queued for people, like an escalation
-            timeline = self.profile.timeline()
-            effects.append(Escalated(self.customer_id, journey.id, "agent", timeline))
+            effects.append(self._escalated(journey, run, send.step, "agent"))
         else:
             effects.append(send)
+
+    def _escalated(self, journey: Journey, run: JourneyRun, step: str, queue: str) -> Escalated:
+        """The hand-off of this customer to ``queue`` by ``step``, with their context."""
+        return Escalated(self.customer_id, journey.id, queue, self.profile.timeline(), step,
+                         journey.entry_event, run.context)
 
     def _still_relevant(self, send: Send) -> bool:
         """An in-app message waiting for a session is dropped once its journey entry converted

@@ -200,7 +200,8 @@ class Journey(_Frozen, frozen=True):
     goal_event: str = "purchase"
     goal_within: float = 7 * 86400.0
     index: int = 0  # position in ``Program.journeys``: where an actor keeps its run
-    keeps_context: bool = False  # whether a branch reads ``event.*`` (the triggering event)
+    keeps_context: bool = False  # whether a branch reads ``event.*`` (the triggering event), or a
+    # hand-off to agents shows it
     step_bits: dict[str, int] = msgspec.field(default_factory=dict)  # step -> its bit in a run's ``passed``
     marketing: bool = False  # whether any send step is not transactional (the global holdout's)
 
@@ -335,6 +336,9 @@ def _ignored(journeys: tuple[Journey, ...], used: frozenset[str] | set[str]) -> 
 
 
 def _reads_event(journey: Journey) -> bool:
+    if any(isinstance(step, EscalateStep) or (isinstance(step, SendStep) and "agent" in step.channels)
+           for step in journey.steps.values()):
+        return True  # (an agent sees the event that started it all)
     return any(
         cond.source == "event"
         for step in journey.steps.values()

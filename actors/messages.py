@@ -95,7 +95,20 @@ class Merged(_Record, frozen=True):
     source: str
 
 
-Message = Event | Identified | TimerFired | DeliveryReceipt | Merged | Recorded
+class CaseAction(_Record, frozen=True):
+    """An agent acted on an escalated case of this customer (the real-time agent desk):
+    ``action`` is ``claim``, ``reply`` or ``resolve``; ``text`` a reply's, ``code`` a
+    resolution's. A runtime hands it to its desk, not to the actor (``routing.way_in``); a
+    resolution comes back to the actor as the queue's resolve event."""
+
+    case: int
+    action: str
+    agent: str
+    text: str = ""
+    code: str = ""
+
+
+Message = Event | Identified | TimerFired | DeliveryReceipt | Merged | Recorded | CaseAction
 
 
 class Submission(NamedTuple):
@@ -199,12 +212,17 @@ class Bought(_Record, frozen=True):
 
 
 class Escalated(_Record, frozen=True):
-    """Hand the customer to an agent queue, with the recent timeline for context."""
+    """Hand the customer to an agent queue, with the recent timeline for context: the journey
+    and ``step`` that escalated, and ``trigger``, the event that entered the customer into the
+    journey (its name and properties)."""
 
     customer: str
     journey: str
     queue: str
     timeline: tuple[tuple[float, str, str, str], ...]
+    step: str = ""
+    trigger: str = ""
+    context: Properties = msgspec.field(default_factory=dict)
 
 
 Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated | Bought

@@ -16,6 +16,10 @@ profile (the admin API, a provider's address). The key is whatever a runtime nam
 by: string ids in the real-time runtime and recovery, population numbers in the simulation
 (which merges no one, so its alias table stays empty and costs a dict lookup a message). Pure:
 no clock, no I/O.
+
+An agent's ``CaseAction`` (claim, reply, resolve: the real-time desk) is logged under the
+customer's id like any message, and goes to the desk (``act``) rather than the actor; a
+resolution comes back as the event the actor is told.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar, cast
 
 from actors.actor import Actor
-from actors.messages import Effect, Merged, Message
+from actors.messages import CaseAction, Effect, Event, Merged, Message
 
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
@@ -43,6 +47,11 @@ class ActorTable(Protocol[K_contra]):
 
 def _nobody(customer: object) -> None:
     """No actor to wake (no snapshot's dormant actors)."""
+    return None
+
+
+def _no_desk(action: CaseAction, now: float) -> None:
+    """No agent desk (the simulation's agents are simulated): an action changes nothing."""
     return None
 
 
@@ -109,6 +118,7 @@ def way_in(
     aliases: Aliases[K],
     new_actor: Callable[[K], Actor],
     wake: Callable[[K], Actor | None] = _nobody,
+    act: Callable[[CaseAction, float], Event | None] | None = None,
 ) -> Apply[K]:
     """The one way a runtime's messages reach their actors: ``apply(customer, message, now)``
     hands one message to the actor it concerns and returns ``(key, effects)``.
@@ -118,6 +128,8 @@ def way_in(
         aliases: merged keys; a ``Merged`` message adds one.
         new_actor: makes the actor of a customer seen for the first time.
         wake: the actor of a customer kept dormant (from a snapshot), or None.
+        act: the agent desk: takes a ``CaseAction`` and returns the event it tells the
+            customer's actor (a resolution), or None (no desk: an action changes nothing).
 
     ``apply`` takes the key the message came with (it may be an alias), the message (a
     ``Merged`` folds its source's actor into this one) and the time it is applied at; it returns
@@ -125,6 +137,7 @@ def way_in(
     once per runtime: it runs for every message, and three arguments cost less than seven.)
     """
     get, merged_ids = actors.get, aliases.of
+    act = act or _no_desk
 
     def apply(customer: K, message: Message, now: float) -> tuple[K, list[Effect]]:
         actor = None if customer in merged_ids else get(customer)
@@ -137,6 +150,9 @@ def way_in(
             # (a Merged names its source by string id: only the string-keyed runtimes see one,
             # the simulated world merges no one)
             return customer, aliases.merge(actors, customer, actor, cast(K, message.source), now, wake)
+        if type(message) is CaseAction:  # (for the desk; what it tells the actor, if anything)
+            told = act(message, now)
+            return customer, [] if told is None else actor.handle(told, now)
         return customer, actor.handle(message, now)
 
     return apply

@@ -21,7 +21,7 @@ import trio
 import typer
 
 from actors.actor import Actor
-from actors.messages import Escalated, Event, Send, Submission
+from actors.messages import Event, Send, Submission
 from actors.profile import Profile
 from bench.ceiling import measure
 from bench.report import report
@@ -52,9 +52,8 @@ class StampingAdapter:
         self.accepted = accepted
         self.latencies: list[float] = []
 
-    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
-        if isinstance(item, Send):
-            self.latencies.append(time.perf_counter() - self.accepted[item.customer])
+    def deliver_nowait(self, customer_id: str, item: Send, at: float) -> None:
+        self.latencies.append(time.perf_counter() - self.accepted[item.customer])
 
 
 @app.command()

@@ -78,6 +78,7 @@ from engine.delivery.providers import (
 )
 from engine.edge.http import create_app
 from engine.edge.views import profile_view
+from engine.runtime.desk import Desk
 from engine.runtime.memory import freeze_long_lived
 from engine.runtime.realtime import RealtimeRuntime
 from engine.scenario_files import Scenario, load_scenario
@@ -108,6 +109,7 @@ async def run_service(
     write_keys: set[str],
     *,
     admin_token: str | None = None,
+    agent_token: str | None = None,
     snapshot_every: float = 300.0,
     fsync: str = "batch",
     channels: Mapping[str, ProviderSettings] | None = None,
@@ -129,7 +131,8 @@ async def run_service(
         for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
             unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
         metrics = RunMetrics(scenario.program, 0)  # the snapshot's, and the log's after it
-        recovered = recover(data, scenario.program, fsync=fsync, wake=False, tallies=metrics)
+        desk = Desk(scenario.simulation.agents)  # (the same: its cases, and the agents' actions)
+        recovered = recover(data, scenario.program, fsync=fsync, wake=False, tallies=metrics, desk=desk)
         log = recovered.log
         settled = SettledLog(data / "settled.log")
         dead = DeadLetterFile(data / "dead-letters.jsonl")
@@ -154,7 +157,7 @@ async def run_service(
             rates = {ch: s.rate for ch, s in chosen.items() if s.rate is not None}
             options = msgspec.structs.asdict(outbox_settings or OutboxSettings())
             outbox = Outbox(providers, rates=rates, settled_log=settled, dead_letter_file=dead, **options)
-            runtime = RealtimeRuntime(scenario.program, outbox, log=log, metrics=metrics)
+            runtime = RealtimeRuntime(scenario.program, outbox, log=log, metrics=metrics, desk=desk)
             outbox.clock = runtime.now  # (trigger latency: engine time on both ends)
             runtime.restore(recovered.actors, recovered.timers, recovered.seen, recovered.aliases,
                             recovered.dormant)
@@ -163,8 +166,8 @@ async def run_service(
                 if send.key not in settled.settled_before:
                     outbox.deliver_nowait(send.customer, send, 0.0)
             try:
-                await _serve(runtime, outbox, data, host, port, write_keys, signals, admin_token,
-                             snapshot_every, on_ready)
+                await _serve(runtime, outbox, data, host, port, write_keys, signals,
+                             (admin_token, agent_token), snapshot_every, on_ready)
             finally:
                 settled.close()
                 dead.close()
@@ -195,7 +198,7 @@ async def _serve(
     port: int,
     write_keys: set[str],
     signals: AsyncIterator[int],
-    admin_token: str | None,
+    tokens: tuple[str | None, str | None],
     snapshot_every: float,
     on_ready: object,
 ) -> None:
@@ -219,7 +222,7 @@ async def _serve(
         snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
         supervised("snapshot task",
                    partial(_snapshots, runtime, outbox, data, snapshot_every, snapshotting, snapshots))
-        app = create_app(runtime, write_keys, admin_token, snapshots=snapshots)
+        app = create_app(runtime, write_keys, tokens[0], snapshots=snapshots, agent_token=tokens[1])
         http_done = trio.Event()
 
         async def http(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
@@ -321,7 +324,7 @@ def _snapshot(runtime: RealtimeRuntime, outbox: Outbox, data: Path, statistics: 
     seen = runtime.seen.recent(runtime.now())
     try:
         write_snapshot(data / "snapshots", lsn, runtime.actors.values(), seen, outbox.pending.values(),
-                       runtime.aliases.of, runtime.dormant, runtime.metrics.state())
+                       runtime.aliases.of, runtime.dormant, runtime.state())
     except StorageError as exc:
         statistics.failure(str(exc))
         return False
@@ -346,7 +349,7 @@ async def _snapshot_in_background(
     try:
         pid = fork_snapshot(data / "snapshots", lsn, runtime.actors.values(),
                             partial(runtime.seen.recent, now), outbox.pending.values(),
-                            runtime.aliases.of, runtime.dormant, runtime.metrics.state)
+                            runtime.aliases.of, runtime.dormant, runtime.state)
     except OSError as exc:  # (no memory or no process left for a child)
         print(f"cannot start a snapshot writer ({exc}); writing the snapshot in-process",
               file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ runtime's HTTP edge from this process with hypercorn on a loopback port: for wha
 HTTP (bodies arriving in pieces, kept-alive connections, answers given before a body is read).
 ``run_against_app`` and ``app_client`` hand the requests to the same ASGI app in-process, through
 httpx's ASGI transport, with no socket: for what is about the app's answers. Each accepts the
-write key ``KEY`` and the admin token ``ADMIN``.
+write key ``KEY``, the admin token ``ADMIN`` and the agent token ``AGENT``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,18 @@ from harness import ROOT, T0, load_program
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from actors.journey import Program
 from actors.profile import Profile
 from engine.cli.serve import announced_url
 from engine.edge.http import create_app
 from engine.runtime.channels import MockChannel
+from engine.runtime.desk import Desk
 from engine.runtime.realtime import RealtimeRuntime
 from engine.storage.wal import WriteAheadLog
 
 KEY = "wk_service"
 ADMIN = "admin-secret"
+AGENT = "agent-secret"
 
 ClientScript = Callable[[httpx.AsyncClient, RealtimeRuntime], Awaitable[None]]
 
@@ -102,14 +105,14 @@ async def start_server(nursery: trio.Nursery, runtime: RealtimeRuntime, stop: tr
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
-    app = create_app(runtime, {KEY}, ADMIN)
+    app = create_app(runtime, {KEY}, ADMIN, agent_token=AGENT)
     return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
 
 
 def app_client(runtime: RealtimeRuntime) -> httpx.AsyncClient:
     """A client whose requests go straight to the HTTP edge of ``runtime`` (httpx's ASGI
     transport): the app's answers, with no server and no socket in between."""
-    transport = httpx.ASGITransport(app=create_app(runtime, {KEY}, ADMIN))
+    transport = httpx.ASGITransport(app=create_app(runtime, {KEY}, ADMIN, agent_token=AGENT))
     return httpx.AsyncClient(transport=transport, base_url="http://engine", timeout=10)
 
 
@@ -127,20 +130,25 @@ def run_against_app(
     profiles: Callable[[str], Profile] = Profile,
     clock: trio.abc.Clock | None = None,
     over_http: bool = False,
+    program: Program | None = None,
+    desk: Desk | None = None,
 ) -> RealtimeRuntime:
     """Start the engine, run ``client_script(client, runtime)`` with an ``app_client``, stop;
     return the runtime (its log closed).
 
     With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
     engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
+    ``program`` is the cart scenario's unless given; ``desk``, the agent desk (default: one
+    with no queue declared).
     """
     runtime = RealtimeRuntime(
-        load_program(),
+        program or load_program(),
         MockChannel(),
         profiles=profiles,
         epoch=None if clock is None else T0,
         buffer=buffer,
         log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
+        desk=desk,
     )
     connect = _served if over_http else _in_process
 

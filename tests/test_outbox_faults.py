@@ -16,7 +16,7 @@ from harness import Refusing, dead_letters_at_restart, run_outbox, sends, settle
 from prometheus_client import generate_latest
 
 from actors.errors import ProviderError
-from actors.messages import Escalated, Send
+from actors.messages import Send
 from engine.delivery.outbox import Outbox
 from engine.delivery.pacing import Admission, BreakerState, CircuitBreaker
 from engine.delivery.providers import MockProvider
@@ -171,19 +171,15 @@ def test_the_mock_provider_remembers_its_latest_keys_only():
         MockProvider(record_limit=-1)
 
 
-def test_dead_letters_and_escalations_keep_the_latest_in_memory_and_count_them_all(tmp_path):
+def test_dead_letters_keep_the_latest_in_memory_and_count_them_all(tmp_path):
     path = tmp_path / "dead-letters.jsonl"
     letters = DeadLetterFile(path)
     outbox = Outbox({"email": Refusing(True)}, dead_letter_file=letters, memory_limit=2, seed=1)
-    for n in range(5):
-        outbox.deliver_nowait(f"c{n}", Escalated(f"c{n}", "j", "sales", ()), float(n))
     run_outbox(outbox, sends(4))
     letters.close()
     assert [s.customer for s, _ in outbox.dead_letters] == ["c2", "c3"]
-    assert [e.customer for _, e in outbox.escalations] == ["c3", "c4"]
     stats = outbox.statistics()
     assert (stats.dead_letters, stats.dead_letters_dropped_from_memory) == (4, 2)
-    assert (stats.escalations, stats.escalations_dropped_from_memory) == (5, 3)
     assert len(dead_letters_at_restart(path)) == 4  # the file keeps them all
 
     letters = DeadLetterFile(path)
@@ -249,7 +245,6 @@ def test_a_full_disk_does_not_stop_the_outbox_and_shows_in_the_metrics(tmp_path,
     monkeypatch.undo()
     assert letters.write_failures == 1 and settled.write_failures == 5  # not recorded as settled
     outbox.receipts_refused = 1
-    outbox.deliver_nowait("c9", Escalated("c9", "j", "sales", ()), 0.0)
 
     text = generate_latest(registry_for(RealtimeRuntime(cart_program, outbox))).decode()
     for line in (
@@ -257,8 +252,6 @@ def test_a_full_disk_does_not_stop_the_outbox_and_shows_in_the_metrics(tmp_path,
         'touchpoint_storage_write_failures_total{file="dead_letters"} 1.0',
         "touchpoint_dead_letters 2.0",
         "touchpoint_dead_letters_dropped_from_memory 0.0",
-        "touchpoint_escalations_total 1.0",
-        "touchpoint_escalations_dropped_from_memory_total 0.0",
         'touchpoint_mock_sends_forgotten_total{channel="email"} 0.0',
         f'touchpoint_mock_calls_total{{channel="email"}} {float(provider.calls)}',
         "touchpoint_dedupe_ids 0.0",

@@ -631,12 +631,12 @@ def test_update_sets_traits_that_later_steps_can_read():
     assert actor.profile.traits == {"name": "Ada", "tier": "gold", "score": 3}
 
 
-def test_escalate_hands_over_the_timeline():
+def test_escalate_hands_over_the_timeline_the_step_and_the_event_that_started_the_journey():
     prog = program("", journey_text("escalate_after_an_email"))
     clock = ManualClock(make_actor(prog))
     clock.handle(Event("page_view"), T0 - 2 * HOUR)  # browsing noise stays off the timeline
     clock.handle(Event("purchase", {"value": 30}), T0 - HOUR)
-    effects = clock.handle(Event("complaint"), T0)
+    effects = clock.handle(Event("complaint", {"order": "A-17"}), T0)
     assert clock.of_type(Escalated) == [
         Escalated(
             C,
@@ -648,6 +648,9 @@ def test_escalate_hands_over_the_timeline():
                 (T0, "sent", "email", "sorry"),
                 (T0, "escalated", "agent", "care"),
             ),
+            "handoff",
+            "complaint",
+            {"order": "A-17"},  # (kept for an agent, though no branch of the journey reads it)
         )
     ]
     assert effects[-1] == Exited("j", "end")
@@ -821,6 +824,7 @@ def test_a_send_on_the_agent_channel_is_queued_for_agents_with_the_timeline():
     effects = clock.handle(Event("go"), T0)
     assert clock.sends() == []
     assert clock.of_type(Escalated) == [
-        Escalated(C, "call", "agent", ((T0, "event", "", "go"), (T0, "sent", "agent", "sales_call")))
+        Escalated(C, "call", "agent", ((T0, "event", "", "go"), (T0, "sent", "agent", "sales_call")),
+                  "send", "go")
     ]
     assert effects[-1] == Exited("call", "end")

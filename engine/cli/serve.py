@@ -62,6 +62,12 @@ def serve(
         str | None,
         typer.Option(envvar="TOUCHPOINT_ADMIN_TOKEN", help="Bearer token of the admin API and /metrics."),
     ] = None,
+    agent_token: Annotated[
+        str | None,
+        typer.Option(envvar="TOUCHPOINT_AGENT_TOKEN",
+                     help="Bearer token of the agent API only (/v1/desk, /v1/cases); the admin "
+                          "token opens it too."),
+    ] = None,
     snapshot_every: Annotated[
         float, typer.Option(min=MIN_SNAPSHOT_EVERY, help="Seconds between periodic snapshots.")
     ] = 300.0,
@@ -72,8 +78,8 @@ def serve(
         Path | None,
         typer.Option(envvar="TOUCHPOINT_CONFIG", is_eager=True, callback=read_config_file,
                      help="A TOML file with any of: data, host, port, write_keys (an array of "
-                          "strings), admin_token, snapshot_every, fsync (options and environment "
-                          "variables win over it; a bad value exits 2 naming the key); "
+                          "strings), admin_token, agent_token, snapshot_every, fsync (options and "
+                          "environment variables win over it; a bad value exits 2 naming the key); "
                           "a \\[channels.NAME] table choosing the provider of a channel; an "
                           "\\[outbox] table of retry and breaker settings (see above)."),
     ] = None,
@@ -105,7 +111,7 @@ def serve(
     provider = "mock"     # latency (s), failure_rate, seed, record_limit
     \[outbox]              # every channel: workers (calls at once), max_attempts,
     max_attempts = 8      # base_delay, max_delay, breaker_failures, breaker_reset,
-                          # memory_limit (dead letters, escalations kept in memory)
+                          # memory_limit (dead letters kept in memory)
 
     Channels: email, sms, push, in_app, webhook. One without a table gets the
     mock, which records its sends and reports them delivered. A bad table
@@ -116,6 +122,12 @@ def serve(
     429 and 5xx are retried, other statuses are dead-lettered. A restart after
     a crash sends again, under the same keys, whatever was not known to be
     settled: a provider that honours the key applies each send once.
+
+    Escalations open cases in the scenario's agent queues (\[agents.NAME]),
+    which agents work through the agent API with --agent-token (or the admin
+    token): GET /v1/desk and /v1/desk/QUEUE list them with the customer's
+    context; POST /v1/cases/ID/claim, /reply and /resolve act on one. A
+    resolution reaches the customer's journeys as ticket_resolved.
     """
     import trio
 
@@ -144,7 +156,8 @@ def serve(
                   soft_wrap=True)
     try:
         trio.run(partial(run_service, loaded, resolve(scenario), data, host, port, set(write_key),
-                         admin_token=admin_token, snapshot_every=snapshot_every, fsync=fsync,
+                         admin_token=admin_token, agent_token=agent_token,
+                         snapshot_every=snapshot_every, fsync=fsync,
                          channels=channels, outbox_settings=outbox_settings, on_ready=ready))
     except ServiceFailed:  # (printed with its traceback where it happened)
         errors.print("[bold red]stopped after a failure[/]: exit 70 for a supervisor to restart the "

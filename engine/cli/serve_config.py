@@ -57,6 +57,9 @@ class _ServeFile(msgspec.Struct, forbid_unknown_fields=True):
     admin_token: Annotated[_NonEmpty, msgspec.Meta(examples=["TOKEN"])] | msgspec.UnsetType = (
         msgspec.UNSET
     )
+    agent_token: Annotated[_NonEmpty, msgspec.Meta(examples=["TOKEN"])] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
     snapshot_every: (
         Annotated[float, msgspec.Meta(ge=MIN_SNAPSHOT_EVERY, examples=[300])] | msgspec.UnsetType
     ) = msgspec.UNSET

@@ -23,8 +23,8 @@ Two ways to end ``run``: ``close`` drains (every queued send is settled, however
 takes), ``stop(grace)`` ends in bounded time and leaves what is not settled in ``pending``, for
 the final snapshot and a restart to hand over again under the same keys.
 
-Memory stays bounded whatever clients and providers do: the dead letters and the escalations keep
-the latest ``memory_limit`` in memory, and ``statistics`` counts the rest; a failed write to
+Memory stays bounded whatever clients and providers do: the dead letters keep the latest
+``memory_limit`` in memory, and ``statistics`` counts the rest; a failed write to
 either file is counted, never raised into a worker.
 """
 
@@ -44,7 +44,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from actors.errors import EngineInternalError, ProviderError
-from actors.messages import Escalated, Send
+from actors.messages import Send
 from engine.delivery.pacing import CircuitBreaker, TokenBucket
 from engine.runtime.latency import LatencyHistogram
 from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
@@ -80,8 +80,6 @@ class OutboxStatistics(msgspec.Struct, frozen=True):
         dead_letters: sends given up on: those in the dead-letter file at start, and since.
         dead_letters_dropped_from_memory: of those, the ones no longer in ``dead_letters``
             (the file keeps them).
-        escalations: escalations handed over since start.
-        escalations_dropped_from_memory: of those, the ones no longer in ``escalations``.
         settled_log_write_failures: failed writes to the settled log (0 without one).
         dead_letter_write_failures: failed writes to the dead-letter file (0 without one).
         recalled: marketing sends cancelled while they waited (their run exited or converted).
@@ -93,8 +91,6 @@ class OutboxStatistics(msgspec.Struct, frozen=True):
     receipts_refused: int
     dead_letters: int
     dead_letters_dropped_from_memory: int
-    escalations: int
-    escalations_dropped_from_memory: int
     settled_log_write_failures: int
     dead_letter_write_failures: int
     recalled: int = 0
@@ -117,8 +113,8 @@ class Outbox:
         settled_log: where each settled send's key is recorded (None: nowhere).
         dead_letter_file: where sends given up on are kept across restarts (None: in memory
             only); the latest of those already in it are ``dead_letters`` from the start.
-        memory_limit: how many dead letters, and how many escalations, stay in memory (the
-            latest); ``statistics`` counts them all.
+        memory_limit: how many dead letters stay in memory (the latest); ``statistics`` counts
+            them all.
 
     Attributes:
         trigger_latency: per send, from its trigger (``deliver_nowait``'s ``at``: the event's
@@ -173,8 +169,6 @@ class Outbox:
         if dead_letter_file is not None:
             for letter in dead_letter_file.load():  # (one at a time: the file may be long)
                 self._remember_dead(letter)
-        self.escalations: deque[tuple[float, Escalated]] = deque(maxlen=memory_limit)  # (agent desk)
-        self.escalations_total = 0
         self.receipts_refused = 0  # synthetic receipts a saturated engine could not take
         self._queues: dict[str, Queue] = {
             ch: anyio.create_memory_object_stream[Send](math.inf) for ch in self.providers
@@ -183,18 +177,14 @@ class Outbox:
         self._workers: anyio.CancelScope | None = None  # while ``run`` runs
         self._calls: set[anyio.CancelScope] = set()  # the provider calls in flight
 
-    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
+    def deliver_nowait(self, customer_id: str, item: Send, at: float) -> None:
         """Take a send (the ``ChannelAdapter`` interface) caused at ``at`` (what its trigger
-        latency counts from); escalations wait in ``escalations``.
+        latency counts from).
 
         A send on a channel without a provider is dead-lettered at once. After ``close`` or
         ``stop`` a send is only added to ``pending`` (for the final snapshot), never queued;
         this never raises.
         """
-        if not isinstance(item, Send):
-            self.escalations.append((at, item))
-            self.escalations_total += 1
-            return
         if item.key in self.pending:
             return  # handed over again (a restart's re-send) while still queued: once is enough
         queue = self._queues.get(item.channel)
@@ -288,8 +278,6 @@ class Outbox:
             receipts_refused=self.receipts_refused,
             dead_letters=self.dead_letters_total,
             dead_letters_dropped_from_memory=self.dead_letters_total - len(self.dead_letters),
-            escalations=self.escalations_total,
-            escalations_dropped_from_memory=self.escalations_total - len(self.escalations),
             settled_log_write_failures=self.settled_log.write_failures if self.settled_log else 0,
             dead_letter_write_failures=(
                 self.dead_letter_file.write_failures if self.dead_letter_file else 0),

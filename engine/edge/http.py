@@ -14,6 +14,9 @@
     GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
     GET  /v1/program              the whole program's lift against the global holdout
     GET  /v1/dead-letters         sends given up on after the last try, with the error
+    GET  /v1/desk, /v1/desk/{queue}, /v1/cases/{id}; POST /v1/cases/{id}/claim|reply|resolve
+                                  the agent desk (engine/edge/cases.py): the agent or the
+                                  admin token
     GET  /metrics                 Prometheus text format, low-cardinality labels
     GET  /healthz                 open; everything else under /v1/profiles, /v1/journeys,
                                   /v1/program and /metrics needs ``Authorization: Bearer <admin
@@ -62,6 +65,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
 from actors.messages import Submission
+from engine.edge.cases import MAX_ACTION_BYTES, apply_action, case_view, parse_action, queue_view
 from engine.edge.monitoring import dead_letters, journey_statistics, registry_for
 from engine.edge.receipts import parse_receipts, receipts_to_messages
 from engine.edge.segment import (
@@ -104,18 +108,57 @@ def create_app(
     admin_token: str | None = None,
     retry_after: int = 1,
     snapshots: SnapshotStatistics | None = None,
+    agent_token: str | None = None,
 ) -> Starlette:
-    """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion and
-    ``admin_token`` (a bearer token; None: the admin API is closed) for the rest; ``snapshots``
-    (what the service's snapshots did) is shown in ``/metrics`` too."""
+    """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion,
+    ``admin_token`` (a bearer token; None: the admin API is closed) for the rest, and
+    ``agent_token`` too for the agent API (``engine.edge.cases``); ``snapshots`` (what the
+    service's snapshots did) is shown in ``/metrics`` too."""
     registry = registry_for(runtime, snapshots)
+
+    def bearer(request: Request, *tokens: str | None) -> bool:
+        given = request.headers.get("authorization", "")
+        return any(token is not None and hmac.compare_digest(given, f"Bearer {token}") for token in tokens)
 
     def admin(request: Request) -> JSONResponse | None:
         """None when the request carries the admin token, else the 401 to answer."""
-        given = request.headers.get("authorization", "")
-        if admin_token is None or not hmac.compare_digest(given, f"Bearer {admin_token}"):
+        if not bearer(request, admin_token):
             return _error(401, "admin token required (Authorization: Bearer ...)")
         return None
+
+    def agent(request: Request) -> JSONResponse | None:
+        """None when the request carries the agent or the admin token, else the 401 to answer."""
+        if not bearer(request, agent_token, admin_token):
+            return _error(401, "agent or admin token required (Authorization: Bearer ...)")
+        return None
+
+    async def desk(request: Request) -> Response:
+        return agent(request) or JSONResponse(runtime.desk.statistics())
+
+    async def queue(request: Request) -> Response:
+        view = queue_view(runtime, request.path_params["queue"])
+        return agent(request) or (JSONResponse(view) if view is not None else _error(404, "no such queue"))
+
+    async def case(request: Request) -> Response:
+        found = runtime.desk.case(request.path_params["case"])
+        return agent(request) or (JSONResponse(case_view(runtime, found)) if found is not None
+                                  else _error(404, "no such case"))
+
+    async def act(request: Request) -> Response:
+        refused = agent(request)
+        if refused is not None:
+            return refused
+        try:
+            action = parse_action(request.path_params["case"], request.path_params["action"],
+                                  await _body(request, MAX_ACTION_BYTES))
+            status, answer = await apply_action(runtime, action)
+        except IngestError as exc:
+            return _bad_request(exc)
+        except _Unsupported as exc:
+            return _error(415, str(exc), "content-encoding")
+        except EngineUnavailable as exc:
+            return _retry_later(str(exc), 503, retry_after)
+        return JSONResponse(answer) if status == 200 else _error(status, str(answer))
 
     async def profile(request: Request) -> Response:
         refused = admin(request)
@@ -214,6 +257,10 @@ def create_app(
             Route("/v1/journeys", journeys, methods=["GET"]),
             Route("/v1/program", program, methods=["GET"]),
             Route("/v1/dead-letters", dead, methods=["GET"]),
+            Route("/v1/desk", desk, methods=["GET"]),
+            Route("/v1/desk/{queue}", queue, methods=["GET"]),
+            Route("/v1/cases/{case:int}", case, methods=["GET"]),
+            Route("/v1/cases/{case:int}/{action}", act, methods=["POST"]),
             Route("/v1/receipts/{channel:anything}", receipts, methods=["POST"]),
             Route("/v1/{kind}", ingest, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -298,7 +345,8 @@ class _Unauthorized(Exception):
 
 
 # what an error's ``code`` is, by status (Segment's clients read ``code`` and ``message``)
-_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 415: "unsupported_encoding",
+_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 409: "conflict",
+          415: "unsupported_encoding",
           429: "rate_limited", 503: "unavailable"}
 
 

@@ -66,6 +66,7 @@ class EngineCollector(Collector):
                                      int(runtime.accepting)),
         }
         yield from _storage_counters(runtime, self.snapshots)
+        yield from _desk_metrics(runtime.desk.statistics())
         yield _histogram("touchpoint_timer_lateness_seconds",
                          "From a timer's due time to its firing", runtime.timer_lateness)
         if self.snapshots is not None and self.snapshots.last_written_at is not None:
@@ -90,6 +91,38 @@ class EngineCollector(Collector):
             yield gauge
 
 
+_DESK_COUNTERS = {"cases": "Cases opened (escalations)", "answered": "Cases an agent claimed",
+                  "abandoned": "Cases whose customer left before an agent claimed them"}
+_DESK_GAUGES = {
+    "agents": "Agents the queue is staffed with (the scenario's)",
+    "backlog": "Open cases: waiting or claimed", "claimed": "Open cases an agent has claimed",
+    "abandonment_rate": "Abandoned cases over cases",
+    "service_level": "Cases claimed within the target wait, over cases",
+    "service_level_target_s": "The target wait of the service level",
+    "wait_mean_s": "Mean speed of answer: opening to claim", "wait_p90_s": "90th percentile of the wait",
+    "first_response_mean_s": "Mean time from opening to the agent's first reply",
+    "first_response_p90_s": "90th percentile of the first response time",
+    "handle_time_mean_s": "Mean time from claim to resolution",
+    "resolution_mean_s": "Mean time from opening to resolution",
+    "resolution_p90_s": "90th percentile of the resolution time",
+}
+
+
+def _desk_metrics(statistics: dict[str, dict[str, Any]]) -> Iterator[Any]:
+    """The agent desk's KPIs per queue (``engine.runtime.desk``), as ``GET /v1/desk`` has them."""
+    for key, text in _DESK_COUNTERS.items():
+        counter = CounterMetricFamily(f"touchpoint_desk_{key}", text, labels=["queue"])
+        for queue, kpis in statistics.items():
+            counter.add_metric([queue], kpis[key])
+        yield counter
+    for key, text in _DESK_GAUGES.items():
+        name = f"touchpoint_desk_{key.removesuffix('_s')}{'_seconds' if key.endswith('_s') else ''}"
+        gauge = GaugeMetricFamily(name, text, labels=["queue"])
+        for queue, kpis in statistics.items():
+            gauge.add_metric([queue], kpis[key])
+        yield gauge
+
+
 def _histogram(name: str, text: str, histogram: LatencyHistogram) -> HistogramMetricFamily:
     return HistogramMetricFamily(name, text, buckets=histogram.cumulative(), sum_value=histogram.total)
 
@@ -103,9 +136,6 @@ def _outbox_counters(outbox: Outbox, stats: OutboxStatistics) -> Iterator[Counte
          "converted", stats.recalled),
         ("touchpoint_receipts_refused", "Synthetic receipts a saturated engine could not take",
          stats.receipts_refused),
-        ("touchpoint_escalations", "Escalations handed to the agent desk", stats.escalations),
-        ("touchpoint_escalations_dropped_from_memory", "Escalations no longer held in memory",
-         stats.escalations_dropped_from_memory),
     ):
         counter = CounterMetricFamily(name, text)
         counter.add_metric([], value)
@@ -160,8 +190,13 @@ def registry_for(runtime: RealtimeRuntime, snapshots: SnapshotStatistics | None 
 
 
 def journey_statistics(runtime: RealtimeRuntime) -> dict[str, Any]:
-    """Per journey: entrants and conversions by group, lift with its CI, sends, suppressions."""
-    return runtime.metrics.to_dict()["journeys"]  # type: ignore[no-any-return]
+    """Per journey: entrants and conversions by group, lift with its CI, sends, suppressions,
+    and the agent desk's KPIs of the journey's own cases, by queue (``desk``)."""
+    journeys: dict[str, Any] = runtime.metrics.to_dict()["journeys"]
+    for journey, queues in runtime.desk.journey_statistics().items():
+        if journey in journeys:
+            journeys[journey]["desk"] = queues
+    return journeys
 
 
 def dead_letters(runtime: RealtimeRuntime) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ resolution time, occupancy, backlog.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -22,9 +22,69 @@ from scenarios.config import AgentQueueSpec
 from scenarios.draws import AGENT, Draws
 
 
+class QueueKpis:
+    """One agent queue's KPIs as its cases go, defined once for the simulated desk (here) and the
+    real one (``engine.runtime.desk``): REFERENCE.md section 5.
+
+    A case counts when it arrives; an answered case's wait is the speed of answer, its first
+    response the time from arrival to the agent's first reply, its handle time from pick-up to
+    resolution, its resolution time from arrival to resolution. The service level is the share
+    of all cases answered within the target wait; abandonment the share given up before an
+    answer. Counts and means are exact; the 90th percentiles are over the last ``keep`` values
+    (None: all of them, as a simulation keeps).
+    """
+
+    __slots__ = ("target", "cases", "abandoned", "within_target", "counts", "sums", "samples")
+
+    KINDS = ("wait", "first_response", "handle", "resolution")
+
+    def __init__(self, target: float, keep: int | None = None) -> None:
+        self.target = target
+        self.cases = 0
+        self.abandoned = 0
+        self.within_target = 0
+        self.counts = dict.fromkeys(self.KINDS, 0)
+        self.sums = dict.fromkeys(self.KINDS, 0.0)
+        self.samples: dict[str, deque[float]] = {kind: deque(maxlen=keep) for kind in self.KINDS}
+
+    def add(self, kind: str, seconds: float) -> None:
+        """One case's ``kind`` of time (``wait``, ``first_response``, ``handle``, ``resolution``)."""
+        self.counts[kind] += 1
+        self.sums[kind] += seconds
+        self.samples[kind].append(seconds)
+        if kind == "wait" and seconds <= self.target:
+            self.within_target += 1
+
+    def statistics(self) -> dict[str, float]:
+        """The KPIs so far."""
+        counts = self.counts
+
+        def mean(kind: str) -> float:
+            return self.sums[kind] / counts[kind] if counts[kind] else 0.0
+
+        def p90(kind: str) -> float:
+            values = self.samples[kind]
+            return float(np.percentile(np.fromiter(values, float, len(values)), 90)) if values else 0.0
+
+        return {
+            "cases": self.cases,
+            "answered": counts["wait"],
+            "abandoned": self.abandoned,
+            "abandonment_rate": self.abandoned / self.cases if self.cases else 0.0,
+            "wait_mean_s": mean("wait"),
+            "wait_p90_s": p90("wait"),
+            "first_response_mean_s": mean("first_response"),
+            "first_response_p90_s": p90("first_response"),
+            "service_level": self.within_target / self.cases if self.cases else 1.0,
+            "service_level_target_s": self.target,
+            "handle_time_mean_s": mean("handle"),
+            "resolution_mean_s": mean("resolution"),
+            "resolution_p90_s": p90("resolution"),
+        }
+
+
 class _Queue:
-    __slots__ = ("name", "spec", "resource", "handle_mean", "patience_mean", "reply_mean", "target",
-                 "waits", "first_responses", "handles", "resolutions", "abandoned", "cases", "busy")
+    __slots__ = ("name", "spec", "resource", "handle_mean", "patience_mean", "reply_mean", "kpis", "busy")
 
     def __init__(self, env: simpy.Environment, name: str, spec: AgentQueueSpec) -> None:
         self.name = name
@@ -33,13 +93,7 @@ class _Queue:
         self.handle_mean = float(spec.handle_time)  # seconds, decoded when the scenario was read
         self.patience_mean = float(spec.patience)
         self.reply_mean = float(spec.first_reply)
-        self.target = float(spec.service_level)
-        self.waits: list[float] = []
-        self.first_responses: list[float] = []
-        self.handles: list[float] = []
-        self.resolutions: list[float] = []
-        self.abandoned = 0
-        self.cases = 0
+        self.kpis = QueueKpis(float(spec.service_level))
         self.busy = 0.0
 
 
@@ -84,7 +138,7 @@ class AgentDesk:
         env = self.env
         if at > env.now:
             yield env.timeout(at - env.now)
-        queue.cases += 1
+        queue.kpis.cases += 1
         arrived = env.now
         # the case's draws all at once, keyed by the customer's case number (common random
         # numbers: the same customer's n-th case is the same in every design)
@@ -98,42 +152,25 @@ class AgentDesk:
         with queue.resource.request() as request:
             outcome = yield request | env.timeout(patience)
             if request not in outcome:
-                queue.abandoned += 1
+                queue.kpis.abandoned += 1
                 self.post(env.now, customer, Event("chat_abandoned", {"queue": queue.name}))
                 return
             wait = env.now - arrived
-            queue.waits.append(wait)
+            kpis = queue.kpis
+            kpis.add("wait", wait)
             # the agent's first reply comes during the handling, after reading the timeline
-            queue.first_responses.append(wait + min(reply, handle))
+            kpis.add("first_response", wait + min(reply, handle))
             yield env.timeout(handle)
-            queue.handles.append(handle)
+            kpis.add("handle", handle)
             queue.busy += handle
-        queue.resolutions.append(env.now - arrived)
+        kpis.add("resolution", env.now - arrived)
         self.post(env.now, customer, Event(queue.spec.resolve_event, {"queue": queue.name}))
 
     def statistics(self, horizon: float) -> dict[str, dict[str, float]]:
         """KPIs per queue over a run of ``horizon`` seconds."""
-        out = {}
-        for name, q in self.queues.items():
-            waits = np.asarray(q.waits)
-            firsts = np.asarray(q.first_responses)
-            answered = len(q.waits)
-            out[name] = {
-                "agents": q.spec.agents,
-                "cases": q.cases,
-                "answered": answered,
-                "abandoned": q.abandoned,
-                "abandonment_rate": q.abandoned / q.cases if q.cases else 0.0,
-                "wait_mean_s": float(waits.mean()) if answered else 0.0,
-                "wait_p90_s": float(np.percentile(waits, 90)) if answered else 0.0,
-                "first_response_mean_s": float(firsts.mean()) if answered else 0.0,
-                "first_response_p90_s": float(np.percentile(firsts, 90)) if answered else 0.0,
-                "service_level": float((waits <= q.target).sum() / q.cases) if q.cases else 1.0,
-                "service_level_target_s": q.target,
-                "handle_time_mean_s": float(np.mean(q.handles)) if q.handles else 0.0,
-                "resolution_mean_s": float(np.mean(q.resolutions)) if q.resolutions else 0.0,
-                "resolution_p90_s": float(np.percentile(q.resolutions, 90)) if q.resolutions else 0.0,
-                "occupancy": q.busy / (q.spec.agents * horizon) if horizon > 0 else 0.0,
-                "backlog_at_end": len(q.resource.queue) + q.resource.count,
-            }
-        return out
+        return {
+            name: {"agents": q.spec.agents, **q.kpis.statistics(),
+                   "occupancy": q.busy / (q.spec.agents * horizon) if horizon > 0 else 0.0,
+                   "backlog_at_end": len(q.resource.queue) + q.resource.count}
+            for name, q in self.queues.items()
+        }

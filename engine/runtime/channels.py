@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from actors.messages import Converted, Effect, Escalated, Exited, Send, TimerFired
+from actors.messages import Converted, Effect, Exited, Send, TimerFired
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.scheduler import TimerQueue
 
 if TYPE_CHECKING:
+    from engine.runtime.desk import Desk
     from reports.metrics import RunMetrics
 
 Observe = Callable[[str, list[Effect], float], None]  # (customer, effects, now)
 
 
 class ChannelAdapter(Protocol):
-    """What the real-time runtime hands its sends and escalations to."""
+    """What the real-time runtime hands its sends to."""
 
-    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
-        """Take one send (or escalation) for ``customer_id``, caused at ``at`` (when its trigger
+    def deliver_nowait(self, customer_id: str, item: Send, at: float) -> None:
+        """Take one send for ``customer_id``, caused at ``at`` (when its trigger
         happened: the event's acceptance, or its timer's due time); must not block.
 
         (The customer comes first, as the effect router hands every destination its effects.)
@@ -32,13 +33,13 @@ class ChannelAdapter(Protocol):
 
 
 class MockChannel:
-    """Records every send and escalation as ``(at, item)`` (``at``: when its trigger happened), in
-    the order handed over."""
+    """Records every send as ``(at, item)`` (``at``: when its trigger happened), in the order
+    handed over."""
 
     def __init__(self) -> None:
-        self.delivered: list[tuple[float, Send | Escalated]] = []
+        self.delivered: list[tuple[float, Send]] = []
 
-    def deliver_nowait(self, customer_id: str, item: Send | Escalated, at: float) -> None:
+    def deliver_nowait(self, customer_id: str, item: Send, at: float) -> None:
         """Record the item."""
         self.delivered.append((at, item))
 
@@ -74,9 +75,11 @@ _KEEP_SENDS = frozenset({"end", "holdout", "merged"})  # exits that stop nothing
 
 
 def routes(
-    timers: TimerQueue[str, TimerFired], channel: ChannelAdapter, metrics: RunMetrics, trace: Trace | None
+    timers: TimerQueue[str, TimerFired], channel: ChannelAdapter, metrics: RunMetrics, trace: Trace | None,
+    desk: Desk,
 ) -> EffectRouter[str]:
-    """The real-time runtime's effect routes: sends and escalations both to the channel adapter.
+    """The real-time runtime's effect routes: sends to the channel adapter, escalations to the
+    agent desk (which also learns of the exits that abandon its waiting cases).
 
     The destinations are bound methods of the channel, the timer queue and the metrics, each
     already in the router's ``(customer, ...)`` shape, so a routed effect costs no adapter call.
@@ -84,6 +87,11 @@ def routes(
     reference cycle keeping a stopped runtime's actors alive until a full collection, measured
     as 600 MB more peak memory in ``bench.realtime``.
     """
-    deliver = channel.deliver_nowait
     observe = recalling(metrics.observe, channel, metrics.count_recalled)
-    return EffectRouter(timers.push, deliver, deliver, observe, trace)
+
+    def observing(customer: str, effects: list[Effect], now: float) -> None:
+        observe(customer, effects, now)
+        if desk.waiting:  # (only while a case waits for an agent)
+            desk.exits(customer, effects, now)
+
+    return EffectRouter(timers.push, channel.deliver_nowait, desk.escalate, observing, trace)

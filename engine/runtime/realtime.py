@@ -11,7 +11,8 @@ One task does everything, on purpose (ARCHITECTURE.md: never a task per actor or
         hand each message to its actor at its time (the round's, or an event's own timestamp:
         engine.runtime.ingest) by actors.routing.way_in, the one way in; route the effects
         (engine.runtime.effects.EffectRouter):
-            Schedule -> the one TimerQueue; Send and Escalated -> the channel adapter
+            Schedule -> the one TimerQueue; Send -> the channel adapter; Escalated -> the
+            agent desk (engine.runtime.desk), which agents' CaseAction messages reach too
 
 Ingestion hands batches of ``Submission(customer_id, message, message_id)`` records over with
 ``submit`` (returns once they are durable), ``ingest`` or ``ingest_nowait`` (a bounded memory
@@ -39,6 +40,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -50,6 +52,7 @@ from actors.profile import Profile
 from actors.routing import Aliases, current_actor, way_in
 from engine.runtime.channels import ChannelAdapter, routes
 from engine.runtime.dedupe import SeenMessageIds
+from engine.runtime.desk import Desk
 from engine.runtime.effects import Trace
 from engine.runtime.ingest import EVENT_TIME_BOUND, Batch, EngineUnavailable, Ticket, Work, when_applied
 from engine.runtime.latency import LatencyHistogram
@@ -82,6 +85,8 @@ class RealtimeRuntime:
             timestamp; an older one is ``Recorded`` (counted in the profile, acted on by no
             journey), and any event is applied no earlier than its customer's latest
             interaction (``Actor.handle``).
+        desk: the agent desk escalations open cases in (a recovery's; default: a new one);
+            agents' ``CaseAction`` messages go to it.
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class RealtimeRuntime:
         trace: Trace | None = None,
         metrics: RunMetrics | None = None,
         event_time_bound: float = EVENT_TIME_BOUND,
+        desk: Desk | None = None,
     ) -> None:
         self.program = program
         self.event_time_bound = event_time_bound
@@ -113,7 +119,8 @@ class RealtimeRuntime:
         self.aliases: Aliases[str] = Aliases()  # ids merged into others (identify, alias)
         # journey tallies, as the simulation keeps them (a recovery's, restored and replayed)
         self.metrics = metrics if metrics is not None else RunMetrics(program, 0)
-        self.effects = routes(self.timers, channel, self.metrics, trace)
+        self.desk = desk if desk is not None else Desk()
+        self.effects = routes(self.timers, channel, self.metrics, trace, self.desk)
         self.failure: BaseException | None = None  # what stopped the engine (our bug), if anything
         self.storage_error: StorageError | None = None  # the log's last append failed with this
         self.storage_failures = 0  # rounds whose log append failed (nothing of them applied)
@@ -143,6 +150,10 @@ class RealtimeRuntime:
             self.dormant = dormant
             with collector_paused():  # (a million new tuples: no collection needs to look)
                 self.timers.push_many(dormant.live_timers())
+
+    def state(self) -> dict[str, Any]:
+        """The running statistics and the agent desk as plain data (a snapshot's ``metrics``)."""
+        return {**self.metrics.state(), "desk": self.desk.state()}
 
     def actor(self, customer_id: str) -> Actor | None:
         """The actor of a customer (or of whom the id merged into), woken if it was dormant;
@@ -362,7 +373,7 @@ class RealtimeRuntime:
         send's trigger latency counts from there), in the hot loop: names are local."""
         # (made each round, not kept: a runtime holding a closure over its own method would be a
         # reference cycle)
-        apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake)
+        apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake, self.desk.act)
         route = self.effects.route
         for (customer_id, message, _), now, trigger in zip(work, times, triggers, strict=True):
             # (a merged id's messages, and its stale timers, go to the customer it merged into)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from actors.actor import Actor
 from actors.journey import Program
@@ -21,6 +21,9 @@ from actors.routing import Aliases, way_in
 from engine.storage.dormant import Dormant
 from engine.storage.snapshots import load_latest
 from engine.storage.wal import WriteAheadLog
+
+if TYPE_CHECKING:
+    from engine.runtime.desk import Desk
 
 
 class Tallies(Protocol):
@@ -52,13 +55,16 @@ def recover(
     fsync: str = "batch",
     wake: bool = True,
     tallies: Tallies | None = None,
+    desk: Desk | None = None,
 ) -> Recovered:
     """Rebuild the engine's state from ``data``: the newest snapshot plus the log after it.
 
     ``fsync`` is the policy of the reopened log (see ``engine.storage.wal``). With ``wake=False``, the
     actors the log does not concern are left dormant (``Recovered.dormant``), their timers
     with them (``Dormant.live_timers``). ``tallies``, when given, takes the snapshot's statistics
-    and then the effects of every replayed message, as the runtime observed them.
+    and then the effects of every replayed message, as the runtime observed them; ``desk``,
+    when given, the snapshot's agent desk, and then the cases the replay opens and the agents'
+    actions it applies, in the log's order, as the runtime did.
 
     Returns:
         The actors by id, their live timers ``(customer_id, schedule)`` to re-arm, the open log
@@ -82,7 +88,9 @@ def recover(
             tallies.count_customer(customer_id)  # (as the runtime counted it: a customer seen)
         return Actor(program, profiles(customer_id))
 
-    apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake)
+    if desk is not None:
+        desk.restore(snapshot.metrics.get("desk", {}))
+    apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake, desk.act if desk is not None else None)
     if tallies is not None:
         tallies.restore(snapshot.metrics)
     for entry in log.replay(after=snapshot.lsn):
@@ -95,5 +103,7 @@ def recover(
         resend.extend(e for e in effects if isinstance(e, Send))
         if tallies is not None and effects:
             tallies.observe(customer, effects, at)
+        if desk is not None and effects:
+            desk.observe(customer, effects, at)
     timers = [(cid, timer) for cid, actor in actors.items() for timer in actor.live_timers()]
     return Recovered(actors, timers, log, seen, resend, aliases.of, snapshot.dormant)
