@@ -45,11 +45,13 @@ from hypothesis.strategies import SearchStrategy
 from serving import KEY, run_engine, start
 
 ADMIN = "fuzz-admin"
+AGENT = "fuzz-agent"
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
 RECEIPT_CHANNELS = ("email", "sms", "push", "in_app", "webhook", "agent", "junk")
 ADMIN_PATHS = ("/v1/journeys", "/v1/dead-letters", "/metrics", "/healthz")
 INGESTION_STATUSES = frozenset({400, 401, 413, 415, 429})  # besides 2xx
 ADMIN_STATUSES = frozenset({401, 404})
+AGENT_STATUSES = frozenset({400, 401, 404, 409, 415})
 STRAY_STATUSES = frozenset({404, 405})
 SUMMARY_ORDER = ("2xx", "400", "401", "404", "413", "415", "429", "5xx", "errors")
 RECORD_ONLY = os.environ.get("TOUCHPOINT_FUZZ_RECORD") == "1"
@@ -85,7 +87,7 @@ class ServerUnderFuzz:
 
     def _start(self) -> None:
         self.data = self.root / f"state-{len(self.deaths)}"
-        self.process, self.url = start(self.data, "--admin-token", ADMIN)
+        self.process, self.url = start(self.data, "--admin-token", ADMIN, "--agent-token", AGENT)
         self.output: deque[str] = deque(maxlen=300)
         self.lines_read = 0
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
@@ -509,6 +511,27 @@ def admin_requests(draw: st.DrawFn) -> Fuzzed:
     return draw(wire("GET", f"{path}?{quote(query, safe='=&')}" if query else path, body, admin_auth))
 
 
+case_ids = st.one_of(st.integers(0, 5), st.sampled_from(["9" * 30, "-1", "1.5", "x", "%00"]))
+agent_bodies = mostly(
+    st.fixed_dictionaries({"agent": mostly(st.sampled_from(["ann", "ben"]), hostile_values)},
+                          optional={"text": strings, "code": strings, "extra": hostile_values}).map(to_body),
+    st.one_of(st.binary(max_size=256), json_values.map(to_body)),
+)
+
+
+@st.composite
+def agent_requests(draw: st.DrawFn) -> Fuzzed:
+    """The agent API: its lists and cases, and actions on cases (none of the cart scenario's
+    journeys escalates, so a well-formed action meets no case: a 404 after its body is checked)."""
+    auth = mostly(st.just(f"Bearer {AGENT}"), st.sampled_from(AUTHORIZATIONS))
+    if draw(st.booleans()):
+        path = draw(st.one_of(st.just("/v1/desk"), st.text(max_size=12).map(lambda q: f"/v1/desk/{quote(q)}"),
+                              case_ids.map(lambda c: f"/v1/cases/{c}")))
+        return draw(wire("GET", path, b"", auth))
+    action = draw(mostly(st.sampled_from(["claim", "reply", "resolve"]), st.text(PRINTABLE, max_size=10)))
+    return draw(wire("POST", f"/v1/cases/{draw(case_ids)}/{quote(action)}", draw(agent_bodies), auth))
+
+
 ingestion_paths = st.sampled_from([f"/v1/{kind}" for kind in (*KINDS, "batch")] + ["/v1/receipts/email"])
 unknown_paths = st.one_of(
     st.sampled_from(["/", "/v1", "/v1/", "/v2/track", "/v1/batch/x", "/healthz/x", "/%2e%2e/etc/passwd",
@@ -585,6 +608,13 @@ def test_the_receipts_webhook_answers_any_request_with_a_documented_status(serve
 @found(FOUND_ADMINISTERING)
 def test_the_admin_api_answers_any_request_with_a_documented_status(server, fuzzed):
     server.exchange(fuzzed, ADMIN_STATUSES)
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=300)
+@given(agent_requests())
+def test_the_agent_api_answers_any_request_with_a_documented_status(server, fuzzed):
+    server.exchange(fuzzed, AGENT_STATUSES)
 
 
 @pytest.mark.slow
