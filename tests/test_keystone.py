@@ -7,13 +7,27 @@ they must produce the identical sequence of effects, at the same times, for the 
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 import anyio
 import pytest
 import trio
 import trio.testing
-from harness import SCRIPT_CUSTOMERS, journey_path, make_script
+from harness import HOUR, SCRIPT_CUSTOMERS, journey_path, make_script
 
-from actors.messages import Bought, Effect, Event, Send
+from actors.messages import (
+    Bought,
+    CaseAction,
+    Effect,
+    Event,
+    Exited,
+    Identified,
+    Message,
+    Send,
+    Submission,
+    Suppressed,
+)
 from actors.profile import Profile
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
@@ -51,7 +65,14 @@ def run_realtime(scenario, script, sim: Simulation) -> tuple[Trace, RealtimeRunt
             nursery.start_soon(runtime.run)
             for at, customer, message in script:
                 await trio.sleep_until(at)
-                runtime.ingest_nowait(customer_id(customer), message)
+                if message is AGENT_RESOLVES:  # an agent claims the customer's case and resolves it
+                    cid = customer_id(customer)
+                    case = next(c for c in runtime.desk.open.values() if c.customer == cid and not c.agent)
+                    runtime.ingest_batch_nowait([Submission(cid, CaseAction(case.id, "claim", "ann")),
+                                                 Submission(cid, CaseAction(case.id, "resolve", "ann",
+                                                                            code="resolved"))])
+                else:
+                    runtime.ingest_nowait(customer_id(customer), message)
             await trio.sleep_until(DAYS * DAY)
             runtime.close()
 
@@ -86,6 +107,70 @@ def test_a_global_holdout_gives_the_identical_trace_in_both_runtimes() -> None:
     for group in ("program", "held_out"):  # (customers: the population, against those seen)
         assert served[group]["buyers"] == simulated[group]["buyers"] > 0
         assert served[group]["revenue"] == simulated[group]["revenue"]
+
+
+ZONES = ("Asia/Tokyo", "America/New_York", "Europe/Berlin", "Australia/Adelaide", "UTC")
+
+
+def shop_script(seed: int) -> list[tuple[float, int, Message]]:
+    """``make_script``'s customers with an IANA time zone each (an identify at time 0), half their
+    carts and purchases under Segment's e-commerce names, and chats on two busy afternoons, some
+    of them frustrated."""
+    rng = random.Random(seed)
+    script: list[tuple[float, int, Message]] = [
+        (0.0, customer, Identified(traits={"timezone": ZONES[customer % len(ZONES)]}))
+        for customer in range(SCRIPT_CUSTOMERS)]
+    for at, customer, message in make_script(seed):
+        if isinstance(message, Event) and message.name in ("cart_add", "purchase") and rng.random() < 0.5:
+            value = message.properties["value"]
+            message = (Event("Product Added", {"price": value, "quantity": 1}) if message.name == "cart_add"
+                       else Event("Order Completed", {"revenue": value}))
+        script.append((at, customer, message))
+    for customer in range(SCRIPT_CUSTOMERS):
+        for _ in range(rng.randint(0, 3)):
+            chat = Event("chat_message", {"frustration": round(rng.random(), 2)})
+            busy = rng.choice((1, 4)) * DAY + 12 * HOUR
+            script.append((rng.uniform(busy, busy + 4 * HOUR), customer, chat))
+    return sorted(script, key=lambda line: line[0])
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_time_zones_shop_names_a_split_and_an_agent_desk_give_the_identical_trace(seed: int) -> None:
+    """The simulated desk answers the escalations (one agent: some chats wait, some give up);
+    in the real-time runtime an agent claims and resolves each case over the production desk at
+    the very time the simulated one resolved it, and the customers who gave up say so then. The
+    two traces are the same, effect for effect."""
+    scenario = load_scenario(str(journey_path("shop_and_support")))
+    script = shop_script(seed)
+    desk_said: list[tuple[float, int, Message]] = []  # what the simulated desk told the actors
+    trace: Trace = []
+    sim = Simulation(scenario, SCRIPT_CUSTOMERS, DAYS, seed=5, world=ScriptedWorld.factory(script),
+                     trace=trace)
+    tell = sim.agents.post
+    sim.agents.post = lambda at, customer, message: (desk_said.append((at, customer, message)),
+                                                     tell(at, customer, message))[1]
+    sim.run()
+    agents = [(at, customer, AGENT_RESOLVES if message.name == "ticket_resolved" else message)
+              for at, customer, message in desk_said if isinstance(message, Event)]
+    rt_trace, runtime = run_realtime(scenario, sorted(script + agents, key=lambda line: line[0]), sim)
+
+    kinds = Counter(type(effect).__name__ for _, _, effect in trace)
+    assert kinds["Escalated"] >= 5 and kinds["Converted"] >= 5, kinds
+    assert sum(1 for _, _, e in trace if isinstance(e, Suppressed) and e.rule == "quiet_hours") >= 3
+    assert {e.reason for _, _, e in trace if isinstance(e, Exited)} >= {"purchase", "chat_abandoned", "end"}
+    resolved = [m for _, _, m in desk_said if isinstance(m, Event) and m.name == "ticket_resolved"]
+    abandoned = [m for _, _, m in desk_said if isinstance(m, Event) and m.name == "chat_abandoned"]
+    assert resolved and abandoned
+    assert rt_trace == trace
+    simulated, served = sim.agents.statistics(DAYS * DAY)["support"], runtime.desk.statistics()["support"]
+    assert served["cases"] == simulated["cases"] == kinds["Escalated"]
+    assert served["abandoned"] == simulated["abandoned"] == len(abandoned)
+    assert served["answered"] == len(resolved)  # (each claimed and resolved through the desk)
+    arms = runtime.metrics.to_dict()["journeys"]["cart_abandonment"]["splits"]["split"]
+    assert all(arm["reached"] for arm in arms)
+
+
+AGENT_RESOLVES = Event("__agent_resolves__")  # (a marker: run_realtime's agent claims and resolves)
 
 
 def test_both_runtimes_give_the_same_funnel_and_split_arms() -> None:
