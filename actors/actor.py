@@ -157,8 +157,8 @@ class Actor:
     def _on_event(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
         program, profile = self.program, self.profile
         if name == "purchase":
-            value, policy = profile.record_purchase(number(props.get("value")), now), program.policy
-            if policy.global_holdout:  # (the program's lift: buyers in and out of it)
+            profile.record_purchase(value := number(props.get("value")), now)
+            if (policy := program.policy).global_holdout:  # (the program's lift: buyers in and out)
                 effects.append(Bought(value, profile.purchases == 1, policy.holds_out(self.customer_id)))
         if name in program.cooldown_events:
             for index, cooldown in enumerate(program.policy.cooldowns):

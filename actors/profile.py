@@ -201,12 +201,11 @@ class Profile:
         if isinstance(stamp, (int, float)) and stamp > (self.last_purchase_at or _NEVER):
             self.last_purchase_at = float(stamp)
 
-    def record_purchase(self, value: float, at: float) -> float:
-        """Count a purchase of ``value`` made at ``at``; return the value."""
+    def record_purchase(self, value: float, at: float) -> None:
+        """Count a purchase of ``value`` made at ``at``."""
         self.purchases += 1
         self.revenue += value
         self.last_purchase_at = at
-        return value
 
     def note(self, at: float, kind: str, channel: str, detail: str, keep_sends_after: float) -> None:
         """Append an interaction to the timeline, then trim it to ``TIMELINE_LIMIT`` entries.

@@ -76,9 +76,11 @@ class Aliases(Generic[K]):
         source: K,
         now: float,
         wake: Callable[[K], Actor | None] = _nobody,
+        gone: Callable[[K], None] = _nobody,
     ) -> list[Effect]:
         """Fold the actor of ``source`` (if it exists, in ``actors`` or to ``wake`` from a
-        snapshot) into ``into``, the actor of ``target``; return the effects.
+        snapshot) into ``into``, the actor of ``target``, telling ``gone(source)`` that its
+        actor is no more; return the effects.
 
         The source resolves to ``target`` from now on. Merging a customer into itself, or
         twice, changes nothing.
@@ -90,7 +92,10 @@ class Aliases(Generic[K]):
         absorbed = actors.pop(source, None)
         if absorbed is None:
             absorbed = wake(source)
-        return [] if absorbed is None else into.absorb(absorbed, now)
+        if absorbed is None:
+            return []
+        gone(source)
+        return into.absorb(absorbed, now)
 
 
 Apply = Callable[[K, Message, float], tuple[K, list[Effect]]]
@@ -119,6 +124,7 @@ def way_in(
     new_actor: Callable[[K], Actor],
     wake: Callable[[K], Actor | None] = _nobody,
     act: Callable[[CaseAction, float], Event | None] | None = None,
+    gone: Callable[[K], None] = _nobody,
 ) -> Apply[K]:
     """The one way a runtime's messages reach their actors: ``apply(customer, message, now)``
     hands one message to the actor it concerns and returns ``(key, effects)``.
@@ -130,6 +136,8 @@ def way_in(
         wake: the actor of a customer kept dormant (from a snapshot), or None.
         act: the agent desk: takes a ``CaseAction`` and returns the event it tells the
             customer's actor (a resolution), or None (no desk: an action changes nothing).
+        gone: told the key of an actor a merge folded into another (it counted as a customer
+            when it was made: one person now, counted once).
 
     ``apply`` takes the key the message came with (it may be an alias), the message (a
     ``Merged`` folds its source's actor into this one) and the time it is applied at; it returns
@@ -149,7 +157,7 @@ def way_in(
         if type(message) is Merged:
             # (a Merged names its source by string id: only the string-keyed runtimes see one,
             # the simulated world merges no one)
-            return customer, aliases.merge(actors, customer, actor, cast(K, message.source), now, wake)
+            return customer, aliases.merge(actors, customer, actor, cast(K, message.source), now, wake, gone)
         if type(message) is CaseAction:  # (for the desk; what it tells the actor, if anything)
             told = act(message, now)
             return customer, [] if told is None else actor.handle(told, now)

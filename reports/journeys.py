@@ -1,17 +1,23 @@
 """One journey's tallies in a run, and their plain data in metrics.json (``journey_dict``):
 entrants, conversions and rate in each group on the rate basis, lift, revenue, time to convert,
-exits, the funnel by step with each send step's channels, and the split arms."""
+exits, the funnel by step with each send step's channels, and the split arms.
+
+The time to convert (median, 90th percentile) is over each group's latest ``TO_CONVERT_KEPT``
+conversions: a run's every one at the sizes a simulation runs, and a bounded memory (and
+snapshot) in a service that runs for months."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import numpy as np
 
 from actors.journey import Journey, SendStep, SplitStep
 from reports.stats import two_proportions
+
+TO_CONVERT_KEPT = 100_000  # conversion times kept per journey and group
 
 
 class JourneyTally:
@@ -30,7 +36,8 @@ class JourneyTally:
         self.conversions = [0, 0]
         self.complete_conversions = [0, 0]  # conversions of those entrants
         self.revenue = [0.0, 0.0]
-        self.to_convert: tuple[list[float], list[float]] = ([], [])
+        self.to_convert: tuple[deque[float], deque[float]] = (deque(maxlen=TO_CONVERT_KEPT),
+                                                               deque(maxlen=TO_CONVERT_KEPT))
         self.sends: Counter[str] = Counter()  # by channel
         self.suppressed: Counter[str] = Counter()  # by rule
         self.deferred: Counter[str] = Counter()
@@ -56,10 +63,10 @@ class JourneyTally:
     def restore(self, state: dict[str, Any]) -> None:
         """Take the tallies ``state`` gives (a snapshot's), in place of these."""
         for name in self._COUNTS:
-            setattr(self, name, [type(zero)(value) for zero, value in zip(getattr(self, name),
-                                                                          state[name], strict=True)])
-        treated, holdout = state["to_convert"]
-        self.to_convert = (list(treated), list(holdout))
+            setattr(self, name, typed_like(getattr(self, name), state[name]))
+        for kept, durations in zip(self.to_convert, state["to_convert"], strict=True):
+            kept.clear()
+            kept.extend(durations)
         for name in self._COUNTERS:
             setattr(self, name, Counter(state[name]))
 
@@ -109,7 +116,7 @@ def _sends_by(step: object) -> dict[str, Any]:
 
 
 def _group(entrants: int, complete: int, conversions: int, complete_conversions: int,
-           rate: float | None, revenue: float, to_convert: list[float]) -> dict[str, Any]:
+           rate: float | None, revenue: float, to_convert: deque[float]) -> dict[str, Any]:
     return {"entrants": entrants, "entrants_complete": complete, "conversions": conversions,
             "conversions_complete": complete_conversions, "rate": rate, "revenue": revenue,
             "time_to_convert_h": _hours(to_convert)}
@@ -124,8 +131,13 @@ def _shares(step: SplitStep) -> list[tuple[float, str]]:
     return shares
 
 
-def _hours(durations: list[float]) -> dict[str, float | None]:
+def typed_like(zeros: list[Any], values: list[Any]) -> list[Any]:
+    """``values`` (a snapshot's) as the types of ``zeros`` (ints stay ints, floats floats)."""
+    return [type(zero)(value) for zero, value in zip(zeros, values, strict=True)]
+
+
+def _hours(durations: deque[float]) -> dict[str, float | None]:
     if not durations:
         return {"median": None, "p90": None}
-    values = np.asarray(durations) / 3600.0
+    values = np.fromiter(durations, float, len(durations)) / 3600.0
     return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90))}

@@ -5,7 +5,8 @@ The runtime hands every effect list (with its time) and every delivery receipt t
 holdout, conversions and rate in each group, incremental lift with a 95% CI, revenue, time to
 convert, the funnel by step and the result of each split arm; messages by channel and per
 customer; contact pressure per week and the fatigue curve; suppressed sends by rule; opt-outs by
-channel; agent KPIs; and, in a simulation, daily series for the report's figures (among them,
+channel; agent KPIs; the whole program's lift against a global holdout (``program``:
+``reports.program``); and, in a simulation, daily series for the report's figures (among them,
 per journey, entries and their conversions by the day of entry, so a figure can follow the rate of
 the entrants whose goal window has closed, the rate the tables give).
 
@@ -195,9 +196,9 @@ class RunMetrics:
             self.converted[tally.index][customer] += 1
 
     def state(self) -> dict[str, Any]:
-        """What the real-time runtime keeps (journey tallies, receipts, escalations) as plain
-        data, for a snapshot; ``restore`` reads it back. (A simulation's per-customer results
-        are not part of it.)"""
+        """What the real-time runtime keeps (journey tallies, receipts, escalations, the
+        program's lift) as plain data, for a snapshot; ``restore`` reads it back. (A
+        simulation's per-customer results are not part of it.)"""
         return {
             "journeys": {jid: tally.state() for jid, tally in self.journeys.items()},
             "receipts": {status: dict(counts) for status, counts in self.receipts.items()},
@@ -218,6 +219,10 @@ class RunMetrics:
     def count_customer(self, customer_id: str) -> None:
         """A customer seen for the first time (the program's lift counts them)."""
         self.program.count_customer(customer_id)
+
+    def uncount_customer(self, customer_id: str) -> None:
+        """A customer's actor was merged into another's: one person, counted once."""
+        self.program.uncount_customer(customer_id)
 
     def count_recalled(self, journey: str, sends: int) -> None:
         """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):

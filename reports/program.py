@@ -6,7 +6,8 @@ difference in the share of customers who bought, between everyone else and them,
 interval (``reports.stats.two_proportions``), and revenue per customer beside it.
 
 Customers are counted by the runtime: in a simulation, the whole population; in the real-time
-engine, every customer seen (an actor made), an anonymous visitor later identified included.
+engine, every customer seen (an actor made) less those merged into another (an anonymous
+visitor later identified counts once, in the group of the id they merged into).
 Purchases come from the actors' ``Bought`` effects, which say whether the buyer is held out.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from actors.journey import Policy
 from actors.messages import Bought
+from reports.journeys import typed_like
 from reports.stats import two_proportions
 
 GROUPS = ("program", "held_out")
@@ -38,6 +40,10 @@ class ProgramTally:
         """A customer joins the count (a runtime calls this once per customer)."""
         self.customers[int(self.policy.holds_out(customer_id))] += 1
 
+    def uncount_customer(self, customer_id: str) -> None:
+        """A customer counted before merged into another, who is counted already."""
+        self.customers[int(self.policy.holds_out(customer_id))] -= 1
+
     def bought(self, effect: Bought) -> None:
         group = int(effect.held_out)
         self.purchases[group] += 1
@@ -52,8 +58,7 @@ class ProgramTally:
     def restore(self, state: dict[str, Any] | None) -> None:
         for name, values in (state or {}).items():
             if name in self._COUNTS:
-                zeros = getattr(self, name)
-                setattr(self, name, [type(zero)(v) for zero, v in zip(zeros, values, strict=True)])
+                setattr(self, name, typed_like(getattr(self, name), values))
 
     def to_dict(self) -> dict[str, Any] | None:
         """The program's lift (None without a global holdout)."""

@@ -85,7 +85,7 @@ class World(Audience):
             does not hand them over, and plays no session that would hand over only those.
 
     Attributes:
-        sessions: browsing sessions so far.
+        sessions: browsing sessions so far (a day's all counted when the day opens).
         purchases: purchases so far (every source).
         orders_after_click: purchases that followed a click, by message name (attributed orders).
         events_ignored: events the customers did that were not handed to the engine.

@@ -133,6 +133,8 @@ def moment_uniforms(key: tuple[int, int], customers: np.ndarray, purpose: int, n
     is in the batch and whichever draws are asked for: each Philox block of the counter
     ``(s // 2, n, customer, purpose)`` gives draws ``s`` and ``s + 1``, of 53 bits each.
     """
+    if first % 2:
+        raise ValueError(f"moment_uniforms: first={first} must be even (a Philox block holds two draws)")
     blocks = (slots + 1) // 2
     shape = (len(customers), blocks)
     block = np.broadcast_to(np.arange(first // 2, first // 2 + blocks, dtype=np.uint64), shape)

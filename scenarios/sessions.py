@@ -103,7 +103,9 @@ class SessionClock:
         active = (config.population.active_end - self._active_start) % DAY
         self._active_length = active or DAY  # equal start and end: awake all day
         self._layout = _Layout(self.world.session_events)
-        self._browse = tuple(Event(name) for name in ("session_start", "page_view") if name not in ignored)
+        browsing = ("session_start", "page_view")  # what every session holds
+        self._browse = tuple(Event(name) for name in browsing if name not in ignored)
+        self._browse_ignored = len(browsing) - len(self._browse)  # per session, counted not delivered
         self._delivered = [spec.event not in ignored for spec in self.world.session_events]
         self._organic = organic_purchase_chance(self.world.organic_purchase_per_day, self._rate)
         customers = np.arange(population.size)
@@ -138,7 +140,7 @@ class SessionClock:
         occurs = [u[:, _CHANCES + i] < spec.p for i, spec in enumerate(specs)]
         organic = u[:, _ORGANIC] < self._organic[customers]
         played = np.zeros(count, dtype=bool) if not self._browse else np.ones(count, dtype=bool)
-        ignored = (2 - len(self._browse)) * count
+        ignored = self._browse_ignored * count
         drawn = organic.copy()
         for spec, happens, delivered in zip(specs, occurs, self._delivered, strict=True):
             drawn |= happens

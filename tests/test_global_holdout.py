@@ -3,6 +3,7 @@ measured, the same way in both runtimes."""
 
 from __future__ import annotations
 
+import math
 import signal
 import tomllib
 
@@ -14,7 +15,7 @@ from harness import DAY, T0, compile_toml, make_actor
 from serving import ADMIN, KEY, start, stop
 
 from actors.errors import ScenarioError
-from actors.messages import Bought, Entered, Event
+from actors.messages import Bought, Entered, Event, Merged
 from actors.profile import CHANNEL_BIT, Profile
 from engine.runtime.channels import MockChannel
 from engine.runtime.realtime import RealtimeRuntime
@@ -88,7 +89,11 @@ def test_a_simulation_measures_the_programs_lift_over_its_whole_population():
     assert program_group["customers"] + held_out["customers"] == 4_000
     assert 650 < held_out["customers"] < 950
     assert held_out["buyers"] > 100 and program_group["buyers"] > 400
-    assert lift["lift"]["lift_ci95_low"] < lift["lift"]["lift"] < lift["lift"]["lift_ci95_high"]
+    rates = [program_group["buyers"] / program_group["customers"], held_out["buyers"] / held_out["customers"]]
+    assert lift["lift"]["lift"] == pytest.approx(rates[0] - rates[1])  # buyers among customers
+    se = math.sqrt(sum(r * (1 - r) / g["customers"] for r, g in zip(rates, (program_group, held_out),
+                                                                      strict=True)))
+    assert lift["lift"]["lift_ci95_high"] - lift["lift"]["lift"] == pytest.approx(1.96 * se, rel=1e-3)
     entered = simulation.metrics.outcomes().entered_all["cart_abandonment"]
     policy = scenario.program.policy
     out = [n for n in range(4_000) if policy.holds_out(customer_id(n))]
@@ -111,6 +116,11 @@ def test_the_real_time_engine_counts_customers_seen_and_their_purchases():
                 if i % 2:
                     runtime.ingest_nowait(cid, Event("purchase", {"value": 5}))  # a second one
                 await trio.sleep(60.0)
+            for i, cid in enumerate(customers[:20]):  # visitors who browse, then turn out to be them
+                runtime.ingest_nowait(f"anon-{i}", Event("page_view"))
+                await trio.sleep(60.0)
+                runtime.ingest_nowait(cid, Merged(f"anon-{i}"))
+                await trio.sleep(60.0)
             runtime.close()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -121,6 +131,7 @@ def test_the_real_time_engine_counts_customers_seen_and_their_purchases():
     assert lift["program"]["customers"] == lift["program"]["buyers"] == 60 - len(out)
     assert lift["program"]["purchases"] + lift["held_out"]["purchases"] == 90
     assert lift["lift"]["lift"] == 0.0  # everyone bought
+    assert runtime.actor_count == 60  # (each visitor merged: one person, counted once)
 
 
 def test_the_service_shows_the_programs_lift(tmp_path):

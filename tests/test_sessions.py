@@ -44,6 +44,16 @@ def test_a_customers_session_draws_do_not_depend_on_the_batch():
     assert ((0.0 <= crowd) & (crowd < 1.0)).all()
 
 
+def test_draws_asked_from_an_offset_are_those_of_the_full_draw():
+    """The session layout draws a moment's first slots, then the rest where needed: the rest
+    must be the same draws a full draw gives there, and an odd offset is refused."""
+    key, who, n = philox_key(3), np.array([4, 8]), np.array([1, 2])
+    full = moment_uniforms(key, who, SESSION, n, 11)
+    assert (moment_uniforms(key, who, SESSION, n, 7, first=4) == full[:, 4:11]).all()
+    with pytest.raises(ValueError, match="even"):
+        moment_uniforms(key, who, SESSION, n, 3, first=3)
+
+
 def test_session_draws_are_uniform():
     """200,000 draws: mean 1/2 and variance 1/12, each within five standard errors, and no
     correlation between a session's first two places."""

@@ -373,7 +373,8 @@ class RealtimeRuntime:
         send's trigger latency counts from there), in the hot loop: names are local."""
         # (made each round, not kept: a runtime holding a closure over its own method would be a
         # reference cycle)
-        apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake, self.desk.act)
+        apply = way_in(self.actors, self.aliases, self._new_actor, self.dormant.wake, self.desk.act,
+                       self.metrics.uncount_customer)
         route = self.effects.route
         for (customer_id, message, _), now, trigger in zip(work, times, triggers, strict=True):
             # (a merged id's messages, and its stale timers, go to the customer it merged into)

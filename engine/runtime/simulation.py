@@ -133,7 +133,7 @@ class Simulation:
             config.population, customers, np.random.default_rng(pop_seed)
         )
         self.env = simpy.Environment()
-        # customer None: one of the world's own wake-ups (an hour of its calendar, a broadcast)
+        # customer None: one of the world's own wake-ups (a day of its calendar, a broadcast)
         self.queue: TimerQueue[int | None, Message | WorldWake] = TimerQueue()
         self.actors = ActorList([None] * customers)  # by population number, made on first message
         self.aliases: Aliases[int] = Aliases()  # (the simulated world merges no one)

@@ -35,6 +35,12 @@ class Tallies(Protocol):
 
     def count_customer(self, customer_id: str) -> None: ...
 
+    def uncount_customer(self, customer_id: str) -> None: ...
+
+
+def _no_tallies(customer_id: str) -> None:
+    return None
+
 
 class Recovered(NamedTuple):
     """What ``recover`` rebuilds from a data folder."""
@@ -90,7 +96,8 @@ def recover(
 
     if desk is not None:
         desk.restore(snapshot.metrics.get("desk", {}))
-    apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake, desk.act if desk is not None else None)
+    apply = way_in(actors, aliases, new_actor, snapshot.dormant.wake, desk.act if desk is not None else None,
+                   tallies.uncount_customer if tallies is not None else _no_tallies)
     if tallies is not None:
         tallies.restore(snapshot.metrics)
     for entry in log.replay(after=snapshot.lsn):
