@@ -135,6 +135,7 @@ async def run_service(
         recovered = recover(data, scenario.program, fsync=fsync, wake=False, tallies=metrics, desk=desk)
         log = recovered.log
         settled = SettledLog(data / "settled.log")
+        metrics.count_recalled_keys(settled.recalled_before)  # (since the snapshot, which has the rest)
         dead = DeadLetterFile(data / "dead-letters.jsonl")
 
         def receipt(customer_id: str, message: DeliveryReceipt) -> None:

@@ -46,6 +46,7 @@ from actors.messages import (
     Schedule,
     Send,
     Suppressed,
+    parse_send_key,
 )
 from reports.journeys import JourneyTally, journey_dict
 from reports.program import ProgramTally
@@ -228,6 +229,15 @@ class RunMetrics:
         """``sends`` of ``journey`` were recalled from the outbox (its run exited or converted):
         suppressed with the reason ``recalled``."""
         self.journeys[journey].suppressed["recalled"] += sends
+
+    def count_recalled_keys(self, keys: list[str]) -> None:
+        """The sends of these idempotency keys were recalled: a restart counts again the recalls
+        the settled log holds since the snapshot (a key of no journey of the program is
+        ignored)."""
+        for key in keys:
+            parsed = parse_send_key(key)
+            if parsed is not None and parsed[1] in self.journeys:
+                self.count_recalled(parsed[1], 1)
 
     def observe_receipt(self, receipt: DeliveryReceipt, customer: int | None = None) -> None:
         """Count a delivery receipt (delivered, opened, clicked, bounced, unsubscribed), and an

@@ -12,6 +12,10 @@ from actors.messages import Event, Send
 from actors.profile import CHANNEL_BIT, Profile
 from engine.delivery.outbox import Outbox
 from engine.runtime.realtime import RealtimeRuntime
+from engine.storage.outbox_files import SettledLog
+from engine.storage.recovery import recover
+from engine.storage.wal import WriteAheadLog
+from reports.metrics import RunMetrics
 
 
 class SlowProvider:
@@ -67,6 +71,49 @@ def test_a_purchase_recalls_the_cart_email_waiting_in_the_outbox_and_the_send_in
     stats = runtime.metrics.to_dict()["journeys"]["cart_abandonment"]
     assert stats["suppressed_by_rule"] == {"recalled": 1}
     assert stats["exits"] == {"purchase": 2} and outbox.statistics().recalled == 1
+
+
+def test_a_recall_after_the_last_snapshot_is_counted_again_after_a_crash(tmp_path):
+    """The recall is in the settled log, whose keys since the snapshot a restart reads: the
+    journey statistics rebuilt from the log come back with it."""
+    provider = SlowProvider()
+    settled = SettledLog(tmp_path / "settled.log")
+    outbox = Outbox({"email": provider}, workers=1, settled_log=settled)
+    program = load_program()
+    runtime = RealtimeRuntime(program, outbox, profiles=email_only, epoch=T0,
+                              log=WriteAheadLog(tmp_path / "wal", fsync="none"))
+    clock = trio.testing.MockClock()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.run)
+            nursery.start_soon(outbox.run)
+            for customer in ("bea", "ada"):
+                runtime.ingest_nowait(customer, Event("cart_add", {"value": 60}))
+            await trio.testing.wait_all_tasks_blocked()
+            clock.jump(HOUR)
+            await trio.testing.wait_all_tasks_blocked()
+            waiting = ({"bea", "ada"} - set(provider.started)).pop()
+            runtime.ingest_nowait(waiting, Event("purchase", {"value": 60}))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()  # the crash: no snapshot, the provider call cut off
+
+    trio.run(main, clock=clock)
+    runtime.log.close()
+    settled.close()
+    assert runtime.metrics.to_dict()["journeys"]["cart_abandonment"]["suppressed_by_rule"] == {"recalled": 1}
+
+    metrics = RunMetrics(program, 0)  # as the service starts: the log replayed, then the settled log
+    recovered = recover(tmp_path, program, profiles=email_only, fsync="none", tallies=metrics)
+    recovered.log.close()
+    again = SettledLog(tmp_path / "settled.log")
+    metrics.count_recalled_keys(again.recalled_before)
+    again.close()
+    assert metrics.to_dict()["journeys"]["cart_abandonment"] == runtime.metrics.to_dict()["journeys"][
+        "cart_abandonment"]
+    # the email in flight at the crash goes again under its key; the recalled one does not
+    assert [send.customer for send in recovered.resend if send.key not in again.settled_before] == \
+        provider.started
 
 
 def test_recall_spares_transactional_sends_those_made_with_the_exit_and_other_journeys():

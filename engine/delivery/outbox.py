@@ -217,7 +217,7 @@ class Outbox:
             self._cancelled.add(key)
             recalled += 1
             if self.settled_log is not None:
-                self.settled_log.record(key)
+                self.settled_log.record(key, recalled=True)
         self.recalled += recalled
         return recalled
 

@@ -94,7 +94,9 @@ def _ends_mid_line(path: Path) -> bool:
 
 
 class SettledLog(_JsonLines):
-    """The idempotency keys of the sends settled since the last snapshot, one JSON string a line.
+    """The idempotency keys of the sends settled since the last snapshot, one JSON string a line
+    (``["recalled", key]`` for a send recalled from the outbox: settled, and counted again after
+    a crash, since no snapshot holds its count: ``recalled_before``).
 
     Each key is written the moment its send settles; a key lost to a power cut or a failed write
     only means that send goes out again under its key. While a snapshot is being written in the
@@ -113,11 +115,14 @@ class SettledLog(_JsonLines):
         super().__init__(path)
         before = list(self.read()) + (list(_JsonLines.read_file(self.previous))
                                       if self.previous.exists() else [])
-        self.settled_before = {key for key in before if isinstance(key, str)}
+        self.recalled_before = [entry[1] for entry in before if isinstance(entry, list)
+                                and len(entry) == 2 and entry[0] == "recalled" and isinstance(entry[1], str)]
+        self.settled_before = {key for key in before if isinstance(key, str)} | set(self.recalled_before)
 
-    def record(self, key: str) -> bool:
-        """Remember that the send with this key is settled; False when the write failed."""
-        return self.write(key)
+    def record(self, key: str, recalled: bool = False) -> bool:
+        """Remember that the send with this key is settled (``recalled``: cancelled in the
+        outbox); False when the write failed."""
+        return self.write(["recalled", key] if recalled else key)
 
     def restart(self) -> None:
         """Forget every key: call once a snapshot holds the state (its pending sends included)."""
