@@ -19,6 +19,11 @@ to the next session, 1 whether it ends in an organic purchase, then each session
 Then, drawn only for the sessions that use them: the organic purchase's time and its value's
 normal pair, and per session event two places per property and four for a cart add's checkout
 and later purchase.
+
+Since a day's sessions depend only on the world (population, ``[world]``, seed, the events the
+engine ignores), a process that runs many designs of one world (a compare's or a sweep's worker)
+may keep the days it decided and hand them to the next simulation (``remember_days``): the same
+days, decided once. Memory bounds it: worlds of at most ``REMEMBERED_CUSTOMERS`` customers.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from scenarios.population import Population
 
 DAY = 86400.0
 CART = "cart_add"
+REMEMBERED_CUSTOMERS = 250_000  # the largest world whose days a process keeps (~0.5 GB a month)
 _GAP, _ORGANIC, _CHANCES = 0, 1, 2  # every session's places (the chances: one per event)
 _ORGANIC_AT, _ORGANIC_VALUE = 0, 1  # the rest's, from ``_Layout.rest`` (the value takes 1 and 2)
 _CHECKOUT, _CHECKOUT_AT, _RETURN, _RETURN_AFTER = 0, 1, 2, 3  # after a cart add's properties
@@ -64,6 +70,17 @@ class Day:
     ignored: int
     visits: list[tuple[float, int, Visit]]
     purchases: list[tuple[float, int, float]]
+
+
+_Remembered = dict[tuple[float, float], tuple[Day, np.ndarray, np.ndarray]]  # (start, end) -> day, clock
+_remembered: dict[str, _Remembered] | None = None  # by world, once ``remember_days`` is called
+
+
+def remember_days() -> None:
+    """Keep every world's decided days in this process, for the next simulation of that world."""
+    global _remembered
+    if _remembered is None:
+        _remembered = {}
 
 
 class _Layout:
@@ -112,9 +129,26 @@ class SessionClock:
         first = moment_uniforms(self._key, customers, FIRST, np.zeros(population.size), 1)[:, 0]
         self.next_at = self._after_active(np.zeros(population.size), self._gap(customers, first), customers)
         self.number = np.zeros(population.size, dtype=np.uint32)  # sessions so far, per customer
+        self._days: _Remembered | None = None
+        if _remembered is not None and population.size <= REMEMBERED_CUSTOMERS:
+            world = repr((seed, population.size, config.population, config.world, sorted(ignored)))
+            self._days = _remembered.setdefault(world, {})
 
     def day(self, start: float, end: float) -> Day:
-        """Decide the sessions in ``[start, end)``: everyone whose next session falls there."""
+        """Decide the sessions in ``[start, end)``: everyone whose next session falls there (or
+        take them as this process decided them already, for the same world and clock)."""
+        if self._days is None:
+            return self._decide_day(start, end)
+        known = self._days.get((start, end))
+        if known is not None:
+            decided, next_at, number = known
+            self.next_at, self.number = next_at.copy(), number.copy()
+            return decided
+        decided = self._decide_day(start, end)
+        self._days[(start, end)] = (decided, self.next_at.copy(), self.number.copy())
+        return decided
+
+    def _decide_day(self, start: float, end: float) -> Day:
         batches = []
         layout = self._layout
         due = np.flatnonzero(self.next_at < end)

@@ -17,7 +17,7 @@ from harness import compile_toml
 
 from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario
-from scenarios import built_in_names
+from scenarios import built_in_names, sessions
 from scenarios.draws import SESSION, moment_uniforms, philox4x32, philox_key
 
 # Random123's known answers for Philox4x32-10 (its tests/kat_vectors): counter, key, result
@@ -99,3 +99,27 @@ def test_sparing_the_engine_ignored_events_changes_no_result(scenario):
     assert all_stats.events_ignored == 0 and spared_stats.events_ignored > 0
     assert spared_stats.messages_handled + spared_stats.events_ignored == all_stats.messages_handled
     assert spared_stats.messages_handled < all_stats.messages_handled / 2
+
+
+def test_a_worker_that_remembers_days_runs_the_next_design_the_same(monkeypatch):
+    """A compare's or a sweep's worker keeps the days it decided for the next design of the same
+    world: the next run takes them and gives what deciding them again gives, also for a shorter
+    horizon (its last day is cut: decided anew) and another seed (another world)."""
+    monkeypatch.setattr(sessions, "_remembered", None)
+    sessions.remember_days()
+    base = load_scenario("cart_abandonment")
+    other = base.with_settings({"policy.caps.0.max": 1, "journeys.cart_abandonment.steps.wait_1h.wait": "3h"})
+    Simulation(base, 1_500, 6, seed=4).run()
+    [days] = sessions._remembered.values()
+    assert len(days) == 6
+    runs = ((6, 4), (5.5, 4), (6, 5))  # (days, seed)
+    remembered = [Simulation(other, 1_500, horizon, seed=seed) for horizon, seed in runs]
+    for simulation in remembered:
+        simulation.run()
+    assert len(sessions._remembered) == 2 and len(days) == 7  # (5.5 days: its half day is new)
+    monkeypatch.setattr(sessions, "_remembered", None)
+    for simulation, (horizon, seed) in zip(remembered, runs, strict=True):
+        fresh = Simulation(other, 1_500, horizon, seed=seed)
+        fresh.run()
+        assert simulation.metrics.to_dict() == fresh.metrics.to_dict()
+        assert simulation.world.sessions == fresh.world.sessions > 1_000

@@ -25,6 +25,7 @@ from engine.runtime.simulation import Simulation
 from engine.scenario_files import Scenario, load_scenario
 from reports.metrics import Outcomes
 from scenarios.behaviour import World
+from scenarios.sessions import remember_days
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def _follow(futures: list[Future[R]], progress: Any, on_progress: Progress | Non
 def _start_worker(progress: Any) -> None:
     global _progress_queue
     _progress_queue = progress
+    remember_days()  # (the jobs share a world: a worker decides its sessions once)
 
 
 def _in_worker(task: Task[R], index: int, job: Job) -> R:
