@@ -208,7 +208,7 @@ class SessionClock:
                                                    self._delivered, strict=True):
             rows = np.flatnonzero(happens[played])
             columns = {
-                name: _property(prop, u[rows, base + 2 * k], u[rows, base + 1 + 2 * k])
+                name: draw_property(prop, u[rows, base + 2 * k], u[rows, base + 1 + 2 * k])
                 for k, (name, prop) in enumerate(spec.properties.items())
             }
             if delivered:
@@ -265,7 +265,7 @@ def _normal(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)  # type: ignore[no-any-return]
 
 
-def _property(spec: PropertySpec, u1: np.ndarray, u2: np.ndarray) -> list[Any]:
+def draw_property(spec: PropertySpec, u1: np.ndarray, u2: np.ndarray) -> list[Any]:
     """One event property for many events, from two draws each."""
     if spec.uniform is not None:
         low, high = spec.uniform

@@ -8,6 +8,7 @@
     touchpoint serve [SCENARIO]    run the engine as a service: HTTP ingestion, wall-clock journeys
     touchpoint export              print every profile of a service's state folder
     touchpoint scenarios           list the built-in scenarios
+    touchpoint load URL            an open-loop load of a scenario's world on a Segment endpoint
 
 ``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
 and report; ``engine.cli.serve`` serve and export,
@@ -23,6 +24,7 @@ import sys
 import typer
 
 from engine.cli import lab, serve, simulate
+from engine.cli.load import load
 
 app = typer.Typer(
     help="Touchpoint: cross-channel customer journeys, and a laboratory to test them before launch.",
@@ -37,6 +39,7 @@ app.command()(simulate.validate)
 app.command()(serve.serve)
 app.command()(serve.export)
 app.command()(simulate.scenarios)
+app.command()(load)
 
 
 def main() -> None:  # pragma: no cover - console script entry
