@@ -321,20 +321,32 @@ class Outbox:
     async def _try(self, channel: str, send: Send) -> None:
         provider, breaker = self.providers[channel], self.breakers[channel]
         bucket = self.buckets.get(channel)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._backoff,
+        try:  # the first attempt: most sends need no more, nor the retry machinery's cost
+            await self._attempt(provider, breaker, bucket, send)
+            return  # delivered: straight to ``_settle``, no checkpoint (where a stop could cut in)
+        except ProviderError as exc:
+            if exc.permanent or self.max_attempts == 1:
+                raise
+            await anyio.sleep(self._delay(1, exc))
+        retrying = AsyncRetrying(  # the attempts left, each after the backoff its failure calls for
+            stop=stop_after_attempt(self.max_attempts - 1),
+            wait=lambda state: self._delay(state.attempt_number + 1, _error(state)),
             retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and not exc.permanent),
             sleep=anyio.sleep,
             reraise=True,  # (a cancellation too: tenacity holds it for a moment, then raises it)
         )
         async for attempt in retrying:
             with attempt:
-                async with breaker.admitted():
-                    if bucket is not None:
-                        await bucket.take()
-                    await self._call(provider, send)
-                return  # delivered: straight to ``_settle``, no checkpoint (where a stop could cut in)
+                await self._attempt(provider, breaker, bucket, send)
+                return
+
+    async def _attempt(self, provider: Provider, breaker: CircuitBreaker, bucket: TokenBucket | None,
+                       send: Send) -> None:
+        """One attempt: through the breaker and the rate limit to the provider."""
+        async with breaker.admitted():
+            if bucket is not None:
+                await bucket.take()
+            await self._call(provider, send)
 
     async def _call(self, provider: Provider, send: Send) -> None:
         """One provider call: ``ProviderError`` for any exception it raises but a cancellation."""
@@ -371,10 +383,15 @@ class Outbox:
         self.dead_letters.append(letter)  # (the oldest leaves a full deque)
         self.dead_letters_total += 1
 
-    def _backoff(self, state: RetryCallState) -> float:
-        """Full-jitter exponential backoff, or the provider's Retry-After when it gave one."""
-        error = state.outcome.exception() if state.outcome is not None else None
+    def _delay(self, failed_attempts: int, error: BaseException | None) -> float:
+        """The wait after the ``failed_attempts``-th failure: full-jitter exponential backoff, or
+        the provider's Retry-After when it gave one."""
         if isinstance(error, ProviderError) and error.retry_after is not None:
             return error.retry_after
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (state.attempt_number - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1))
         return self.random.uniform(0.0, ceiling)
+
+
+def _error(state: RetryCallState) -> BaseException | None:
+    """The exception a retried attempt ended with."""
+    return state.outcome.exception() if state.outcome is not None else None
