@@ -9,6 +9,7 @@
     touchpoint export              print every profile of a service's state folder
     touchpoint scenarios           list the built-in scenarios
     touchpoint load URL            an open-loop load of a scenario's world on a Segment endpoint
+    touchpoint bench all|sim|...   the benchmarks of bench/, one markdown table
 
 ``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
 and report; ``engine.cli.serve`` serve and export,
@@ -23,7 +24,7 @@ import sys
 
 import typer
 
-from engine.cli import lab, serve, simulate
+from engine.cli import bench, lab, serve, simulate
 from engine.cli.load import load
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command()(serve.serve)
 app.command()(serve.export)
 app.command()(simulate.scenarios)
 app.command()(load)
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:  # pragma: no cover - console script entry
