@@ -1,4 +1,6 @@
-"""Micro-benchmarks of the hot paths (pytest-benchmark; not part of the test run).
+"""Micro-benchmarks of the hot paths (pytest-benchmark; not part of the test run): the actor per
+message kind, the policy decision, the channel ranking, the scheduler, the log's frame encoder,
+snapshot chunks both ways and the decoding of a Segment batch.
 
     .venv/bin/pytest bench --benchmark-only
 
@@ -13,11 +15,17 @@ from typing import Any
 import pytest
 
 from actors.actor import Actor
-from actors.messages import Event, TimerFired
-from actors.profile import CHANNEL_BIT, Profile
+from actors.codec import actors_of, encode_chunk, read_chunk, to_chunk
+from actors.journey import SendStep
+from actors.messages import DeliveryReceipt, Event, Identified, TimerFired
+from actors.policy import decide, rank_channels
+from actors.profile import CHANNEL_BIT, OPENED, SENDS, Profile
 from bench.ceiling import bare_loop_events_per_second
+from engine.edge.segment import parse, to_messages
+from engine.load.traffic import Traffic
 from engine.runtime.scheduler import TimerQueue
 from engine.scenario_files import load_scenario
+from engine.storage.wal import Logged, encode_frame
 
 REACH = CHANNEL_BIT["email"] | CHANNEL_BIT["push"] | CHANNEL_BIT["sms"]
 
@@ -62,3 +70,90 @@ def test_actor_cart_entry_and_first_timer(benchmark: Any, program: Any) -> None:
         actor.handle(TimerFired("cart_abandonment", 1), 39600.0)
 
     benchmark(enter_then_fire)
+
+
+# -- the actor, per message kind --------------------------------------------------------------------
+
+
+def test_actor_receipt_clicked(benchmark: Any, program: Any) -> None:
+    actor = Actor(program, Profile("c1", reach=REACH))
+    actor.handle(Event("cart_add", {"value": 50.0}), 0.0)
+    clicked = DeliveryReceipt("cart_abandonment", 1, "push", "cart_reminder", "clicked")
+    benchmark(actor.handle, clicked, 4000.0)
+
+
+def test_actor_identify(benchmark: Any, program: Any) -> None:
+    actor = Actor(program, Profile("c1", reach=REACH))
+    identified = Identified({"email": "c1@example.com", "plan": "pro"}, {"email": True}, {})
+    benchmark(actor.handle, identified, 1000.0)
+
+
+def test_actor_purchase_ending_a_run(benchmark: Any, program: Any) -> None:
+    cart, bought = Event("cart_add", {"value": 50.0}), Event("purchase", {"value": 50.0})
+    state = {"n": 0}
+
+    def enter_then_buy() -> None:
+        state["n"] += 1
+        actor = Actor(program, Profile(f"c{state['n']}", reach=REACH))
+        actor.handle(cart, 36000.0)
+        actor.handle(bought, 37000.0)
+
+    benchmark(enter_then_buy)
+
+
+# -- the policy and the channel ranking --------------------------------------------------------------
+
+
+def _engaged_profile() -> Profile:
+    profile = Profile("c1", reach=REACH)
+    for at, channel in ((1000.0, "email"), (2000.0, "push"), (3000.0, "push")):
+        profile.note(at, "sent", channel, "m", keep_sends_after=0.0)
+        profile.count(channel, SENDS)
+        profile.count(channel, OPENED, at + 60)
+    return profile
+
+
+def test_policy_decision(benchmark: Any, program: Any) -> None:
+    journey = program.by_id["cart_abandonment"]
+    step = next(s for s in journey.steps.values() if isinstance(s, SendStep))
+    benchmark(decide, program.policy, _engaged_profile(), step, "push", 50_000.0)
+
+
+def test_channel_ranking(benchmark: Any, program: Any) -> None:
+    benchmark(rank_channels, program.policy, _engaged_profile(), ("push", "email", "sms"))
+
+
+# -- storage: the log's frames, snapshot chunks --------------------------------------------------------
+
+
+def test_log_frame_of_a_round_of_100_events(benchmark: Any) -> None:
+    entries = [Logged(1_700_000_000.0 + i, f"c{i:07d}", Event("cart_add", {"value": 40.0 + i}), f"m-{i}")
+               for i in range(100)]
+    benchmark(encode_frame, 1, entries)
+
+
+def _actors(program: Any, count: int) -> list[Actor]:
+    actors = []
+    for i in range(count):
+        actor = Actor(program, Profile(f"c{i:07d}", reach=REACH))
+        actor.handle(Event("cart_add", {"value": 50.0}), 36000.0 + i)
+        actors.append(actor)
+    return actors
+
+
+def test_snapshot_chunk_encode_1000_actors(benchmark: Any, program: Any) -> None:
+    actors = _actors(program, 1000)
+    benchmark(lambda: encode_chunk(to_chunk(actors)))
+
+
+def test_snapshot_chunk_decode_1000_actors(benchmark: Any, program: Any) -> None:
+    data = encode_chunk(to_chunk(_actors(program, 1000)))
+    benchmark(lambda: actors_of(read_chunk(data, program)))
+
+
+# -- the edge -----------------------------------------------------------------------------------------
+
+
+def test_segment_batch_of_100_decoded(benchmark: Any) -> None:
+    body = Traffic(load_scenario("cart_abandonment"), 1000, seed=1).batch(100, 1.7e9, 1.7e9)
+    benchmark(lambda: to_messages(parse("batch", body)[0], 1.7e9))

@@ -136,8 +136,7 @@ class WriteAheadLog:
         """
         if not entries:
             return self.next_lsn - 1
-        payload = _encoder.encode((self.next_lsn, entries))  # (``Logged`` encodes as an array)
-        frame = FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        frame = encode_frame(self.next_lsn, entries)
         if self._torn:
             self._cut_back(None)
         try:
@@ -233,6 +232,13 @@ class WriteAheadLog:
             raise StorageError(f"write-ahead log: {cause}; the batch was not logged, and {where}: "
                                "the next append cuts it back first") from cause
         self._torn = False
+
+
+def encode_frame(lsn: int, entries: Sequence[Logged]) -> bytes:
+    """A batch as one frame: its length and CRC, then ``(first position, entries)`` in MessagePack
+    (a ``Logged`` encodes as an array)."""
+    payload = _encoder.encode((lsn, entries))
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def _first_lsn(path: Path) -> int:
