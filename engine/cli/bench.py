@@ -79,7 +79,26 @@ SUITES: dict[str, Suite] = {
                    Figure("request_p50_ms_median", "request p50 (batch of 500)", "ms"),
                    Figure("request_p99_ms_median", "request p99", "ms"),
                    Figure("server_cpu_us_per_event_median", "server CPU per event", "us"))),
+    "trio": Suite("bench.baselines.trio_tasks", "baseline (a): one trio task per customer",
+                  ("--customers", "100000"), ("--customers", "1000000"),
+                  (Figure("timer_fires_per_second", "timers fired", "fires/s", True),
+                   Figure("bytes_per_task", "memory per customer", "bytes"))),
+    "apscheduler": Suite("bench.baselines.apscheduler_jobs", "baseline (b): APScheduler, a date job per wait",
+                         ("--customers", "20000"), ("--customers", "100000"),
+                         (Figure("timer_fires_per_second", "timers fired", "fires/s", True),)),
+    "simpy": Suite("bench.baselines.simpy_processes", "baseline (c): one SimPy process per customer",
+                   ("--customers", "20000", "--days", "10"), ("--customers", "100000", "--days", "30"),
+                   (Figure("customer_days_per_second", "customer-days simulated a second", "days/s", True),)),
 }
+BASELINES = ("trio", "apscheduler", "simpy")  # run by ``all`` after the engine's benchmarks
+# (engine figure, its suite; baseline figure, its suite): the ratios ``all`` prints
+RATIOS = (
+    ("timer fires a second", "timers", "timer_fires_per_second", "trio", "timer_fires_per_second"),
+    ("timer fires a second", "timers", "timer_fires_per_second", "apscheduler", "timer_fires_per_second"),
+    ("memory per customer (lower is better)", "timers", "bytes_per_actor", "trio", "bytes_per_task"),
+    ("customer-days simulated a second", "sim", "customer_days_per_second", "simpy",
+     "customer_days_per_second"),
+)
 
 
 def run_suite(name: str, options: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -93,7 +112,11 @@ def run_suite(name: str, options: tuple[str, ...] | list[str]) -> dict[str, Any]
         if done.returncode != 0 or not out.exists():
             errors.print(f"[bold red]bench {name} failed[/] (exit {done.returncode})", highlight=False)
             raise typer.Exit(1)
-        return json.loads(out.read_text())  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(out.read_text())
+    if "wall_seconds_median" in result and "customers" in result and "days" in result:
+        days = result["customers"] * result["days"]  # (the simulation's: customer-days a second)
+        result["customer_days_per_second"] = days / result["wall_seconds_median"]
+    return result
 
 
 def machine() -> str:
@@ -127,6 +150,15 @@ def table(results: dict[str, dict[str, Any]], command: str) -> str:
             beside = f"{ceiling:,.0f}" if ceiling else ""
             cells = (f"{name}: {suite.what}", figure.label, f"{shown} {figure.unit}", beside, ratio)
             lines.append("| " + " | ".join(cells) + " |")
+    ratios = [(label, results[mine][key], base, results[base][their])
+              for label, mine, key, base, their in RATIOS
+              if key in results.get(mine, {}) and their in results.get(base, {})]
+    if ratios:
+        lines += ["", "| against the baselines | the engine | the baseline | ratio |", "|---|---|---|---|"]
+        for label, value, base, theirs in ratios:
+            ratio = f"{value / theirs:.2f}"
+            cells = (f"{label}: {SUITES[base].what}", f"{value:,.0f}", f"{theirs:,.0f}", ratio)
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -145,6 +177,9 @@ _suite_command("memory", "Memory per actor and peak (bench.realtime, as timers).
 _suite_command("snapshot", "Snapshot write, restore, fork pause (bench.snapshots).")
 _suite_command("latency", "Trigger latency in-process through the log with fsync (bench.latency).")
 _suite_command("http", "Segment batches over HTTP into touchpoint serve (bench.http_load).")
+_suite_command("trio", "Baseline (a): one trio task per customer (bench.baselines.trio_tasks).")
+_suite_command("apscheduler", "Baseline (b): APScheduler date jobs (bench.baselines.apscheduler_jobs).")
+_suite_command("simpy", "Baseline (c): a SimPy process per customer (bench.baselines.simpy_processes).")
 SUITES["memory"] = SUITES["timers"]
 
 
