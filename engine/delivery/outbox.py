@@ -45,7 +45,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from actors.errors import EngineInternalError, ProviderError
 from actors.messages import Send
-from engine.delivery.pacing import CircuitBreaker, TokenBucket
+from engine.delivery.pacing import Admission, BreakerState, CircuitBreaker, TokenBucket
 from engine.runtime.latency import LatencyHistogram
 from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
 
@@ -342,11 +342,22 @@ class Outbox:
 
     async def _attempt(self, provider: Provider, breaker: CircuitBreaker, bucket: TokenBucket | None,
                        send: Send) -> None:
-        """One attempt: through the breaker and the rate limit to the provider."""
-        async with breaker.admitted():
+        """One attempt: through the breaker and the rate limit to the provider (as
+        ``CircuitBreaker.admitted``, with no wait, clock or context manager for a closed breaker:
+        the usual case)."""
+        admission = Admission.CALL if breaker.state is BreakerState.CLOSED else await breaker.admit()
+        try:
             if bucket is not None:
                 await bucket.take()
             await self._call(provider, send)
+        except ProviderError:
+            breaker.record(admission, False, anyio.current_time())
+            raise
+        except BaseException:
+            breaker.abandon(admission)
+            raise
+        # (a success's time matters only to a trial, which closes the breaker)
+        breaker.record(admission, True, anyio.current_time() if admission is Admission.TRIAL else 0.0)
 
     async def _call(self, provider: Provider, send: Send) -> None:
         """One provider call: ``ProviderError`` for any exception it raises but a cancellation."""
