@@ -90,6 +90,14 @@ SUITES: dict[str, Suite] = {
                    ("--customers", "20000", "--days", "10"), ("--customers", "100000", "--days", "30"),
                    (Figure("customer_days_per_second", "customer-days simulated a second", "days/s", True),)),
 }
+SUITES["latency-http"] = Suite(
+    "bench.latency_http", "trigger latency over HTTP: touchpoint load into touchpoint serve, HTTP provider",
+    ("--actors", "100000", "--customers", "100000", "--rate", "1000", "--seconds", "5"),
+    ("--actors", "1000000", "--customers", "1000000", "--rate", "2000", "--seconds", "10"),
+    (Figure("rate", "events a second offered", "events/s"),
+     Figure("latency_p50_ms", "trigger latency p50", "ms"),
+     Figure("latency_p99_ms", "trigger latency p99", "ms"),
+     Figure("latency_max_ms", "trigger latency max", "ms")))
 BASELINES = ("trio", "apscheduler", "simpy")  # run by ``all`` after the engine's benchmarks
 # (engine figure, its suite; baseline figure, its suite): the ratios ``all`` prints
 RATIOS = (
@@ -175,7 +183,31 @@ _suite_command("sim", "Simulated events a second (bench.sim_throughput); default
 _suite_command("timers", "Timer fires, memory per actor, snapshot of every actor (bench.realtime).")
 _suite_command("memory", "Memory per actor and peak (bench.realtime, as timers).")
 _suite_command("snapshot", "Snapshot write, restore, fork pause (bench.snapshots).")
-_suite_command("latency", "Trigger latency in-process through the log with fsync (bench.latency).")
+
+
+@app.command("latency")
+def latency(
+    actors: Annotated[int, typer.Option(help="Customers in the state before the load.")] = 200_000,
+    rate: Annotated[float, typer.Option(help="Events a second offered.")] = 10_000,
+    duration: Annotated[float, typer.Option(help="Seconds the load lasts.")] = 3.0,
+    http: Annotated[bool, typer.Option(help="Over HTTP: touchpoint load into touchpoint serve (fsync on), "
+                                            "sends to a loopback HTTP provider.")] = False,
+    sweep: Annotated[bool, typer.Option(help="In-process: step the rate up to the knee.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="With --sweep: latency against throughput (PNG).")] = None,
+) -> None:
+    """Trigger latency from an event's intended time to the provider's receipt of its send.
+
+    In-process (bench.latency): through the write-ahead log with fsync, the actor and the outbox
+    to the mock provider; timer sends from their due time. --http (bench.latency_http): a
+    touchpoint load process into a real touchpoint serve, its sends to an HTTP provider on
+    127.0.0.1.
+    """
+    common = ["--actors", str(actors), "--rate", str(round(rate)), "--seconds", str(duration)]
+    if http:
+        run_suite("latency-http", [*common, "--customers", str(max(actors, 1000))])
+        return
+    extra = ["--sweep"] if sweep else []
+    run_suite("latency", [*common, *extra, *(["--plot", str(plot)] if plot is not None else [])])
 _suite_command("http", "Segment batches over HTTP into touchpoint serve (bench.http_load).")
 _suite_command("trio", "Baseline (a): one trio task per customer (bench.baselines.trio_tasks).")
 _suite_command("apscheduler", "Baseline (b): APScheduler date jobs (bench.baselines.apscheduler_jobs).")

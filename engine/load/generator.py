@@ -83,8 +83,9 @@ class Plan:
 
 async def run(plan: Plan, traffic: Traffic, seconds_file: SecondsFile,
               on_second: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Send the plan's load; return the summary (``Tally.figures`` of the whole run, and how
-    long it lasted). Each second's figures go to ``seconds_file`` and ``on_second``."""
+    """Send the plan's load; return the summary: ``Tally.figures`` of the whole run, when it
+    started (Unix time: request ``k`` was due that long after it) and how long it lasted. Each
+    second's figures go to ``seconds_file`` and ``on_second``."""
     total, second = Tally(), Tally()
     queue_in, queue_out = trio.open_memory_channel[float](plan.backlog)
     wall_zero, zero = time.time(), trio.current_time()
@@ -149,4 +150,5 @@ async def run(plan: Plan, traffic: Traffic, seconds_file: SecondsFile,
                     await queue_out.aclose()
             finished.set()
     elapsed = min(trio.current_time() - zero, total_seconds(plan.stages)) or 1.0
-    return {"seconds": round(trio.current_time() - zero, 3), **total.figures(elapsed)}
+    lasted = round(trio.current_time() - zero, 3)
+    return {"started_at": wall_zero, "seconds": lasted, **total.figures(elapsed)}
