@@ -41,11 +41,11 @@ import anyio
 import anyio.lowlevel
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from actors.errors import EngineInternalError, ProviderError
 from actors.messages import Send
-from engine.delivery.pacing import Admission, BreakerState, CircuitBreaker, TokenBucket
+from engine.delivery.pacing import CircuitBreaker, TokenBucket
 from engine.runtime.latency import LatencyHistogram
 from engine.storage.outbox_files import DeadLetter, DeadLetterFile, SettledLog
 
@@ -330,7 +330,7 @@ class Outbox:
             await anyio.sleep(self._delay(1, exc))
         retrying = AsyncRetrying(  # the attempts left, each after the backoff its failure calls for
             stop=stop_after_attempt(self.max_attempts - 1),
-            wait=lambda state: self._delay(state.attempt_number + 1, _error(state)),
+            wait=lambda state: self._delay(state.attempt_number + 1, state.outcome.exception()),
             retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and not exc.permanent),
             sleep=anyio.sleep,
             reraise=True,  # (a cancellation too: tenacity holds it for a moment, then raises it)
@@ -343,21 +343,16 @@ class Outbox:
     async def _attempt(self, provider: Provider, breaker: CircuitBreaker, bucket: TokenBucket | None,
                        send: Send) -> None:
         """One attempt: through the breaker and the rate limit to the provider (as
-        ``CircuitBreaker.admitted``, with no wait, clock or context manager for a closed breaker:
-        the usual case)."""
-        admission = Admission.CALL if breaker.state is BreakerState.CLOSED else await breaker.admit()
+        ``CircuitBreaker.admitted`` does, without a context manager's cost)."""
+        admission = await breaker.admit()
         try:
             if bucket is not None:
                 await bucket.take()
             await self._call(provider, send)
-        except ProviderError:
-            breaker.record(admission, False, anyio.current_time())
+        except BaseException as exc:
+            breaker.ended(admission, exc)
             raise
-        except BaseException:
-            breaker.abandon(admission)
-            raise
-        # (a success's time matters only to a trial, which closes the breaker)
-        breaker.record(admission, True, anyio.current_time() if admission is Admission.TRIAL else 0.0)
+        breaker.ended(admission, None)
 
     async def _call(self, provider: Provider, send: Send) -> None:
         """One provider call: ``ProviderError`` for any exception it raises but a cancellation."""
@@ -401,8 +396,3 @@ class Outbox:
             return error.retry_after
         ceiling = min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1))
         return self.random.uniform(0.0, ceiling)
-
-
-def _error(state: RetryCallState) -> BaseException | None:
-    """The exception a retried attempt ended with."""
-    return state.outcome.exception() if state.outcome is not None else None

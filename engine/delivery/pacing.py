@@ -80,6 +80,8 @@ class CircuitBreaker:
 
     async def admit(self) -> Admission:
         """Wait until a call may go through (as ``admit_nowait`` says), then let it; cancellable."""
+        if self.state is BreakerState.CLOSED:  # (the usual case: no clock, no wait)
+            return Admission.CALL
         while True:
             try:
                 return self.admit_nowait(anyio.current_time())
@@ -116,13 +118,21 @@ class CircuitBreaker:
         admission = await self.admit()
         try:
             yield admission
-        except ProviderError:
+        except BaseException as exc:
+            self.ended(admission, exc)
+            raise
+        self.ended(admission, None)
+
+    def ended(self, admission: Admission, error: BaseException | None) -> None:
+        """A call this breaker admitted ended: a success (no ``error``), a failure
+        (``ProviderError``), or without an outcome (anything else: ``abandon``). The clock is read
+        only where a state changes with it."""
+        if error is None:  # (a success's time matters only to a trial, which closes the breaker)
+            self.record(admission, True, anyio.current_time() if admission is Admission.TRIAL else 0.0)
+        elif isinstance(error, ProviderError):
             self.record(admission, False, anyio.current_time())
-            raise
-        except BaseException:
+        else:
             self.abandon(admission)
-            raise
-        self.record(admission, True, anyio.current_time())
 
     def _admits_at(self) -> float:
         if self.state is BreakerState.OPEN:
