@@ -1,6 +1,6 @@
 """Micro-benchmarks of the hot paths (pytest-benchmark; not part of the test run): the actor per
 message kind, the policy decision, the channel ranking, the scheduler, the log's frame encoder,
-snapshot chunks both ways and the decoding of a Segment batch.
+snapshot chunks both ways, the decoding of a Segment batch and the outbox.
 
     .venv/bin/pytest bench --benchmark-only
 
@@ -13,14 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 
 from actors.actor import Actor
 from actors.codec import actors_of, encode_chunk, read_chunk, to_chunk
 from actors.journey import SendStep
-from actors.messages import DeliveryReceipt, Event, Identified, TimerFired
+from actors.messages import DeliveryReceipt, Event, Identified, Send, TimerFired
 from actors.policy import decide, rank_channels
 from actors.profile import CHANNEL_BIT, OPENED, SENDS, Profile
 from bench.ceiling import bare_loop_events_per_second
+from engine.delivery.outbox import Outbox
 from engine.edge.segment import parse, to_messages
 from engine.load.traffic import Traffic
 from engine.runtime.scheduler import TimerQueue
@@ -157,3 +159,25 @@ def test_snapshot_chunk_decode_1000_actors(benchmark: Any, program: Any) -> None
 def test_segment_batch_of_100_decoded(benchmark: Any) -> None:
     body = Traffic(load_scenario("cart_abandonment"), 1000, seed=1).batch(100, 1.7e9, 1.7e9)
     benchmark(lambda: to_messages(parse("batch", body)[0], 1.7e9))
+
+
+# -- the outbox ----------------------------------------------------------------------------------------
+
+
+class _TakesAll:
+    async def send(self, send: Send) -> None:
+        return None
+
+
+def test_outbox_1000_sends_to_a_provider_that_takes_them_at_once(benchmark: Any) -> None:
+    sends = [Send(f"c{i}", "j", 1, "hook", "webhook", "m", f"c{i}:j:1:hook:1", True) for i in range(1000)]
+
+    async def through() -> None:
+        outbox = Outbox({"webhook": _TakesAll()}, workers=8)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(outbox.run)
+            for send in sends:
+                outbox.deliver_nowait(send.customer, send, 0.0)
+            outbox.close()
+
+    benchmark(trio.run, through)
