@@ -10,6 +10,7 @@
     touchpoint scenarios           list the built-in scenarios
     touchpoint load URL            an open-loop load of a scenario's world on a Segment endpoint
     touchpoint bench all|sim|...   the benchmarks of bench/, one markdown table
+    touchpoint attribute PATHS     attribution models on a path table
 
 ``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
 and report; ``engine.cli.serve`` serve and export,
@@ -25,6 +26,7 @@ import sys
 import typer
 
 from engine.cli import bench, lab, serve, simulate
+from engine.cli.attribute import attribute
 from engine.cli.load import load
 
 app = typer.Typer(
@@ -41,6 +43,7 @@ app.command()(serve.serve)
 app.command()(serve.export)
 app.command()(simulate.scenarios)
 app.command()(load)
+app.command()(attribute)
 app.add_typer(bench.app, name="bench")
 
 
