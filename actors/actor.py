@@ -50,7 +50,6 @@ from actors.messages import (
     DeliveryReceipt,
     Effect,
     Entered,
-    Escalated,
     Event,
     Exited,
     Identified,
@@ -64,7 +63,7 @@ from actors.messages import (
 )
 from actors.profile import CLICKED, DELIVERED, OPENED, Profile
 from actors.runs import JourneyRun
-from actors.sending import note, try_send
+from actors.sending import escalation, note, try_send
 
 _NO_CONTEXT: Properties = {}  # shared by runs whose journey never reads its trigger; never mutated
 _RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
@@ -266,6 +265,8 @@ class Actor:
             return  # already in it
         elif journey.reentry is None or now - run.entered_at < journey.reentry:
             return  # re-entry not allowed (yet)
+        ended_unconverted = run.entry and not (run.converted or run.holdout)  # (the previous entry)
+        lapsed = self.profile.touches_since(run.entered_at) if ended_unconverted else ()
         run.entry += 1
         run.entered_at = now
         run.converted = False
@@ -274,7 +275,7 @@ class Actor:
         run.passed = 0
         holdout = journey.holdout  # (no hash needed when there is no holdout)
         run.holdout = holdout > 0.0 and stable_fraction(journey.id, self.customer_id) < holdout
-        effects.append(Entered(journey.id, run.entry, run.holdout))
+        effects.append(Entered(journey.id, run.entry, run.holdout, lapsed))
         if run.holdout:
             effects.append(Exited(journey.id, "holdout"))
             return
@@ -289,7 +290,8 @@ class Actor:
             run.converted = True
             value = number(props.get("value"))
             steps = journey.steps_passed(run.passed)  # (the steps this entry reached)
-            effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps))
+            path = self.profile.touches_since(run.entered_at)  # (the sends it got, in order)
+            effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps, path))
 
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
         effects.append(Cancel(journey.id, run.version))
@@ -358,7 +360,7 @@ class Actor:
                 step_id = step.next
             elif isinstance(step, EscalateStep):
                 note(self.program, self.profile, now, "escalated", "agent", step.queue)
-                effects.append(self._escalated(journey, run, step.id, step.queue))
+                effects.append(escalation(profile, journey, run, step.id, step.queue))
                 step_id = step.next
 
     def _schedule(self, journey: Journey, run: JourneyRun, at: float, effects: list[Effect]) -> None:
@@ -375,14 +377,9 @@ class Actor:
                 self.in_app = []
             self.in_app.append(send)
         elif send.channel == "agent":  # an agent's outreach: queued for people, like an escalation
-            effects.append(self._escalated(journey, run, send.step, "agent"))
+            effects.append(escalation(self.profile, journey, run, send.step, "agent"))
         else:
             effects.append(send)
-
-    def _escalated(self, journey: Journey, run: JourneyRun, step: str, queue: str) -> Escalated:
-        """The hand-off of this customer to ``queue`` by ``step``, with their context."""
-        return Escalated(self.customer_id, journey.id, queue, self.profile.timeline(), step,
-                         journey.entry_event, run.context)
 
     def _still_relevant(self, send: Send) -> bool:
         """An in-app message waiting for a session is dropped once its journey entry converted

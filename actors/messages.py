@@ -157,11 +157,14 @@ class Cancel(_Record, frozen=True):
 
 
 class Entered(_Record, frozen=True):
-    """The customer entered a journey; ``holdout`` members get no sends."""
+    """The customer entered a journey; ``holdout`` members get no sends. ``lapsed``: the
+    channels of the sends the previous entry got, when it ended without converting (its null
+    path; a conversion from now on is this entry's)."""
 
     journey: str
     entry: int
     holdout: bool
+    lapsed: tuple[str, ...] = ()
 
 
 class Advanced(_Record, frozen=True):
@@ -191,7 +194,8 @@ class Exited(_Record, frozen=True):
 
 class Converted(_Record, frozen=True):
     """The customer reached a journey's goal within its window after entering (``after``
-    seconds after), having reached ``steps`` of it (in file order; none when held out)."""
+    seconds after), having reached ``steps`` of it (in file order; none when held out); ``path``:
+    the channels of the sends the entry got, in order (its conversion path)."""
 
     journey: str
     entry: int
@@ -199,6 +203,7 @@ class Converted(_Record, frozen=True):
     value: float
     after: float
     steps: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()
 
 
 class Bought(_Record, frozen=True):

@@ -29,6 +29,7 @@ TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
 _SEP = "\x1f"  # joins kind, channel and detail into one interned label
 SENT = "sent"  # the timeline kind of a marketing send (a transactional one is "sent_transactional")
 _SENT_PREFIX = SENT + _SEP
+_SEND_PREFIXES = (_SENT_PREFIX, "sent_transactional" + _SEP)  # a marketing or a transactional send
 
 
 
@@ -154,6 +155,15 @@ class Profile:
             if what.startswith(_SENT_PREFIX):
                 sends.append((times[index], what))
         return sends
+
+    def touches_since(self, at: float) -> tuple[str, ...]:
+        """The channels of the sends made at or after ``at`` that the timeline holds, oldest
+        first (a conversion path; bounded as the timeline is)."""
+        times, whats = self.timeline_at, self.timeline_what
+        if times is None or whats is None:
+            return ()
+        return tuple(what.split(_SEP, 2)[1] for t, what in zip(times, whats, strict=True)
+                     if t >= at and what.startswith(_SEND_PREFIXES))
 
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first."""

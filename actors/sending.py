@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from actors.journey import Journey, Program, SendStep
-from actors.messages import Effect, Send, Suppressed, send_key
+from actors.messages import Effect, Escalated, Send, Suppressed, send_key
 from actors.policy import decide, on_block, rank_channels
 from actors.profile import SENDS, SENT, Profile
 from actors.runs import JourneyRun
@@ -57,6 +57,13 @@ def try_send(
     effects.append(Suppressed(journey.id, step.id, channel, step.message, rule, retry_at))
     note(program, profile, now, "suppressed", channel, f"{step.message}:{rule}")
     return None, retry_at
+
+
+def escalation(profile: Profile, journey: Journey, run: JourneyRun, step: str, queue: str) -> Escalated:
+    """The hand-off of this customer to ``queue`` by ``step``, with their context: the timeline,
+    and the event that entered them into the journey."""
+    return Escalated(profile.customer_id, journey.id, queue, profile.timeline(), step, journey.entry_event,
+                     run.context)
 
 
 def note(program: Program, profile: Profile, now: float, kind: str, channel: str, detail: str) -> None:

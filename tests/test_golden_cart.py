@@ -53,7 +53,8 @@ def test_golden_trace_push_then_email_then_purchase_stops_everything(cart_progra
     ]
     bought = T0 + 2 * DAY
     assert clock.handle(Event("purchase", {"value": 50}), bought) == [
-        Converted(J, 1, False, 50.0, 2 * DAY, ("wait_1h", "push", "did_engage", "email", "did_engage_email")),
+        Converted(J, 1, False, 50.0, 2 * DAY, ("wait_1h", "push", "did_engage", "email", "did_engage_email"),
+                  ("push", "email")),  # (its path: the push, then the email)
         Cancel(J, 3),
         Exited(J, "purchase"),
     ]

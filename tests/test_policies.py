@@ -691,7 +691,7 @@ def test_reentry_window_is_respected():
     assert clock.handle(Event("go"), T0)[0] == Entered("j", 1, False)
     assert clock.handle(Event("go"), T0 + 2 * DAY - 1) == []
     again = clock.handle(Event("go"), T0 + 2 * DAY)
-    assert again[0] == Entered("j", 2, False)
+    assert again[0] == Entered("j", 2, False, ("email",))  # (the first entry's email converted nothing)
     assert send_of("j", "send", "email", "promo", entry=2) in again
 
 
@@ -733,7 +733,7 @@ def test_goal_is_reported_even_after_the_journey_ended():
     clock = ManualClock(make_actor(program("", one_send())))
     clock.handle(Event("go"), T0)
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + DAY) == [
-        Converted("j", 1, False, 12.5, DAY, ("send", "end"))  # the steps the entry reached
+        Converted("j", 1, False, 12.5, DAY, ("send", "end"), ("email",))  # its steps, and its path
     ]
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + 2 * DAY) == []  # once per entry
 
