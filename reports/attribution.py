@@ -89,19 +89,22 @@ def _read_rows(rows: Iterable[list[str]], where: dict[str, int]) -> list[PathRow
             continue
         try:
             text = row[path_at]
-            counts = (float(row[conversions_at]), float(row[value_at]) if value_at is not None else 0.0,
-                      float(row[nulls_at]) if nulls_at is not None else 0.0)
+            conversions = float(row[conversions_at])
+            value = float(row[value_at]) if value_at is not None else 0.0
+            nulls = float(row[nulls_at]) if nulls_at is not None else 0.0
+            readable = 0.0 <= conversions < infinity and 0.0 <= value < infinity and 0.0 <= nulls < infinity
         except (IndexError, ValueError):
-            counts = ()
-        if len(counts) != 3 or not all(0.0 <= count < infinity for count in counts):
+            readable = False
+        if not readable:
             _row(number, row, where)  # (raises, naming the row and the column)
+            raise PathTableError(f"row {number}: cannot be read")  # (not reached)
         total = sums.get(text)
         if total is None:
             _row(number, row, where)  # (a path not seen yet: checked once)
             total = sums[text] = [0.0, 0.0, 0.0]
-        total[0] += counts[0]
-        total[1] += counts[1]
-        total[2] += counts[2]
+        total[0] += conversions
+        total[1] += value
+        total[2] += nulls
     return [PathRow(tuple(part.strip() for part in text.split(">")), *total) for text, total in sums.items()]
 
 

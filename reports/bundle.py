@@ -1,6 +1,9 @@
 """A bundle: what a run, compare or sweep leaves in its ``--out`` folder.
 
     metrics.json   the results as plain data (``kind``: run, compare or sweep)
+    paths-J.csv    a run's: journey J's conversion and null paths, as ChannelAttribution reads
+                   them (``touchpoint attribute`` takes them; metrics.json's ``attribution``
+                   has every model's credit on them)
     *.png          the figures (``reports.figures``), drawn from metrics.json alone
     report.html    one self-contained page: tables, a plain reading, the figures inline
 
@@ -10,18 +13,23 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from reports.figures import Figures, run_figures
 from reports.html import report_html
 from reports.lab_figures import compare_figures, sweep_figures
+from reports.paths import path_table
 
 
 def write_bundle(folder: Path, metrics: dict[str, Any]) -> Path:
     """Write metrics.json, the figures and report.html into ``folder``; return the page's path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    for journey, attributed in metrics.get("attribution", {}).items():
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", journey)
+        (folder / f"paths-{name}.csv").write_text(path_table(attributed["paths"]), encoding="utf-8")
     return _draw(folder, metrics)
 
 

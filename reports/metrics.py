@@ -49,6 +49,7 @@ from actors.messages import (
     parse_send_key,
 )
 from reports.journeys import JourneyTally, journey_dict
+from reports.paths import PathTally
 from reports.program import ProgramTally
 
 DAY = 86400.0
@@ -86,6 +87,7 @@ class RunMetrics:
         self.receipts: dict[str, Counter[str]] = {}
         self.escalations: Counter[str] = Counter()
         self.program = ProgramTally(program.policy)
+        self.paths = PathTally()  # conversion and null paths, per journey (reports.paths)
         n = customers
         self.per_customer = array("I", bytes(4 * n))  # messages
         self.revenue = array("d", bytes(8 * n))
@@ -141,6 +143,8 @@ class RunMetrics:
                 tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.entrants[group] += 1
+                if effect.lapsed:  # type: ignore[union-attr]  # (the previous entry's null path)
+                    self.paths.lapsed(effect.journey, effect.lapsed)  # type: ignore[union-attr]
                 fits = now + tally.window <= self.horizon
                 if fits:
                     tally.complete[group] += 1
@@ -151,6 +155,7 @@ class RunMetrics:
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]
+                self.paths.converted(effect.journey, effect.path, effect.value)  # type: ignore[union-attr]
                 tally.to_convert[group].append(effect.after)  # type: ignore[union-attr]
                 since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
                 fits = since + tally.window <= self.horizon
@@ -205,6 +210,7 @@ class RunMetrics:
             "receipts": {status: dict(counts) for status, counts in self.receipts.items()},
             "escalations": dict(self.escalations),
             "program": self.program.state(),
+            "paths": self.paths.state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -216,6 +222,7 @@ class RunMetrics:
         self.receipts = {status: Counter(counts) for status, counts in state.get("receipts", {}).items()}
         self.escalations = Counter(state.get("escalations", {}))
         self.program.restore(state.get("program"))
+        self.paths.restore(state.get("paths"))
 
     def count_customer(self, customer_id: str) -> None:
         """A customer seen for the first time (the program's lift counts them)."""
@@ -306,6 +313,7 @@ class RunMetrics:
             },
             "receipts": {s: dict(sorted(c.items())) for s, c in sorted(self.receipts.items())},
             "escalations": dict(sorted(self.escalations.items())),
+            "attribution": self.paths.to_dict(),
         }
         program = self.program.to_dict()
         if program is not None:

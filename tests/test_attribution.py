@@ -108,3 +108,41 @@ def test_a_bad_table_gets_one_line_naming_the_row_and_column_and_exit_2(tmp_path
     done = run(str(table))
     assert done.returncode == 2 and said in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_writes_its_paths_and_every_models_credit_and_attribute_reads_them_back(tmp_path):
+    """A simulation's conversions carry the channels their entry was sent on; entries that ended
+    without one are null paths. The bundle's path table, given to ``touchpoint attribute``,
+    gives the credit metrics.json already holds."""
+    done = subprocess.run([sys.executable, "-m", "engine", "run", "cart_abandonment", "--customers", "3000",
+                           "--days", "20", "--seed", "2", "--out", str(tmp_path), "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    attributed = metrics["attribution"]["cart_abandonment"]
+    conversions = sum(row[1] for row in attributed["paths"])
+    assert conversions > 50 and sum(row[3] for row in attributed["paths"]) > 50  # nulls too
+    converted = metrics["journeys"]["cart_abandonment"]
+    assert conversions <= converted["treated"]["conversions"]  # (those converted before any send: no path)
+    for model, credit in attributed["models"].items():
+        assert sum(credit.values()) == pytest.approx(conversions), model
+    assert set(attributed["models"]["markov"]) <= {"push", "email", "sms"}
+    done = run(str(tmp_path / "paths-cart_abandonment.csv"), "--out", str(tmp_path / "again.json"))
+    assert done.returncode == 0, done.stderr
+    again = json.loads((tmp_path / "again.json").read_text())
+    for model, credit in attributed["models"].items():
+        assert again[model] == pytest.approx(credit, rel=1e-6), model
+
+
+def test_the_paths_go_into_snapshots_and_come_back():
+    from reports.paths import PathTally
+
+    tally = PathTally()
+    tally.converted("cart", ("push", "email"), 30.0)
+    tally.converted("cart", ("push", "email"), 20.0)
+    tally.lapsed("cart", ("email",))
+    tally.converted("cart", (), 99.0)  # (no send: no path)
+    again = PathTally()
+    again.restore(json.loads(json.dumps(tally.state())))
+    assert again.to_dict() == tally.to_dict()
+    assert tally.to_dict()["cart"]["paths"] == [["email", 0, 0.0, 1], ["push > email", 2, 50.0, 0]]

@@ -89,11 +89,12 @@ Task = Callable[[Job, Callable[[float], None] | None], R]  # a job's work, given
 _progress_queue: Any = None  # a worker's end of the progress queue (set by ``_start_worker``)
 
 
-def simulate(job: Job, on_progress: Callable[[float], None] | None = None) -> DesignRun:
-    """Run one job (in whichever process calls it)."""
+def simulate(job: Job, on_progress: Callable[[float], None] | None = None, paths: bool = True) -> DesignRun:
+    """Run one job (in whichever process calls it); ``paths=False``: without the last entries'
+    null paths (``Simulation.run``)."""
     started = time.perf_counter()
     simulation = Simulation(job.design.load(), job.customers, job.days, job.seed)
-    stats = simulation.run(on_progress)
+    stats = simulation.run(on_progress, paths)
     world = simulation.world
     assert isinstance(world, World)  # (the synthetic world: a job has no other)
     metrics = {

@@ -109,7 +109,7 @@ def cache_key(scenario: str, point: Point, customers: int, days: float, seed: in
 
 def point_figures(job: Job, on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Run one point and return its headline figures (the design's, as a compare gives them)."""
-    run = simulate(job, on_progress)
+    run = simulate(job, on_progress, paths=False)  # (a point's figures hold no attribution)
     figures = headline(DesignResult(job.design.name, "", [run.metrics], [run.outcomes]))
     figures["wall_seconds"] = run.wall_seconds
     return figures

@@ -163,8 +163,10 @@ class Simulation:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def run(self, on_progress: Callable[[float], None] | None = None) -> RunStatistics:
-        """Run to the horizon; ``on_progress(simulated_seconds)`` is called every simulated hour."""
+    def run(self, on_progress: Callable[[float], None] | None = None, paths: bool = True) -> RunStatistics:
+        """Run to the horizon; ``on_progress(simulated_seconds)`` is called every simulated hour.
+        ``paths=False`` leaves out the null paths of the last entries (a scan of every actor at
+        the end: a sweep's points, which report no attribution, save it)."""
         self.world.start(self.horizon)
         self.env.process(self._clock(on_progress))
         # A run allocates millions of short-lived records and keeps every actor: freeze what is
@@ -179,10 +181,24 @@ class Simulation:
             gc.unfreeze()
         if on_progress is not None:
             on_progress(self.horizon)
+        if paths:
+            self._last_null_paths()
         return RunStatistics(
             self.handled, self.world.events_ignored, self.wakes,
             sum(a is not None for a in self.actors), len(self.queue)
         )
+
+    def _last_null_paths(self) -> None:
+        """The null paths of the last entries that ended without converting, their goal window
+        closed within the run (the earlier ones were said by the entry after them)."""
+        paths = self.metrics.paths
+        for actor in self.actors:
+            if actor is None or actor.runs is None:
+                continue
+            for journey, run in zip(self.scenario.program.journeys, actor.runs, strict=True):
+                if (run is not None and run.entry and not (run.converted or run.holdout)
+                        and run.entered_at + journey.goal_within <= self.horizon):
+                    paths.lapsed(journey.id, actor.profile.touches_since(run.entered_at))
 
     def _new_actor(self, customer: int) -> Actor:
         """A customer's actor, seeded with their time zone and reachability."""
