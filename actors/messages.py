@@ -157,9 +157,9 @@ class Cancel(_Record, frozen=True):
 
 
 class Entered(_Record, frozen=True):
-    """The customer entered a journey; ``holdout`` members get no sends. ``lapsed``: the
-    channels of the sends the previous entry got, when it ended without converting (its null
-    path; a conversion from now on is this entry's)."""
+    """The customer entered a journey; ``holdout`` members get no sends. ``lapsed``: when the
+    previous entry ended without converting, the channels of the sends the customer got since
+    it (its null path; a conversion from now on is this entry's)."""
 
     journey: str
     entry: int
@@ -195,7 +195,8 @@ class Exited(_Record, frozen=True):
 class Converted(_Record, frozen=True):
     """The customer reached a journey's goal within its window after entering (``after``
     seconds after), having reached ``steps`` of it (in file order; none when held out); ``path``:
-    the channels of the sends the entry got, in order (its conversion path)."""
+    the channels of the sends the customer got since the entry, from any journey, in order (its
+    conversion path)."""
 
     journey: str
     entry: int

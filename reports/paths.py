@@ -1,7 +1,8 @@
 """Conversion paths, as the engine sees them: per journey, how often each path of channels ended in
 a conversion (and the conversions' value) or without one (a null path).
 
-A conversion's path is ``Converted.path``: the channels of the sends its entry got, in order. A
+A conversion's path is ``Converted.path``: the channels of the sends the customer got since the
+entry (from any journey: every touch before the conversion counts), in order. A
 null path is an entry that ended without converting: said by the customer's next entry
 (``Entered.lapsed``), and, in a simulation, at the end for the last entries whose goal window
 closed within the run. Entries without a send (a holdout's) have no path and are left out, as
