@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import trio
+import trio.testing
 from harness import ROOT
+from serving import ADMIN, KEY, run_against_app
 
 from reports.attribution import (
     PathRow,
@@ -146,3 +149,39 @@ def test_the_paths_go_into_snapshots_and_come_back():
     again.restore(json.loads(json.dumps(tally.state())))
     assert again.to_dict() == tally.to_dict()
     assert tally.to_dict()["cart"]["paths"] == [["email", 0, 0.0, 1], ["push > email", 2, 50.0, 0]]
+
+
+def test_the_service_serves_its_paths_and_the_models_credit(tmp_path):
+    """Over HTTP on the mock clock: ada gets the cart reminder by email and buys (a conversion on
+    the path "email"); gus gets his reminders, buys nothing, and adds a cart again a week later
+    (his first entry's null path)."""
+    clock = trio.testing.MockClock()
+
+    async def script(client, runtime):
+        async def call(body):
+            assert (await client.post("/v1/track" if body["type"] == "track" else "/v1/identify",
+                                       json={"writeKey": KEY, **body})).status_code == 200
+            await trio.testing.wait_all_tasks_blocked()
+
+        for who in ("ada", "gus"):
+            await call({"type": "identify", "userId": who, "traits": {"email": f"{who}@example.com"}})
+            await call({"type": "track", "userId": who, "event": "cart_add", "properties": {"value": 80}})
+        bought = {"type": "track", "userId": "ada", "event": "purchase", "properties": {"value": 80}}
+        for hour in range(8 * 24):  # a week and a day, an hour at a time (the journey's timers fire)
+            clock.jump(3600)
+            await trio.testing.wait_all_tasks_blocked()
+            if hour == 1:
+                await call(bought)
+        await call({"type": "track", "userId": "gus", "event": "cart_add", "properties": {"value": 70}})
+        answer = await client.get("/v1/attribution", headers={"authorization": f"Bearer {ADMIN}"})
+        assert answer.status_code == 200
+        cart = answer.json()["cart_abandonment"]
+        paths = {path: (conversions, value, nulls) for path, conversions, value, nulls in cart["paths"]}
+        assert paths["email"][:2] == (1, 80.0)  # ada: the reminder, then the purchase
+        assert sum(nulls for _, _, nulls in paths.values()) == 1  # gus's first entry
+        assert all(channel == "email" for path in paths for channel in path.split(" > "))
+        assert cart["models"]["last"] == {"email": 1.0} and cart["models"]["markov"] == {"email": 1.0}
+        unauthorised = await client.get("/v1/attribution")
+        assert unauthorised.status_code == 401
+
+    run_against_app(tmp_path, script, clock=clock)

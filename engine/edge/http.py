@@ -13,6 +13,7 @@
                                   ``customer_id`` says which
     GET  /v1/journeys             per journey: entrants, conversions, lift, sends, suppressions
     GET  /v1/program              the whole program's lift against the global holdout
+    GET  /v1/attribution          per journey: the conversion and null paths, every model's credit
     GET  /v1/dead-letters         sends given up on after the last try, with the error
     GET  /v1/desk, /v1/desk/{queue}, /v1/cases/{id}; POST /v1/cases/{id}/claim|reply|resolve
                                   the agent desk (engine/edge/cases.py): the agent or the
@@ -177,6 +178,9 @@ def create_app(
         return admin(request) or JSONResponse(lift if lift is not None else {
             "global_holdout": 0.0, "lift": None, "note": "no global_holdout in the scenario's [policy]"})
 
+    async def attribution(request: Request) -> Response:
+        return admin(request) or JSONResponse(runtime.metrics.paths.to_dict())
+
     async def dead(request: Request) -> Response:
         return admin(request) or JSONResponse(dead_letters(runtime))
 
@@ -256,6 +260,7 @@ def create_app(
             Route("/v1/profiles/{user_id:anything}", profile, methods=["GET"]),
             Route("/v1/journeys", journeys, methods=["GET"]),
             Route("/v1/program", program, methods=["GET"]),
+            Route("/v1/attribution", attribution, methods=["GET"]),
             Route("/v1/dead-letters", dead, methods=["GET"]),
             Route("/v1/desk", desk, methods=["GET"]),
             Route("/v1/desk/{queue}", queue, methods=["GET"]),
