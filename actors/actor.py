@@ -265,8 +265,7 @@ class Actor:
             return  # already in it
         elif journey.reentry is None or now - run.entered_at < journey.reentry:
             return  # re-entry not allowed (yet)
-        ended_unconverted = run.entry and not (run.converted or run.holdout)  # (the previous entry)
-        lapsed = self.profile.touches_since(run.entered_at) if ended_unconverted else ()
+        lapsed = self.profile.touches_since(run.entered_at) if run.lapsed else ()  # (the previous entry)
         run.entry += 1
         run.entered_at = now
         run.converted = False

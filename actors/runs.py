@@ -39,6 +39,12 @@ class JourneyRun:
         self.sends = 0
         self.passed = 0
 
+    @property
+    def lapsed(self) -> bool:
+        """Whether the latest entry is one that ended, or may yet end, without converting: it was
+        entered, not held out, and has not converted (its null path, once it is over)."""
+        return bool(self.entry) and not (self.converted or self.holdout)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, JourneyRun) and all(
             getattr(self, name) == getattr(other, name) for name in self.__slots__

@@ -50,7 +50,7 @@ from engine.storage.wal import WriteAheadLog
 
 app = typer.Typer(add_completion=False)
 
-JOURNEYS = """
+PING = """
 [[journeys]]
 id = "ping"
 entry = { event = "ping" }
@@ -61,7 +61,8 @@ send = { message = "pong", channel = "webhook", transactional = true }
 next = "end"
 [journeys.steps.end]
 end = true
-
+"""  # (bench.latency_http's journey too)
+JOURNEYS = PING + """
 [[journeys]]
 id = "later"
 entry = { event = "ping", where = [{ field = "event.timer", op = ">", value = 0 }] }

@@ -28,7 +28,6 @@ import tempfile
 import threading
 import time
 import tomllib
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +38,7 @@ from actors.actor import Actor
 from actors.messages import Event, parse_send_key
 from actors.profile import CHANNEL_BIT, Profile
 from bench.ceiling import measure
+from bench.latency import PING
 from bench.report import report
 from engine.cli.serve import announced_url
 from engine.load.generator import arrivals, constant
@@ -53,18 +53,7 @@ REENTRY = 1.0
 SCENARIO = """
 name = "ping"
 description = "Each session pings; each ping sends a webhook at once."
-
-[[journeys]]
-id = "ping"
-entry = { event = "ping" }
-reentry = "1s"
-start = "hook"
-[journeys.steps.hook]
-send = { message = "pong", channel = "webhook", transactional = true }
-next = "end"
-[journeys.steps.end]
-end = true
-
+""" + PING + """
 [world]
 session_events = [{ event = "ping", p = 1.0 }]
 """
@@ -182,7 +171,7 @@ def _snapshot(data: Path, actors: int) -> None:
     loaded = []
     for i in range(actors):
         actor = Actor(program, Profile(f"c{i:07d}", reach=CHANNEL_BIT["webhook"]))
-        actor.handle(seen, datetime.now(UTC).timestamp() - 3600)
+        actor.handle(seen, time.time() - 3600)
         loaded.append(actor)
     write_snapshot(data / "snapshots", 0, loaded)
 

@@ -196,8 +196,7 @@ class Simulation:
             if actor is None or actor.runs is None:
                 continue
             for journey, run in zip(self.scenario.program.journeys, actor.runs, strict=True):
-                if (run is not None and run.entry and not (run.converted or run.holdout)
-                        and run.entered_at + journey.goal_within <= self.horizon):
+                if run is not None and run.lapsed and run.entered_at + journey.goal_within <= self.horizon:
                     paths.lapsed(journey.id, actor.profile.touches_since(run.entered_at))
 
     def _new_actor(self, customer: int) -> Actor:
