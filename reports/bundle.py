@@ -21,6 +21,7 @@ from reports.figures import Figures, run_figures
 from reports.html import report_html
 from reports.lab_figures import compare_figures, sweep_figures
 from reports.paths import path_table
+from reports.replay_html import replay_compare_figures
 
 
 def write_bundle(folder: Path, metrics: dict[str, Any]) -> Path:
@@ -53,6 +54,8 @@ def figures_of(metrics: dict[str, Any]) -> Figures:
         return compare_figures(metrics)
     if kind == "sweep":
         return sweep_figures(metrics)
+    if kind == "replay-compare":
+        return replay_compare_figures(metrics)
     return run_figures(metrics)
 
 

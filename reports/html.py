@@ -17,10 +17,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from reports.figures import Figures, step_label
+from reports.figures import Figures
 from reports.lab_html import compare_captions, compare_page, sweep_captions, sweep_page
-from reports.markup import Shown, bullet_list, legend, lift_cell, meta, pairs, pct, table
+from reports.markup import Shown, bullet_list, counts_table, funnel_table, legend, lift_cell, meta, pct, table
 from reports.paired import interval, signed
+from reports.replay_html import replay_captions, replay_compare_page, replay_page
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em;
@@ -44,10 +45,12 @@ figcaption { color: #444; font-size: 0.92em; max-width: 52em; margin-top: 0.3em;
 
 
 def report_html(metrics: dict[str, Any], figures: Figures) -> str:
-    """The page for a bundle of any kind (``metrics["kind"]``: run, compare or sweep)."""
+    """The page for a bundle of any kind (``metrics["kind"]``: run, compare, sweep, replay or
+    replay-compare)."""
     kind = metrics.get("kind", "run")
     shown = Shown(figures, captions(metrics))
-    page = {"compare": compare_page, "sweep": sweep_page}.get(kind, _run)
+    page = {"compare": compare_page, "sweep": sweep_page, "replay": replay_page,
+            "replay-compare": replay_compare_page}.get(kind, _run)
     title, body = page(metrics, shown)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -82,8 +85,8 @@ def _run(m: dict[str, Any], shown: Shown) -> tuple[str, str]:
     ))
     parts.append(shown("conversions_over_time.png"))
     for jid, j in journeys.items():
-        parts += [f"<h2>Funnel: {escape(jid)}</h2>", _run_funnel(j), shown(f"funnel_{jid}.png")]
-    parts += ["<h2>Messages, blocked sends, opt-outs</h2>", _run_counts(m),
+        parts += [f"<h2>Funnel: {escape(jid)}</h2>", funnel_table(j), shown(f"funnel_{jid}.png")]
+    parts += ["<h2>Messages, blocked sends, opt-outs</h2>", counts_table(m),
               shown("messages_by_channel.png", "suppressions.png", "pressure.png")]
     if m.get("agents"):
         parts += ["<h2>Agent queues</h2>", shown("agents.png")]
@@ -148,34 +151,6 @@ def blocked_words(suppressed: dict[str, Any]) -> str:
     return "; ".join(words) + "."
 
 
-def _run_funnel(j: dict[str, Any]) -> str:
-    funnel = table(["step", "reached", "sent", "skipped", "deferred", "converted after it"],
-                   [[step_label(r), r["reached"], r["sent"], r["skipped"], r["deferred"],
-                     r["converted_after"]] for r in j["funnel"]])
-    splits = "".join(
-        table([f"split {step}: arm", "share", "reached", "converted after it"],
-               [[a["next"], f"{a['share']:.2f}", a["reached"], a["converted_after"]] for a in arms])
-        for step, arms in j["splits"].items()
-    )
-    return funnel + splits + legend(
-        "counts of treated journey entries", "skipped: a rule blocked the send for good",
-        "deferred: a rule (quiet hours, say) delayed it, and it was tried again later",
-        "converted after it: entries that passed the step and converted later")
-
-
-def _run_counts(m: dict[str, Any]) -> str:
-    suppressed = m["suppressed"]
-    deferred = suppressed.get("deferred_by_rule", {})
-    skipped = {rule: n - deferred.get(rule, 0) for rule, n in suppressed["by_rule"].items()
-               if n > deferred.get(rule, 0)}
-    return table(["counted", "total", "by channel or rule"], [
-        ["messages sent", m["messages"]["total"], pairs(m["messages"]["by_channel"])],
-        ["sends skipped by a rule", sum(skipped.values()), pairs(skipped)],
-        ["sends deferred, tried again later", sum(deferred.values()), pairs(deferred)],
-        ["opt-outs", m["opt_outs"]["total"], pairs(m["opt_outs"]["by_channel"])],
-    ], text=(0, 2))
-
-
 # -- captions ------------------------------------------------------------------------------------
 
 
@@ -186,6 +161,8 @@ def captions(m: dict[str, Any]) -> dict[str, str]:
         return sweep_captions(m)
     if kind == "compare":
         return compare_captions(m)
+    if kind == "replay-compare":
+        return replay_captions(m)
     return _run_captions(m)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any, NamedTuple
 
-from reports.figures import DPI, SHOWN_DPI, Figures
+from reports.figures import DPI, SHOWN_DPI, Figures, step_label
 from reports.paired import interval, signed
 
 
@@ -111,3 +111,36 @@ def pairs(counts: dict[str, Any], digits: int = 0) -> Markup:
     """``email 0.41 · push 0.30``, each pair kept on one line."""
     spans = (f'<span class="pair">{escape(k)} {v:,.{digits}f}</span>' for k, v in counts.items())
     return Markup(" · ".join(spans) or "none")
+
+
+# -- the tables of a run's page (and a replay's) ----------------------------------------------
+
+
+def funnel_table(j: dict[str, Any]) -> str:
+    """A journey's funnel by step, and each split's arms, with the legend."""
+    funnel = table(["step", "reached", "sent", "skipped", "deferred", "converted after it"],
+                   [[step_label(r), r["reached"], r["sent"], r["skipped"], r["deferred"],
+                     r["converted_after"]] for r in j["funnel"]])
+    splits = "".join(
+        table([f"split {step}: arm", "share", "reached", "converted after it"],
+               [[a["next"], f"{a['share']:.2f}", a["reached"], a["converted_after"]] for a in arms])
+        for step, arms in j["splits"].items()
+    )
+    return funnel + splits + legend(
+        "counts of treated journey entries", "skipped: a rule blocked the send for good",
+        "deferred: a rule (quiet hours, say) delayed it, and it was tried again later",
+        "converted after it: entries that passed the step and converted later")
+
+
+def counts_table(m: dict[str, Any]) -> str:
+    """Messages by channel, sends skipped and deferred by rule, opt-outs by channel."""
+    suppressed = m["suppressed"]
+    deferred = suppressed.get("deferred_by_rule", {})
+    skipped = {rule: n - deferred.get(rule, 0) for rule, n in suppressed["by_rule"].items()
+               if n > deferred.get(rule, 0)}
+    return table(["counted", "total", "by channel or rule"], [
+        ["messages sent", m["messages"]["total"], pairs(m["messages"]["by_channel"])],
+        ["sends skipped by a rule", sum(skipped.values()), pairs(skipped)],
+        ["sends deferred, tried again later", sum(deferred.values()), pairs(deferred)],
+        ["opt-outs", m["opt_outs"]["total"], pairs(m["opt_outs"]["by_channel"])],
+    ], text=(0, 2))

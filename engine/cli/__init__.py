@@ -11,6 +11,7 @@
     touchpoint load URL            an open-loop load of a scenario's world on a Segment endpoint
     touchpoint bench all|sim|...   the benchmarks of bench/, one markdown table
     touchpoint attribute PATHS     attribution models on a path table
+    touchpoint replay EVENTS       a design against a recorded Segment log
 
 ``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
 and report; ``engine.cli.serve`` serve and export,
@@ -28,6 +29,7 @@ import typer
 from engine.cli import bench, lab, serve, simulate
 from engine.cli.attribute import attribute
 from engine.cli.load import load
+from engine.cli.replay import replay
 
 app = typer.Typer(
     help="Touchpoint: cross-channel customer journeys, and a laboratory to test them before launch.",
@@ -44,6 +46,7 @@ app.command()(serve.export)
 app.command()(simulate.scenarios)
 app.command()(load)
 app.command()(attribute)
+app.command()(replay)
 app.add_typer(bench.app, name="bench")
 
 

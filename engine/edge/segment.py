@@ -224,11 +224,11 @@ def corrected_timestamp(call: Call, received_at: float) -> float:
         IngestError: one of them is not an ISO 8601 time.
     """
     sent = _sent_time(call.sentAt) if call.sentAt else None
-    original = _time(call.originalTimestamp, "originalTimestamp") if call.originalTimestamp else None
+    original = iso_time(call.originalTimestamp, "originalTimestamp") if call.originalTimestamp else None
     if sent is not None and original is not None:
         stamp = received_at - (sent - original)
     elif call.timestamp:
-        stamp = _time(call.timestamp, "timestamp")
+        stamp = iso_time(call.timestamp, "timestamp")
     else:
         stamp = received_at
     return stamp if EARLIEST <= stamp <= received_at + AHEAD else received_at
@@ -372,10 +372,10 @@ def _unfit(value: Any, field: str) -> IngestError:
 
 @lru_cache(maxsize=256)  # the calls of a batch share its sentAt: parsed once
 def _sent_time(text: str) -> float:
-    return _time(text, "sentAt")
+    return iso_time(text, "sentAt")
 
 
-def _time(text: str, field: str) -> float:
+def iso_time(text: str, field: str) -> float:
     try:
         moment = datetime.fromisoformat(text)  # Python 3.11 reads "Z" too
         if moment.tzinfo is None:  # Segment's times are UTC: never the server's local time

@@ -1,0 +1,146 @@
+"""A recorded Segment log, read for replay: one call per line, or one ``/v1/batch`` body per line,
+as Segment's archives and warehouse exports hold them (newline-delimited JSON).
+
+Each call is validated and turned into messages by the very edge the service ingests with
+(``engine.edge.segment``), so a replay sees what the service would have seen. Its time is the
+service's arrival time: the call's ``receivedAt`` (or its line's, for a batch) when the log kept
+it, else its ``timestamp``, else its ``originalTimestamp``; a call with none of them cannot be
+placed in time and is malformed. A track call's event time is corrected from them as the edge
+corrects it.
+
+The file is read a line at a time (memory stays bounded whatever its size); a line longer than
+``MAX_LINE_BYTES`` is not read whole. A malformed line (bad JSON, a call the edge would refuse,
+no time) is reported by its number and, as the caller chooses, skipped or refused
+(``LogError``): never silently dropped. A batch line is taken or skipped whole, as the edge takes
+or refuses a whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Literal
+
+import msgspec
+
+from actors.errors import IngestError
+from engine.edge.segment import MAX_BATCH_BYTES, Call, Stamp, decode_body, iso_time, to_messages, within
+from engine.runtime.replay import Record
+
+MAX_LINE_BYTES = MAX_BATCH_BYTES  # a line holds at most one batch body
+KEPT_ERRORS = 100  # malformed lines kept with their reasons (all are counted)
+OnError = Literal["skip", "refuse"]
+
+
+class LoggedCall(Call, omit_defaults=True, gc=False):
+    """A call as a log holds it: the edge's ``Call`` with the time Segment received it."""
+
+    receivedAt: Stamp | None = None  # noqa: N815 (Segment's names)
+
+
+class Line(LoggedCall, omit_defaults=True, gc=False):
+    """A line: one call, or a batch body (``batch`` set; its ``sentAt`` and ``receivedAt`` are
+    its calls' when they have none of their own)."""
+
+    batch: list[LoggedCall] | None = None
+
+
+_line = msgspec.json.Decoder(Line)
+
+
+class LogError(Exception):
+    """A malformed line of the log, by its number (from 1)."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        self.number = number
+        self.reason = reason
+        super().__init__(f"line {number:,}: {reason}")
+
+
+class SegmentLog:
+    """Read ``stream`` (a binary file) as records, in the file's order.
+
+    Args:
+        stream: the log, opened in binary mode.
+        on_error: ``skip`` a malformed line (kept in ``errors``, counted in ``malformed``) or
+            ``refuse`` it (``LogError`` is raised).
+
+    Attributes:
+        lines: lines read so far; ``calls``: calls taken; ``bytes_read``: for a progress bar.
+    """
+
+    def __init__(self, stream: BinaryIO, on_error: OnError = "skip") -> None:
+        self.stream = stream
+        self.on_error = on_error
+        self.lines = 0
+        self.calls = 0
+        self.malformed = 0
+        self.errors: list[LogError] = []
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[Record]:
+        read = self.stream.readline
+        while True:
+            raw = read(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            self.lines += 1
+            self.bytes_read += len(raw)
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                self._skip_rest()
+                self._malformed(f"longer than {MAX_LINE_BYTES:,} bytes")
+                continue
+            if raw.isspace():
+                continue
+            try:
+                records = self._records(raw)
+            except IngestError as exc:
+                self._malformed(str(exc))
+                continue
+            self.calls += len(records)
+            yield from records
+
+    def _records(self, raw: bytes) -> list[Record]:
+        line: Line = decode_body(_line, raw, "line")
+        if line.batch is None:
+            if not line.type:
+                raise IngestError("a logged call needs its type (track, identify, ...)", field="type")
+            return [_record(line)]
+        records = []
+        for i, call in enumerate(line.batch):
+            call.sentAt = call.sentAt or line.sentAt
+            call.receivedAt = call.receivedAt or line.receivedAt
+            try:
+                records.append(_record(call))
+            except IngestError as exc:
+                raise within(exc, f"batch[{i}]") from None
+        return records
+
+    def _malformed(self, reason: str) -> None:
+        error = LogError(self.lines, reason)
+        if self.on_error == "refuse":
+            raise error
+        self.malformed += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append(error)
+
+    def _skip_rest(self) -> None:
+        """Read past the rest of an overlong line, a bounded piece at a time."""
+        while True:
+            piece = self.stream.readline(MAX_LINE_BYTES)
+            self.bytes_read += len(piece)
+            if not piece or piece.endswith(b"\n"):
+                return
+
+
+def _record(call: LoggedCall) -> Record:
+    """A call's record: its arrival time and the edge's messages for it."""
+    if call.receivedAt:
+        received = iso_time(call.receivedAt, "receivedAt")
+    elif call.timestamp:
+        received = iso_time(call.timestamp, "timestamp")
+    elif call.originalTimestamp:
+        received = iso_time(call.originalTimestamp, "originalTimestamp")
+    else:
+        raise IngestError("a logged call needs a time (receivedAt, timestamp or originalTimestamp)",
+                          field="timestamp")
+    return Record(received, to_messages([call], received))

@@ -1,0 +1,193 @@
+"""Replay a design against a recorded Segment log, and compare two designs over the same history.
+
+``replay_log`` reads the log a line at a time (``engine.edge.archive``), replays it
+(``engine.runtime.replay``), and writes what the design would have done into a folder as it
+goes: ``sends.csv`` (each send: when, to whom, which journey, step, channel and message) and
+``suppressed.csv`` (each send a rule blocked or deferred, and the rule). It returns the bundle's
+metrics (``kind: replay``): the run's tallies as ``touchpoint run`` gives them, with the log's
+own counts (lines, calls, malformed lines with their numbers, late and duplicate calls, receipts).
+
+``compare_replays`` puts two or more replays of one log side by side (``kind: replay-compare``):
+each design's counts, and the differences to the first design, down to the customers one design
+messages and the other does not.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from actors.messages import Send, Suppressed
+from engine.edge.archive import OnError, SegmentLog
+from engine.runtime.replay import REORDER_WINDOW, Replay, in_time_order
+from engine.scenario_files import Scenario
+
+SEND_COLUMNS = ("at", "customer", "journey", "entry", "step", "channel", "message", "key")
+SUPPRESSED_COLUMNS = ("at", "customer", "journey", "step", "channel", "message", "rule", "deferred_until")
+
+
+@dataclass
+class ReplayResult:
+    """A design's replay: the bundle's metrics and who got how many messages."""
+
+    metrics: dict[str, Any]
+    messaged: Counter[str]
+
+
+def iso(at: float) -> str:
+    """A time of the engine (seconds since the epoch) as ISO 8601 in UTC."""
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def replay_log(
+    scenario: Scenario,
+    log_file: Path,
+    folder: Path,
+    *,
+    after: float | None = None,
+    on_error: OnError = "skip",
+    reorder: float = REORDER_WINDOW,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Replay ``log_file`` through ``scenario``'s design, writing sends.csv and suppressed.csv into
+    ``folder``; ``after``: how long the journeys go on after the last call (default: the longest
+    goal window); ``reorder``: how far out of time order a call may be and still be put back
+    in order (``engine.runtime.replay.in_time_order``); ``on_progress(bytes_read)`` every
+    10,000 calls.
+
+    Raises:
+        engine.edge.archive.LogError: a malformed line, when ``on_error`` is ``refuse``.
+        OSError: the log cannot be read, or the folder written.
+    """
+    program = scenario.program
+    after = max((j.goal_within for j in program.journeys), default=0.0) if after is None else after
+    folder.mkdir(parents=True, exist_ok=True)
+    with (log_file.open("rb") as stream,
+          (folder / "sends.csv").open("w", newline="", encoding="utf-8") as sends_file,
+          (folder / "suppressed.csv").open("w", newline="", encoding="utf-8") as blocked_file):
+        sends, blocked = _writer(sends_file, SEND_COLUMNS), _writer(blocked_file, SUPPRESSED_COLUMNS)
+
+        def on_send(at: float, customer: str, send: Send) -> None:
+            sends.writerow((iso(at), customer, send.journey, send.entry, send.step, send.channel,
+                            send.message, send.key))
+
+        def on_suppressed(at: float, customer: str, s: Suppressed) -> None:
+            later = "" if s.deferred_until is None else iso(s.deferred_until)
+            blocked.writerow((iso(at), customer, s.journey, s.step, s.channel, s.message, s.rule, later))
+
+        replay = Replay(program, on_send=on_send, on_suppressed=on_suppressed)
+        log = SegmentLog(stream, on_error)
+        replay.feed(in_time_order(_reporting(log, on_progress), reorder))
+        until = replay.now + after if math.isfinite(replay.now) else replay.now
+        pending = replay.finish(until) if math.isfinite(until) else 0
+    return ReplayResult(_metrics(scenario, log_file, replay, log, until, pending), replay.messaged)
+
+
+def _reporting(log: SegmentLog, on_progress: Callable[[int], None] | None) -> Any:
+    if on_progress is None:
+        yield from log
+        return
+    for number, record in enumerate(log):
+        if number % 10_000 == 0:
+            on_progress(log.bytes_read)
+        yield record
+    on_progress(log.bytes_read)
+
+
+def _writer(file: IO[str], columns: tuple[str, ...]) -> Any:
+    """A CSV writer on ``file``, its header written."""
+    writer = csv.writer(file)
+    writer.writerow(columns)
+    return writer
+
+
+def _metrics(scenario: Scenario, log_file: Path, replay: Replay, log: SegmentLog, until: float,
+             pending: int) -> dict[str, Any]:
+    tallies = replay.metrics.to_dict()
+    customers = len(replay.actors)
+    first = replay.first
+    messages = tallies["messages"]
+    counts = sorted(replay.messaged.values())
+    reached = len(counts)
+    by_channel = messages["by_channel"]
+    messages["per_customer_by_channel"] = {c: n / max(customers, 1) for c, n in by_channel.items()}
+    messages["per_customer"] = {
+        "mean": sum(counts) / max(customers, 1),
+        "mean_of_reached": sum(counts) / reached if reached else 0.0,
+        "max": counts[-1] if counts else 0,
+        "customers_reached": reached,
+    }
+    tallies["opt_outs"]["per_1000_customers"] = 1000 * tallies["opt_outs"]["total"] / max(customers, 1)
+    return {
+        "kind": "replay",
+        "scenario": scenario.name,
+        "customers": customers,
+        "days": (until - first) / 86400.0 if first is not None else 0.0,
+        "log": {
+            "file": log_file.name,
+            "lines": log.lines,
+            "calls": log.calls,
+            "malformed": log.malformed,
+            "malformed_lines": [{"line": e.number, "reason": e.reason} for e in log.errors],
+            "late": replay.late,
+            "duplicates": replay.duplicates,
+            "receipts": replay.receipts,
+            "first": iso(first) if first is not None else None,
+            "until": iso(until) if first is not None else None,
+        },
+        "messages_handled": replay.messages,
+        "timers_pending": pending,
+        **tallies,
+    }
+
+
+def compare_replays(names: list[str], results: list[ReplayResult]) -> dict[str, Any]:
+    """The designs' replays of one log side by side, and each against the first."""
+    designs = [_headline(name, r.metrics) for name, r in zip(names, results, strict=True)]
+    base, base_sent = designs[0], set(results[0].messaged)
+    against = []
+    for design, result in zip(designs[1:], results[1:], strict=True):
+        sent = set(result.messaged)
+        before, now = results[0].messaged, result.messaged
+        changed = sum(1 for c in base_sent | sent if now.get(c, 0) != before.get(c, 0))
+        against.append({
+            "design": design["design"],
+            "baseline": base["design"],
+            "messages": design["messages"] - base["messages"],
+            "by_channel": _minus(design["by_channel"], base["by_channel"]),
+            "suppressed_by_rule": _minus(design["suppressed_by_rule"], base["suppressed_by_rule"]),
+            "entrants": design["entrants"] - base["entrants"],
+            "conversions": design["conversions"] - base["conversions"],
+            "customers_messaged_only_here": len(sent - base_sent),
+            "customers_messaged_only_by_baseline": len(base_sent - sent),
+            "customers_whose_messages_differ": changed,
+        })
+    first = results[0].metrics
+    return {"kind": "replay-compare", "customers": first["customers"], "days": first["days"],
+            "log": first["log"], "designs": designs, "differences": against}
+
+
+def _headline(name: str, m: dict[str, Any]) -> dict[str, Any]:
+    journeys = m["journeys"].values()
+    return {
+        "design": name,
+        "scenario": m["scenario"],
+        "entrants": sum(j["entrants"] for j in journeys),
+        "conversions": sum(j["treated"]["conversions"] + j["holdout"]["conversions"] for j in journeys),
+        "messages": m["messages"]["total"],
+        "by_channel": m["messages"]["by_channel"],
+        "customers_messaged": m["messages"]["per_customer"]["customers_reached"],
+        "suppressed": m["suppressed"]["total"],
+        "suppressed_by_rule": m["suppressed"]["by_rule"],
+        "escalations": sum(m["escalations"].values()),
+    }
+
+
+def _minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) - b.get(k, 0) for k in sorted(set(a) | set(b))}

@@ -1,0 +1,180 @@
+"""The replay runtime: a design run against recorded history, in simulated time.
+
+A record is a call of the log as the service would have received it: ``(received_at,
+submissions)``, the submissions made by the same edge (``engine.edge.segment.to_messages``).
+Records are taken in the log's order, put back in time order within an hour (``in_time_order``:
+an archive is in order only roughly). Before each, the journeys' timers due before its time fire
+at their due times, from the one ``TimerQueue``; then its messages reach their actors as
+the service applies them (``engine.runtime.ingest.when_applied``): an event at its own timestamp
+when that lies within ``event_time_bound`` before its arrival, ``Recorded`` when older; a client's
+retry (a message id applied within 24 hours) once; every message by ``actors.routing.way_in``.
+After the last record, ``finish(until)`` fires the timers due up to ``until``.
+
+Nothing answers the sends: there is no behaviour model. The only receipts are those the log
+itself holds (Segment's "Email Opened" and the like, naming the send's journey and entry), and
+an escalation opens a case no agent takes. A record stamped earlier than one already replayed
+(out of place by more than the reorder window) arrives when the replay has got to: it is applied
+at its own time as the service applies a late event, after the timers that came due meanwhile,
+and counted as ``late``.
+
+Pure: no clock and no I/O; sends and suppressions go to the callbacks the caller gives.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+from actors.actor import Actor
+from actors.journey import Program
+from actors.messages import DeliveryReceipt, Effect, Escalated, Send, Submission, Suppressed, TimerFired
+from actors.profile import Profile
+from actors.routing import Aliases, way_in
+from engine.runtime.dedupe import SeenMessageIds
+from engine.runtime.effects import EffectRouter, Trace
+from engine.runtime.ingest import EVENT_TIME_BOUND, when_applied
+from engine.runtime.scheduler import TimerQueue
+from reports.metrics import RunMetrics
+
+
+class Record(NamedTuple):
+    """One call of the log: when the service would have received it, and its messages."""
+
+    received_at: float
+    submissions: list[Submission]
+
+
+REORDER_WINDOW = 3600.0  # seconds: records out of order by less than this are put back in order
+REORDER_RECORDS = 1_000_000  # and at most this many are held to do it (memory stays bounded)
+
+
+def in_time_order(records: Iterable[Record], window: float = REORDER_WINDOW,
+                  most: int = REORDER_RECORDS) -> Iterator[Record]:
+    """``records`` in the order of their times, as far as a record is out of place by less than
+    ``window`` seconds (an archive's calls are in order only roughly: clients flush at their own
+    pace), holding at most ``most`` records; ties keep their order in the log. A record further
+    out of place comes after those already released: the replay applies it late."""
+    held: list[tuple[float, int, Record]] = []
+    for number, record in enumerate(records):
+        heapq.heappush(held, (record.received_at, number, record))
+        newest = record.received_at
+        while held and (held[0][0] <= newest - window or len(held) > most):
+            yield heapq.heappop(held)[2]
+    while held:
+        yield heapq.heappop(held)[2]
+
+
+OnSend = Callable[[float, str, Send], None]  # (at, customer_id, send)
+OnSuppressed = Callable[[float, str, Suppressed], None]
+
+
+def _ignore(at: float, customer: str, effect: object) -> None:
+    """No one asked for each send or suppression, only for the counts."""
+
+
+class Replay:
+    """Replay records through ``program``.
+
+    Args:
+        program: the compiled design.
+        on_send: told each send as ``(at, customer_id, send)``.
+        on_suppressed: told each suppressed send the same way.
+        trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
+        event_time_bound: as the service's (``RealtimeRuntime``).
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        *,
+        on_send: OnSend = _ignore,
+        on_suppressed: OnSuppressed = _ignore,
+        trace: Trace | None = None,
+        event_time_bound: float = EVENT_TIME_BOUND,
+    ) -> None:
+        self.program = program
+        self.bound = event_time_bound
+        self.timers: TimerQueue[str, TimerFired] = TimerQueue()
+        self.actors: dict[str, Actor] = {}
+        self.aliases: Aliases[str] = Aliases()
+        self.metrics = RunMetrics(program, 0)
+        self.seen = SeenMessageIds()
+        self.now = -math.inf  # how far the replay has got
+        self.first: float | None = None  # the first record's time
+        self.records = 0
+        self.messages = 0  # handed to actors: the log's and the timers'
+        self.duplicates = 0  # messages of a client's retry, applied once
+        self.late = 0  # records stamped earlier than the replay had got to
+        self.receipts = 0  # receipts the log held
+        self.messaged: Counter[str] = Counter()  # sends per customer
+        metrics = self.metrics
+
+        def send(customer: str, item: Send, at: float) -> None:
+            self.messaged[customer] += 1
+            on_send(at, customer, item)
+
+        def observe(customer: str, effects: list[Effect], at: float) -> None:
+            metrics.observe(customer, effects, at)
+            for effect in effects:
+                if type(effect) is Suppressed:
+                    on_suppressed(at, customer, effect)
+
+        def escalate(customer: str, escalated: Escalated, at: float) -> None:
+            """No agent takes the case (counted by the metrics)."""
+
+        self.effects: EffectRouter[str] = EffectRouter(self.timers.push, send, escalate, observe, trace)
+        self._apply = way_in(self.actors, self.aliases, self._new_actor, gone=metrics.uncount_customer)
+
+    def feed(self, records: Iterable[Record]) -> None:
+        """Replay ``records`` in their order, firing the timers due between them."""
+        apply, route, seen = self._apply, self.effects.route, self.seen
+        fire, bound = self._fire_before, self.bound
+        for received_at, submissions in records:
+            if received_at < self.now:
+                self.late += 1
+                received_at = self.now
+            else:
+                fire(received_at)
+                self.now = received_at
+            if self.first is None:
+                self.first = received_at
+            self.records += 1
+            fresh = seen.unseen(submissions)
+            self.duplicates += len(submissions) - len(fresh)
+            oldest = received_at - bound
+            for entry in fresh:
+                entry, at = when_applied(entry, received_at, oldest)
+                customer, effects = apply(entry.customer_id, entry.message, at)
+                if type(entry.message) is DeliveryReceipt:
+                    self.receipts += 1
+                    self.metrics.observe_receipt(entry.message)
+                if effects:
+                    route(customer, effects, received_at)
+            self.messages += len(fresh)
+            seen.remember([entry.message_id for entry in fresh if entry.message_id is not None], received_at)
+
+    def finish(self, until: float) -> int:
+        """Fire the timers due up to ``until``; return how many are still queued after it."""
+        self._fire_before(math.nextafter(until, math.inf))
+        self.now = max(self.now, until)
+        return len(self.timers)
+
+    def _fire_before(self, at: float) -> None:
+        """Fire every timer due before ``at``, each at its due time."""
+        timers, apply, route = self.timers, self._apply, self.effects.route
+        peek, pop = timers.peek_time, timers.pop
+        fired = 0
+        while peek() < at:
+            due, _, _, customer, timer = pop()
+            fired += 1
+            customer, effects = apply(customer, timer, due)
+            if effects:
+                route(customer, effects, due)
+        self.messages += fired
+
+    def _new_actor(self, customer_id: str) -> Actor:
+        self.metrics.count_customer(customer_id)  # (the global holdout's denominators)
+        return Actor(self.program, Profile(customer_id))
