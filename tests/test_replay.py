@@ -1,0 +1,274 @@
+"""Replay (``touchpoint replay``): a design against a recorded Segment log, in simulated time.
+
+The cart design's trace over a small log is worked by hand; the same log, posted to the service's
+HTTP edge on trio's mock clock at the calls' own times, makes the very sends the replay makes;
+malformed lines are reported by number and skipped or refused; two designs compare over one
+history.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from harness import CART_SCENARIO, DAY, ROOT, T0, load_program
+from serving import KEY, run_against_server
+
+from engine.edge.archive import LogError, SegmentLog
+from engine.lab.replay import iso
+from engine.runtime.replay import Record, Replay, in_time_order
+
+MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # (UTC: the customers' time zone when none is known)
+
+
+def at(**delta: float) -> str:
+    return (MONDAY + timedelta(**delta)).isoformat()
+
+
+def identify(who: str, when: str, **traits: Any) -> dict[str, Any]:
+    return {"type": "identify", "userId": who, "timestamp": when, "messageId": f"id-{who}-{when}",
+            "traits": {"email": f"{who}@example.com", "phone": "+15550100", **traits}}
+
+
+def track(who: str, event: str, when: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": who, "event": event, "timestamp": when,
+            "messageId": f"{event}-{who}-{when}", "properties": properties}
+
+
+def hand_log() -> list[dict[str, Any]]:
+    """ada leaves a cart and never comes back; bob buys ten minutes later; cy leaves hers at 20:30,
+    so the first reminder falls in quiet hours; dee clicks the first reminder."""
+    return [
+        identify("ada", at()), track("ada", "cart_add", at(seconds=5), value=60),
+        identify("bob", at(minutes=1)), track("bob", "cart_add", at(minutes=1, seconds=5), value=80),
+        track("bob", "purchase", at(minutes=11), value=80),
+        identify("dee", at(minutes=2)), track("dee", "cart_add", at(minutes=2, seconds=5), value=45),
+        click("dee", at(hours=1, minutes=30)),
+        identify("cy", at(hours=10, minutes=29)), track("cy", "cart_add", at(hours=10, minutes=30), value=30),
+    ]
+
+
+def click(who: str, when: str) -> dict[str, Any]:
+    """A click on the first reminder of the customer's first cart entry, as the provider reports it."""
+    return {"type": "track", "userId": who, "event": "Email Link Clicked", "timestamp": when,
+            "messageId": f"click-{who}", "properties": {"journey": "cart_abandonment", "entry": 1,
+                                                        "message": "cart_reminder"}}
+
+
+def recorder(sends: list[tuple[str, str, str, str]]) -> Any:
+    """An ``on_send`` that records (when, who, step, channel)."""
+    return lambda at, who, s: sends.append((iso(at), who, s.step, s.channel))
+
+
+def touchpoint(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *arguments], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def write_log(path: Path, calls: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(call) + "\n" for call in calls), encoding="utf-8")
+    return path
+
+
+def replay_calls(calls: list[dict[str, Any]], after: float = 8 * DAY, **options: Any) -> tuple[Replay, list]:
+    sends: list[tuple[str, str, str, str]] = []
+    replay = Replay(load_program(), on_send=recorder(sends), **options)
+    stream = io.BytesIO("".join(json.dumps(c) + "\n" for c in calls).encode())
+    replay.feed(in_time_order(SegmentLog(stream)))
+    replay.finish(replay.now + after)
+    return replay, sends
+
+
+def test_the_cart_design_over_a_small_log_gives_the_trace_worked_by_hand():
+    replay, sends = replay_calls(hand_log())
+    assert sorted(sends) == sorted([
+        # ada: an hour after the cart, the best of push and email (she has no push token: email); no click
+        # in 24 hours, the email step; none in 48 more, the SMS
+        ("2026-03-02T11:00:05Z", "ada", "push", "email"),
+        ("2026-03-03T11:00:05Z", "ada", "email", "email"),
+        ("2026-03-05T11:00:05Z", "ada", "sms", "sms"),
+        # dee clicked the first reminder: the journey ends there
+        ("2026-03-02T11:02:05Z", "dee", "push", "email"),
+        # cy: her hour is up at 21:30, in quiet hours (21:00-08:00): deferred to 08:00, then as ada's
+        ("2026-03-03T08:00:00Z", "cy", "push", "email"),
+        ("2026-03-04T08:00:00Z", "cy", "email", "email"),
+        ("2026-03-06T08:00:00Z", "cy", "sms", "sms"),
+    ])  # (bob bought before his hour was up: nothing)
+    m = replay.metrics.to_dict()
+    journey = m["journeys"]["cart_abandonment"]
+    assert journey["entrants"] == 4 and journey["treated"]["conversions"] == 1
+    assert m["suppressed"]["deferred_by_rule"] == {"quiet_hours": 1}
+    assert replay.receipts == 1 and replay.records == 10
+
+
+def test_a_batch_per_line_replays_as_the_same_calls_one_per_line_and_retries_count_once():
+    calls = hand_log()
+    _, one_per_line = replay_calls(calls)
+    stream = io.BytesIO((json.dumps({"batch": calls[:5], "sentAt": at(minutes=12)}) + "\n"
+                         + json.dumps({"batch": calls[5:]}) + "\n"
+                         + json.dumps(calls[1]) + "\n").encode())  # ada's cart_add again: a client's retry
+    sends: list[tuple[str, str, str, str]] = []
+    replay = Replay(load_program(), on_send=recorder(sends))
+    log = SegmentLog(stream)
+    replay.feed(in_time_order(log))
+    replay.finish(replay.now + 8 * DAY)
+    assert sorted(sends) == sorted(one_per_line)
+    assert (log.lines, log.calls, replay.duplicates) == (3, 11, 1)
+
+
+def test_calls_out_of_order_within_the_window_are_put_back_in_order_and_beyond_it_applied_late():
+    records = [Record(t, []) for t in (10.0, 5.0, 20.0, 7000.0, 7020.0, 30.0, 7030.0)]
+    ordered = [r.received_at for r in in_time_order(records, window=3600.0)]
+    assert ordered == [5.0, 10.0, 20.0, 30.0, 7000.0, 7020.0, 7030.0]
+    late = [r.received_at for r in in_time_order(records, window=10.0)]
+    assert late == [5.0, 10.0, 20.0, 7000.0, 30.0, 7020.0, 7030.0]  # 30 came too late to be put back
+    assert [r.received_at for r in in_time_order(records, most=1)] == [5.0, 10.0, 20.0, 7000.0, 30.0, 7020.0,
+                                                                       7030.0]  # (one held at most)
+    replay = Replay(load_program())
+    replay.feed(in_time_order(records, window=10.0))
+    assert replay.late == 1 and replay.now == 7030.0
+
+
+def test_malformed_lines_are_reported_by_number_and_skipped_or_refused():
+    calls = [identify("ada", at()), "{not json", {"userId": "x", "event": "e"}, "",
+             {"type": "track", "userId": "x", "event": "e"},
+             {"batch": [track("x", "e", at()), {"type": "track", "event": "e", "timestamp": at()}]},
+             track("y", "e", at(), value=2**60), track("ada", "cart_add", at(seconds=5), value=60)]
+    data = "".join((c if isinstance(c, str) else json.dumps(c)) + "\n" for c in calls).encode()
+    log = SegmentLog(io.BytesIO(data))
+    records = list(log)
+    assert [(e.number, e.reason.split(":")[0]) for e in log.errors] == [
+        (2, "line"), (3, "type"), (5, "timestamp"), (6, "batch[1].userId"), (7, "properties.value")]
+    assert log.malformed == 5 and log.lines == 8 and len(records) == 2
+    with pytest.raises(LogError, match="line 2: line: malformed"):
+        list(SegmentLog(io.BytesIO(data), "refuse"))
+
+
+def test_an_overlong_line_is_skipped_without_being_read_whole():
+    big = json.dumps(track("x", "e", at(), blob="x" * 600_000))
+    stream = io.BytesIO((big + "\n" + json.dumps(identify("ada", at())) + "\n").encode())
+    log = SegmentLog(stream)
+    assert len(list(log)) == 1
+    assert log.errors[0].number == 1 and "longer than 512,000 bytes" in log.errors[0].reason
+
+
+def test_replay_gives_the_sends_the_service_made_of_the_same_events(tmp_path):
+    """The same calls, posted over HTTP to the service's edge on the mock clock at their own times,
+    and replayed from the log: the same sends, at the same times, with the same keys."""
+    calls = equality_log()
+    clock = trio.testing.MockClock()
+
+    async def script(client, runtime):
+        async def advance_to(moment: float) -> None:  # each timer at its due time, as the clock goes
+            while True:
+                await trio.testing.wait_all_tasks_blocked()
+                now = T0 + trio.current_time()
+                step = min(runtime.timers.peek_time(), moment)
+                if step > now:
+                    clock.jump(step - now)
+                await trio.testing.wait_all_tasks_blocked()
+                if step >= moment:
+                    return
+
+        for call in calls:
+            await advance_to(datetime.fromisoformat(call["timestamp"]).timestamp())
+            kind = call["type"]
+            answer = await client.post(f"/v1/{kind}", json=call, auth=(KEY, ""))
+            assert answer.status_code == 200, answer.text
+        await advance_to(T0 + 9 * DAY)
+
+    served = run_against_server(tmp_path, script, clock=clock)
+    by_service = sorted((at, send.customer, send.key) for at, send in served.channel.delivered)
+    sends: list[tuple[float, str, str]] = []
+    replay = Replay(load_program(), on_send=lambda at, who, s: sends.append((at, s.customer, s.key)))
+    with write_log(tmp_path / "log.ndjson", calls).open("rb") as stream:
+        replay.feed(in_time_order(SegmentLog(stream, "refuse")))
+    replay.finish(T0 + 9 * DAY)
+    assert len(by_service) >= 30, "the log should exercise the journey"
+    assert sorted(sends) == by_service
+    assert replay.metrics.to_dict()["journeys"] == served.metrics.to_dict()["journeys"]
+
+
+def equality_log() -> list[dict[str, Any]]:
+    """Forty customers over two days from ``T0``: identifies, carts, page views, some purchases at
+    once and some later, a click on a reminder, a visitor who identifies later (a merge)."""
+    start = datetime.fromtimestamp(T0, UTC)
+    calls = []
+    for i in range(40):
+        who, t = f"c{i}", start + timedelta(minutes=37 * i)
+        calls.append(identify(who, t.isoformat()))
+        calls.append(track(who, "page_view", (t + timedelta(seconds=20)).isoformat()))
+        calls.append(track(who, "cart_add", (t + timedelta(seconds=40)).isoformat(), value=25 + i))
+        if i % 3 == 0:
+            calls.append(track(who, "purchase", (t + timedelta(minutes=20)).isoformat(), value=25 + i))
+        elif i % 3 == 1:
+            calls.append(track(who, "purchase", (t + timedelta(hours=30)).isoformat(), value=25 + i))
+    calls.append(click("c2", (start + timedelta(minutes=74, hours=1, seconds=50)).isoformat()))
+    visit = start + timedelta(hours=5)
+    calls.append({"type": "track", "anonymousId": "v1", "event": "cart_add", "timestamp": visit.isoformat(),
+                  "messageId": "v1-cart", "properties": {"value": 90}})
+    calls.append({"type": "identify", "userId": "c99", "anonymousId": "v1", "messageId": "v1-id",
+                  "timestamp": (visit + timedelta(minutes=10)).isoformat(),
+                  "traits": {"email": "c99@example.com"}})
+    return sorted(calls, key=lambda call: call["timestamp"])
+
+
+def test_the_command_writes_the_bundle_and_compares_two_designs_over_the_same_history(tmp_path):
+    nobody = {"type": "track", "event": "e", "timestamp": at()}
+    log = write_log(tmp_path / "log.ndjson", [*hand_log(), nobody])
+    out = tmp_path / "out"
+    done = touchpoint("replay", str(log), "--scenario", str(CART_SCENARIO), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "line 11: userId" in done.stderr  # the malformed line, by number
+    rows = list(csv.DictReader((out / "sends.csv").open()))
+    assert [(r["at"], r["customer"], r["channel"]) for r in rows][:2] == [
+        ("2026-03-02T11:00:05Z", "ada", "email"), ("2026-03-02T11:02:05Z", "dee", "email")]
+    blocked = list(csv.DictReader((out / "suppressed.csv").open()))
+    assert [(r["customer"], r["rule"], r["deferred_until"]) for r in blocked] == [
+        ("cy", "quiet_hours", "2026-03-03T08:00:00Z")]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["kind"] == "replay" and m["log"]["malformed"] == 1
+    reason = "userId: userId or anonymousId is required"
+    assert m["log"]["malformed_lines"] == [{"line": 11, "reason": reason}]
+    assert m["messages"]["total"] == 7 and m["customers"] == 4
+    assert "Touchpoint replay" in (out / "report.html").read_text()
+
+    variant = tmp_path / "no_sms.toml"
+    variant.write_text(CART_SCENARIO.read_text().replace('name = "cart_abandonment"', 'name = "no_sms"')
+                       .replace('on_timeout = "sms"', 'on_timeout = "end"'))
+    both = tmp_path / "both"
+    done = touchpoint("replay", str(log), "--scenario", str(CART_SCENARIO), "--compare", str(variant),
+                      "--out", str(both), "-q")
+    assert done.returncode == 0, done.stderr
+    c = json.loads((both / "metrics.json").read_text())
+    assert [d["design"] for d in c["designs"]] == ["cart_abandonment", "no_sms"]
+    difference = c["differences"][0]
+    assert difference["by_channel"] == {"email": 0, "sms": -2}
+    assert difference["customers_whose_messages_differ"] == 2
+    assert difference["customers_messaged_only_here"] == 0
+    assert difference["customers_messaged_only_by_baseline"] == 0
+    assert (both / "no_sms" / "sends.csv").is_file() and (both / "replay_designs.png").is_file()
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    (["missing.ndjson", "--scenario", "cart_abandonment"], "no such file"),
+    (["LOG", "--scenario", "cart_abandonment", "--malformed", "maybe"], "--malformed"),
+    (["LOG", "--scenario", "cart_abandonment", "--after", "soon"], "--after"),
+    (["LOG", "--scenario", "cart_abandonment", "--malformed", "refuse"], "line 2"),
+    (["LOG", "--scenario", "nonesuch"], "invalid scenario"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, arguments, words):
+    log = tmp_path / "log.ndjson"
+    log.write_text(json.dumps(identify("ada", at())) + "\n{oops\n")
+    arguments = [str(log) if a == "LOG" else a for a in arguments]
+    done = touchpoint("replay", *arguments, "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
