@@ -126,15 +126,15 @@ def test_a_batch_per_line_replays_as_the_same_calls_one_per_line_and_retries_cou
 
 
 def test_calls_out_of_order_within_the_window_are_put_back_in_order_and_beyond_it_applied_late():
-    records = [Record(t, []) for t in (10.0, 5.0, 20.0, 7000.0, 7020.0, 30.0, 7030.0)]
-    ordered = [r.received_at for r in in_time_order(records, window=3600.0)]
+    records: list[Record] = [(t, []) for t in (10.0, 5.0, 20.0, 7000.0, 7020.0, 30.0, 7030.0)]
+    ordered = [r[0] for r in in_time_order(records, window=3600.0)]
     assert ordered == [5.0, 10.0, 20.0, 30.0, 7000.0, 7020.0, 7030.0]
-    late = [r.received_at for r in in_time_order(records, window=10.0)]
+    late = [r[0] for r in in_time_order(records, window=10.0, chunk=1)]
     assert late == [5.0, 10.0, 20.0, 7000.0, 30.0, 7020.0, 7030.0]  # 30 came too late to be put back
-    assert [r.received_at for r in in_time_order(records, most=1)] == [5.0, 10.0, 20.0, 7000.0, 30.0, 7020.0,
+    assert [r[0] for r in in_time_order(records, most=1, chunk=1)] == [5.0, 10.0, 20.0, 7000.0, 30.0, 7020.0,
                                                                        7030.0]  # (one held at most)
     replay = Replay(load_program())
-    replay.feed(in_time_order(records, window=10.0))
+    replay.feed(in_time_order(records, window=10.0, chunk=1))
     assert replay.late == 1 and replay.now == 7030.0
 
 

@@ -8,8 +8,8 @@ it, else its ``timestamp``, else its ``originalTimestamp``; a call with none of 
 placed in time and is malformed. A track call's event time is corrected from them as the edge
 corrects it.
 
-The file is read a line at a time (memory stays bounded whatever its size); a line longer than
-``MAX_LINE_BYTES`` is not read whole. A malformed line (bad JSON, a call the edge would refuse,
+The file is read a block at a time (memory stays bounded whatever its size); a line longer than
+``MAX_LINE_BYTES`` is not held whole. A malformed line (bad JSON, a call the edge would refuse,
 no time) is reported by its number and, as the caller chooses, skipped or refused
 (``LogError``): never silently dropped. A batch line is taken or skipped whole, as the edge takes
 or refuses a whole batch.
@@ -27,6 +27,7 @@ from engine.edge.segment import MAX_BATCH_BYTES, Call, Stamp, decode_body, iso_t
 from engine.runtime.replay import Record
 
 MAX_LINE_BYTES = MAX_BATCH_BYTES  # a line holds at most one batch body
+BLOCK_BYTES = 1 << 20  # read at a time
 KEPT_ERRORS = 100  # malformed lines kept with their reasons (all are counted)
 OnError = Literal["skip", "refuse"]
 
@@ -78,18 +79,12 @@ class SegmentLog:
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[Record]:
-        read = self.stream.readline
-        while True:
-            raw = read(MAX_LINE_BYTES + 1)
-            if not raw:
-                return
+        for raw in self._lines():
             self.lines += 1
-            self.bytes_read += len(raw)
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                self._skip_rest()
+            if raw is None:
                 self._malformed(f"longer than {MAX_LINE_BYTES:,} bytes")
                 continue
-            if raw.isspace():
+            if not raw or raw.isspace():
                 continue
             try:
                 records = self._records(raw)
@@ -98,6 +93,29 @@ class SegmentLog:
                 continue
             self.calls += len(records)
             yield from records
+
+    def _lines(self) -> Iterator[bytes | None]:
+        """The file's lines, each without its newline, or None for one longer than
+        ``MAX_LINE_BYTES`` (never held whole): read a block at a time and split in C."""
+        read, rest, overlong = self.stream.read, b"", False
+        while block := read(BLOCK_BYTES):
+            self.bytes_read += len(block)
+            lines = block.split(b"\n")
+            if overlong:  # (the first piece ends the overlong line, if a newline came)
+                if len(lines) == 1:
+                    continue
+                lines[0], overlong = b"", False
+                yield None
+                del lines[0]
+            else:
+                lines[0] = rest + lines[0]
+            rest = lines.pop()
+            if len(rest) > MAX_LINE_BYTES:
+                rest, overlong = b"", True
+            for line in lines:
+                yield line if len(line) <= MAX_LINE_BYTES else None
+        if overlong or rest:
+            yield None if overlong else rest
 
     def _records(self, raw: bytes) -> list[Record]:
         line: Line = decode_body(_line, raw, "line")
@@ -123,14 +141,6 @@ class SegmentLog:
         if len(self.errors) < KEPT_ERRORS:
             self.errors.append(error)
 
-    def _skip_rest(self) -> None:
-        """Read past the rest of an overlong line, a bounded piece at a time."""
-        while True:
-            piece = self.stream.readline(MAX_LINE_BYTES)
-            self.bytes_read += len(piece)
-            if not piece or piece.endswith(b"\n"):
-                return
-
 
 def _record(call: LoggedCall) -> Record:
     """A call's record: its arrival time and the edge's messages for it."""
@@ -138,9 +148,11 @@ def _record(call: LoggedCall) -> Record:
         received = iso_time(call.receivedAt, "receivedAt")
     elif call.timestamp:
         received = iso_time(call.timestamp, "timestamp")
+        if not call.sentAt:  # (the edge would read the same time again: it takes the arrival's)
+            call.timestamp = None
     elif call.originalTimestamp:
         received = iso_time(call.originalTimestamp, "originalTimestamp")
     else:
         raise IngestError("a logged call needs a time (receivedAt, timestamp or originalTimestamp)",
                           field="timestamp")
-    return Record(received, to_messages([call], received))
+    return received, to_messages([call], received)
