@@ -64,8 +64,9 @@ def main(
         runs = []
         for _ in range(repeat):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "engine", "replay", str(log), "--scenario", "cart_abandonment",
-                            "--out", str(Path(folder) / "out"), "-q"], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "engine", "replay", str(log), "--scenario",
+                            "cart_abandonment", "--out", str(Path(folder) / "out"), "-q"],
+                           check=True, capture_output=True)
             runs.append(time.perf_counter() - started)
         size = log.stat().st_size
     median = statistics.median(runs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from reports.attribution_view import attribution_html
 from reports.figures import Figures
 from reports.lab_html import compare_captions, compare_page, sweep_captions, sweep_page
 from reports.markup import Shown, bullet_list, counts_table, funnel_table, legend, lift_cell, meta, pct, table
@@ -90,6 +91,7 @@ def _run(m: dict[str, Any], shown: Shown) -> tuple[str, str]:
               shown("messages_by_channel.png", "suppressions.png", "pressure.png")]
     if m.get("agents"):
         parts += ["<h2>Agent queues</h2>", shown("agents.png")]
+    parts.append(attribution_html(m))
     return f"Touchpoint run: {m['scenario']}", "".join(parts)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from reports.attribution_view import attribution_reading, attribution_rows
 from reports.paired import interval, signed
 
 
@@ -69,6 +70,17 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
             f"resolution mean {q['resolution_mean_s'] / 60:.1f} min, abandoned {q['abandoned']:,}, "
             f"occupancy {_pct(q['occupancy'])}"
         )
+    for jid, attributed in metrics.get("attribution", {}).items():
+        if "truth" in attributed:  # (the models against what was caused: only when measured)
+            headers, rows = attribution_rows(attributed)
+            truth_table = Table(title=f"{jid}: conversions credited by each model, and caused")
+            for i, column in enumerate(headers):
+                truth_table.add_column(column, justify="left" if i == 0 else "right")
+            for row in rows:
+                truth_table.add_row(*map(str, row))
+            console.print(truth_table)
+            for line in attribution_reading(jid, attributed):
+                console.print(line)
 
 
 def _pairs(counts: dict[str, int]) -> str:

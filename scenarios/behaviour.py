@@ -83,6 +83,7 @@ class World(Audience):
         wake: asks the runtime to call ``on_wake`` at a time.
         ignored: events the engine does nothing with (``Program.ignored_events``): the world
             does not hand them over, and plays no session that would hand over only those.
+        unnoticed: channels whose messages customers do not notice (``Audience``).
 
     Attributes:
         sessions: browsing sessions so far (a day's all counted when the day opens).
@@ -93,9 +94,9 @@ class World(Audience):
 
     def __init__(
         self, population: Population, config: SimulationConfig, draws: Draws, post: Post, wake: Wake,
-        ignored: frozenset[str] = frozenset(),
+        ignored: frozenset[str] = frozenset(), unnoticed: frozenset[str] = frozenset(),
     ) -> None:
-        super().__init__(population, config, draws, post)
+        super().__init__(population, config, draws, post, unnoticed)
         self.wake = wake
         n = population.size
         self.cart_value = array("d", bytes(8 * n))  # 0: no open cart

@@ -120,9 +120,11 @@ class _Channel:
         "weight",
         "log_latency",
         "instant_click",
+        "unnoticed",
     )
 
-    def __init__(self, name: str, model: ChannelModel, spread: float) -> None:
+    def __init__(self, name: str, model: ChannelModel, spread: float, unnoticed: bool = False) -> None:
+        self.unnoticed = unnoticed  # delivered, and nothing more: the counterfactual of a channel
         self.deliver = model.deliver
         self.bit = CHANNEL_BIT.get(name, 0)
         self.open_logit = mean_matched_logit(model.open, spread)
@@ -150,6 +152,10 @@ class Audience:
         draws: the world's random stream.
         post: hands a message (here a delivery receipt) to a customer's actor at a time
             (``scenarios.behaviour.Post``).
+        unnoticed: channels whose messages are delivered and then do nothing: no contact
+            pressure, open, click, purchase or opt-out. The same customers with a channel
+            unnoticed, against them with it noticed, is what that channel's messages caused
+            (``engine.lab.truth``).
 
     Attributes:
         pressure: each customer's contact pressure, as of ``pressure_at``.
@@ -161,6 +167,7 @@ class Audience:
         config: SimulationConfig,
         draws: Draws,
         post: Callable[[float, int, Message], None],
+        unnoticed: frozenset[str] = frozenset(),
     ) -> None:
         self.population = population
         self.config = config.world
@@ -175,7 +182,8 @@ class Audience:
         self.answer_no = array("I", bytes(4 * n * len(CHANNELS)))
         self._tau = self.config.fatigue_tau_days * 86400.0
         spread = config.population.propensity_sd
-        self._channels = {ch: _Channel(ch, m, spread) for ch, m in self.config.channels.items()}
+        self._channels = {ch: _Channel(ch, m, spread, ch in unnoticed)
+                          for ch, m in self.config.channels.items()}
 
     def on_send(self, customer: int, send: Send, now: float) -> None:
         """A message reached the provider: decide delivery, opens, clicks, purchase, opt-out."""
@@ -190,6 +198,9 @@ class Audience:
         if model.deliver < 1.0 and not self._deliverable(customer, model):
             self._receipt(customer, send, now + 60.0, "bounced")
             return  # it never reached the customer: no contact pressure, no fatigue
+        if model.unnoticed:
+            self._receipt(customer, send, now + 5.0, "delivered")
+            return
         earlier = self.pressure[customer] * math.exp(-(now - self.pressure_at[customer]) / self._tau)
         pressure = earlier + model.weight
         self.pressure[customer] = pressure

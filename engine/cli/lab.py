@@ -4,7 +4,7 @@ settings, and ``report`` to draw a bundle's figures and page again."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -75,7 +75,7 @@ def compare(
         raise refuse_scenario(exc) from None
     seeds = [seed + k for k in range(replications)]
     jobs = [Job(d, customers, days, s) for d in designs for s in seeds]
-    runs = _run(jobs, workers, quiet)
+    runs = run_designs(jobs, workers, quiet)
     results = [
         DesignResult(d.name, d.description, [r.metrics for r in runs[i * len(seeds):(i + 1) * len(seeds)]],
                      [r.outcomes for r in runs[i * len(seeds):(i + 1) * len(seeds)]])
@@ -254,11 +254,14 @@ def _distinct(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _run(jobs: list[Job], workers: int | None, quiet: bool) -> list[DesignRun]:
+def run_designs(jobs: list[Job], workers: int | None, quiet: bool,
+                label: Callable[[Job], str] | None = None) -> list[DesignRun]:
+    """Run ``jobs`` on a pool of ``workers`` processes, a progress bar each (named by ``label``:
+    by default the design and seed)."""
     with _bars(quiet) as (progress, tasks):
         tasks.extend(
-            progress.add_task(f"{job.design.name} (seed {job.seed})", total=job.days * DAY, day=0.0,
-                              of=job.days)
+            progress.add_task(label(job) if label else f"{job.design.name} (seed {job.seed})",
+                              total=job.days * DAY, day=0.0, of=job.days)
             for job in jobs
         )
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from engine.runtime.memory import peak_rss_bytes
@@ -58,12 +59,14 @@ class Design:
 
 @dataclass(frozen=True)
 class Job:
-    """A design on a population."""
+    """A design on a population; ``unnoticed``: channels whose messages the customers do not
+    notice (the truth's counterfactual runs: ``engine.lab.truth``)."""
 
     design: Design
     customers: int
     days: float
     seed: int
+    unnoticed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ def simulate(job: Job, on_progress: Callable[[float], None] | None = None, paths
     """Run one job (in whichever process calls it); ``paths=False``: without the last entries'
     null paths (``Simulation.run``)."""
     started = time.perf_counter()
-    simulation = Simulation(job.design.load(), job.customers, job.days, job.seed)
+    world = partial(World, unnoticed=job.unnoticed) if job.unnoticed else World
+    simulation = Simulation(job.design.load(), job.customers, job.days, job.seed, world=world)
     stats = simulation.run(on_progress, paths)
     world = simulation.world
     assert isinstance(world, World)  # (the synthetic world: a job has no other)
