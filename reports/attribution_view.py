@@ -11,7 +11,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from reports.markup import bullet_list, legend, table
+from reports.attribution import MODELS
+from reports.markup import Group, bullet_list, legend, table
 
 TRUTH_COLUMNS = ("caused (measured)", "removal effect")
 
@@ -20,7 +21,8 @@ def attribution_rows(attributed: dict[str, Any]) -> tuple[list[str], list[list[A
     """Headers and rows: a row per channel, then the totals, then each model's distance."""
     models = attributed.get("models", {})
     truth = attributed.get("truth")
-    names = list(models)
+    names = sorted(models, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), m))  # (as
+    # ``touchpoint attribute`` lists them, however metrics.json ordered its keys)
     caused = (truth or {}).get("caused", {})
     channels = sorted({c for credit in models.values() for c in credit} | set(caused))
     headers = ["channel", *names, *(TRUTH_COLUMNS if truth else ())]
@@ -54,12 +56,12 @@ def attribution_reading(jid: str, attributed: dict[str, Any]) -> list[str]:
                 "channels; run with --truth to measure what each channel's messages caused."]
     lines = [f"{jid}: the models credit {credited:,.0f} conversions that came after a send; the messages "
              f"caused {truth['total_caused']:,.0f} of the journey's conversions (the same customers with "
-             "every channel unnoticed convert that many fewer)"]
-    holdout = truth.get("holdout_incremental")
-    if holdout is not None:
-        lines[0] += f", and the holdout estimates {holdout:,.0f} incremental conversions."
-    else:
-        lines[0] += "."
+             "every channel unnoticed convert that many fewer)."]
+    holdout, interval = truth.get("holdout_incremental"), truth.get("holdout_incremental_ci95")
+    if holdout is not None and interval is not None:
+        lines.append(f"Among entries whose goal window closed within the run, the messages caused "
+                     f"{truth['total_caused_complete']:,.0f} conversions; the holdout estimates "
+                     f"{holdout:,.0f} [{interval[0]:,.0f}, {interval[1]:,.0f}] from those same entries.")
     closest = truth["scores"]["closest"]
     if closest is not None:
         distance = truth["scores"]["models"][closest]["share_distance"]
@@ -88,6 +90,30 @@ def attribution_html(metrics: dict[str, Any]) -> str:
            "distance: half the sum of the differences between a model's shares of the credit and the shares "
            "of what was caused (0: the same split, 1: none in common)") if truth else ()),
     ))
+    return "".join(parts)
+
+
+def compare_attribution_html(c: dict[str, Any]) -> str:
+    """A compare page's attribution section: per journey, each design's credit by model and
+    channel (its first replication's paths: the bundle's paths-DESIGN-JOURNEY.csv)."""
+    runs = [(run["name"], run["metrics"].get("attribution", {})) for run in c["runs"]]
+    journeys = sorted({jid for _, attribution in runs for jid, a in attribution.items() if a.get("models")})
+    if not journeys:
+        return ""
+    parts = ["<h2>Attribution, design by design</h2>"]
+    for jid in journeys:
+        rows: list[Any] = []
+        headers: list[str] = []
+        for name, attribution in runs:
+            attributed = attribution.get(jid, {})
+            if not attributed.get("models"):
+                continue
+            headers, design_rows = attribution_rows(attributed)
+            rows += [Group(name), *design_rows]
+        parts += [f"<h3>{escape(jid)}</h3>", table(headers, rows)]
+    parts.append(legend("conversions credited to each channel by each model, on each design's conversion "
+                        "paths (its first replication's, in the paths-DESIGN-JOURNEY.csv files beside this "
+                        "page); touchpoint run --truth measures what each channel caused"))
     return "".join(parts)
 
 

@@ -3,7 +3,8 @@
     metrics.json   the results as plain data (``kind``: run, compare or sweep)
     paths-J.csv    a run's: journey J's conversion and null paths, as ChannelAttribution reads
                    them (``touchpoint attribute`` takes them; metrics.json's ``attribution``
-                   has every model's credit on them)
+                   has every model's credit on them); a compare's: paths-D-J.csv per design D
+                   (its first replication's)
     *.png          the figures (``reports.figures``), drawn from metrics.json alone
     report.html    one self-contained page: tables, a plain reading, the figures inline
 
@@ -28,9 +29,12 @@ def write_bundle(folder: Path, metrics: dict[str, Any]) -> Path:
     """Write metrics.json, the figures and report.html into ``folder``; return the page's path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    for journey, attributed in metrics.get("attribution", {}).items():
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", journey)
-        (folder / f"paths-{name}.csv").write_text(path_table(attributed["paths"]), encoding="utf-8")
+    tables = [("", metrics.get("attribution", {}))]  # a run's; a compare's, each design's first run's
+    tables += [(run["name"] + "-", run["metrics"].get("attribution", {})) for run in metrics.get("runs", [])]
+    for prefix, attribution in tables:
+        for journey, attributed in attribution.items():
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", prefix + journey)
+            (folder / f"paths-{name}.csv").write_text(path_table(attributed["paths"]), encoding="utf-8")
     return _draw(folder, metrics)
 
 

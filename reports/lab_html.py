@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from reports.attribution_view import compare_attribution_html
 from reports.compare_figures import holdout_drawn
 from reports.figures import sends_by
 from reports.markup import Group, Markup, Shown, bullet_list, legend, lift_cell, meta, num, pairs, pct, table
@@ -57,6 +58,7 @@ def compare_page(c: dict[str, Any], shown: Shown) -> tuple[str, str]:
     for journey in designs[0]["journeys"]:
         parts += [f"<h2>Funnel: {escape(journey)}, design by design</h2>", _side_by_side(c, journey),
                   shown(f"funnel_{journey}.png")]
+    parts.append(compare_attribution_html(c))
     return f"Touchpoint compare: {c['scenario']}", "".join(parts)
 
 

@@ -183,7 +183,10 @@ def test_compare_on_the_command_line_writes_a_bundle_and_names_the_best_per_mess
     assert "per message sent" in page and page.count("data:image/png;base64,") >= 3
     for png in ("designs.png", "differences.png", f"funnel_{CART}.png"):
         assert (out / png).read_bytes().startswith(b"\x89PNG")
-    (out / "report.html").unlink()
+    for design in (CART, "push_first", "no_sms"):  # each design's conversion and null paths, and models
+        table = (out / f"paths-{design}-{CART}.csv").read_text().splitlines()
+        assert table[0] == "path;total_conversions;total_conversion_value;total_null" and len(table) > 3
+    assert "Attribution, design by design" in page and ">push_first</th>" in page
     rebuilt = subprocess.run([sys.executable, "-m", "engine", "report", str(out)], capture_output=True,
                              text=True, timeout=120)
     assert rebuilt.returncode == 0, rebuilt.stderr

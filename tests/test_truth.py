@@ -90,4 +90,7 @@ def test_run_with_truth_writes_the_truth_and_the_scores_into_the_bundle(tmp_path
     assert sum(truth["caused"].values()) == pytest.approx(truth["total_caused"])
     assert truth["total_caused"] == truth["conversions"]["email+push+sms"] - truth["conversions"]["none"]
     assert set(truth["scores"]["models"]) == set(m["attribution"]["cart_abandonment"]["models"])
+    assert truth["total_caused_complete"] <= truth["total_caused"]  # (those whose window closed in the run)
+    low, high = truth["holdout_incremental_ci95"]
+    assert low <= truth["holdout_incremental"] <= high
     assert "caused (measured)" in (tmp_path / "report.html").read_text()

@@ -112,13 +112,19 @@ def attach_truth(metrics: dict[str, Any], runs: Iterable[tuple[frozenset[str], d
     for jid, journey in metrics["journeys"].items():
         conversions = {s: _conversions(m["journeys"][jid]) for s, m in by_subset.items()}
         truth = true_credit(conversions, channels)
+        complete = {s: _conversions(m["journeys"][jid], "conversions_complete") for s, m in by_subset.items()}
+        lift, treated = journey["lift"], journey["treated"]["entrants_complete"]
         attributed = metrics.setdefault("attribution", {}).setdefault(jid, {"paths": [], "models": {}})
         attributed["truth"] = {
             **truth,
+            # the holdout's basis: entries whose goal window closed within the run
+            "total_caused_complete": complete[every] - complete[frozenset()],
             "holdout_incremental": journey.get("incremental_conversions"),
+            "holdout_incremental_ci95": None if lift["lift"] is None else [
+                lift["lift_ci95_low"] * treated, lift["lift_ci95_high"] * treated],
             "scores": score(attributed.get("models", {}), truth["caused"]),
         }
 
 
-def _conversions(journey: dict[str, Any]) -> float:
-    return float(journey["treated"]["conversions"] + journey["holdout"]["conversions"])
+def _conversions(journey: dict[str, Any], key: str = "conversions") -> float:
+    return float(journey["treated"][key] + journey["holdout"][key])
