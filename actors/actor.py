@@ -61,7 +61,7 @@ from actors.messages import (
     TimerFired,
     number,
 )
-from actors.profile import CLICKED, DELIVERED, OPENED, Profile
+from actors.profile import CLICKED, DELIVERED, OPENED, Profile, about_send
 from actors.runs import JourneyRun
 from actors.sending import escalation, note, try_send
 
@@ -210,7 +210,8 @@ class Actor:
         elif receipt.status == "unsubscribed":
             profile.withdraw_consent(receipt.channel)
         if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
-            note(self.program, self.profile, now, receipt.status, receipt.channel, receipt.message)
+            note(self.program, self.profile, now, receipt.status, receipt.channel,
+                 about_send(receipt.journey, receipt.message))
         journey, run = self._run_of(receipt.journey)
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
@@ -290,7 +291,8 @@ class Actor:
             value = number(props.get("value"))
             steps = journey.steps_passed(run.passed)  # (the steps this entry reached)
             path = self.profile.touches_since(run.entered_at)  # (the sends it got, in order)
-            effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps, path))
+            touches = self.profile.touch_details_since(run.entered_at)
+            effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps, path, touches))
 
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:
         effects.append(Cancel(journey.id, run.version))

@@ -196,7 +196,8 @@ class Converted(_Record, frozen=True):
     """The customer reached a journey's goal within its window after entering (``after``
     seconds after), having reached ``steps`` of it (in file order; none when held out); ``path``:
     the channels of the sends the customer got since the entry, from any journey, in order (its
-    conversion path)."""
+    conversion path); ``touches``: those sends and the opens and clicks reported on them, each
+    ``(at, kind, channel, message, journey)``, in order (as far back as the timeline holds)."""
 
     journey: str
     entry: int
@@ -205,6 +206,7 @@ class Converted(_Record, frozen=True):
     after: float
     steps: tuple[str, ...] = ()
     path: tuple[str, ...] = ()
+    touches: tuple[tuple[float, str, str, str, str], ...] = ()
 
 
 class Bought(_Record, frozen=True):

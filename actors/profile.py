@@ -26,10 +26,18 @@ COUNTERS = 5
 CHANNEL_INDEX = {name: i for i, name in enumerate(CHANNELS)}
 
 TimelineEntry = tuple[float, str, str, str]  # (at, kind, channel, detail)
+Touch = tuple[float, str, str, str, str]  # (at, kind, channel, message, journey): a conversion's touch
 _SEP = "\x1f"  # joins kind, channel and detail into one interned label
 SENT = "sent"  # the timeline kind of a marketing send (a transactional one is "sent_transactional")
 _SENT_PREFIX = SENT + _SEP
 _SEND_PREFIXES = (_SENT_PREFIX, "sent_transactional" + _SEP)  # a marketing or a transactional send
+_TOUCH_PREFIXES = (*_SEND_PREFIXES, "opened" + _SEP, "clicked" + _SEP)  # what a conversion path counts
+
+
+def about_send(journey: str, message: str) -> str:
+    """The detail a send, and a receipt on it, note on the timeline: the journey, then the
+    message (last: ``message_suffix`` finds a message's sends by how their labels end)."""
+    return f"{journey}{_SEP}{message}"
 
 
 
@@ -165,12 +173,23 @@ class Profile:
         return tuple(what.split(_SEP, 2)[1] for t, what in zip(times, whats, strict=True)
                      if t >= at and what.startswith(_SEND_PREFIXES))
 
+    def touch_details_since(self, at: float) -> tuple[Touch, ...]:
+        """The sends made at or after ``at``, and the opens and clicks reported since, as
+        ``(at, kind, channel, message, journey)``, oldest first (a conversion's touches; the
+        journey is "" for an entry noted before timelines named it)."""
+        times, whats = self.timeline_at, self.timeline_what
+        if times is None or whats is None:
+            return ()
+        return tuple((t, *_touch(what)) for t, what in zip(times, whats, strict=True)
+                     if t >= at and what.startswith(_TOUCH_PREFIXES))
+
     def timeline(self) -> tuple[TimelineEntry, ...]:
-        """The recent interactions ``(at, kind, channel, detail)``, oldest first."""
+        """The recent interactions ``(at, kind, channel, detail)``, oldest first (a send's
+        detail: its message)."""
         if self.timeline_at is None or self.timeline_what is None:
             return ()
         return tuple(
-            (at, *what.split(_SEP, 2))  # type: ignore[misc]
+            (at, *what.split(_SEP, 2)[:2], what.rsplit(_SEP, 1)[1])  # type: ignore[misc]
             for at, what in zip(self.timeline_at, self.timeline_what, strict=True)
         )
 
@@ -330,3 +349,10 @@ class Profile:
         while len(self.cooldowns) <= index:
             self.cooldowns.append(_NEVER)
         self.cooldowns[index] = at
+
+
+def _touch(label: str) -> tuple[str, str, str, str]:
+    """``(kind, channel, message, journey)`` of a send's or a receipt's label."""
+    kind, channel, detail = label.split(_SEP, 2)
+    journey, _, message = detail.rpartition(_SEP)
+    return kind, channel, message, journey

@@ -13,7 +13,7 @@ import math
 from actors.journey import Journey, Program, SendStep
 from actors.messages import Effect, Escalated, Send, Suppressed, send_key
 from actors.policy import decide, on_block, rank_channels
-from actors.profile import SENDS, SENT, Profile
+from actors.profile import SENDS, SENT, Profile, about_send
 from actors.runs import JourneyRun
 
 _NOT_THERE = ("unreachable", "no_consent")  # a channel the customer cannot be reached on at all
@@ -90,5 +90,5 @@ def _make_send(
     profile.count(channel, SENDS)
     # the timeline doubles as the send history the rolling-window policies read
     kind = "sent_transactional" if step.transactional else SENT
-    note(program, profile, now, kind, channel, step.message)
+    note(program, profile, now, kind, channel, about_send(journey.id, step.message))
     return send

@@ -54,7 +54,9 @@ def test_golden_trace_push_then_email_then_purchase_stops_everything(cart_progra
     bought = T0 + 2 * DAY
     assert clock.handle(Event("purchase", {"value": 50}), bought) == [
         Converted(J, 1, False, 50.0, 2 * DAY, ("wait_1h", "push", "did_engage", "email", "did_engage_email"),
-                  ("push", "email")),  # (its path: the push, then the email)
+                  ("push", "email"),  # (its path: the push, then the email; its touches: when, which)
+                  ((T0 + HOUR, "sent", "push", "cart_reminder", J),
+                   (T0 + HOUR + DAY, "sent", "email", "cart_reminder_email", J))),
         Cancel(J, 3),
         Exited(J, "purchase"),
     ]

@@ -733,7 +733,9 @@ def test_goal_is_reported_even_after_the_journey_ended():
     clock = ManualClock(make_actor(program("", one_send())))
     clock.handle(Event("go"), T0)
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + DAY) == [
-        Converted("j", 1, False, 12.5, DAY, ("send", "end"), ("email",))  # its steps, and its path
+        # its steps, its path, and its touches: the send, when, its message and journey
+        Converted("j", 1, False, 12.5, DAY, ("send", "end"), ("email",),
+                  ((T0, "sent", "email", "promo", "j"),))
     ]
     assert clock.handle(Event("purchase", {"value": 12.5}), T0 + 2 * DAY) == []  # once per entry
 
@@ -828,3 +830,16 @@ def test_a_send_on_the_agent_channel_is_queued_for_agents_with_the_timeline():
                   "send", "go")
     ]
     assert effects[-1] == Exited("call", "end")
+
+
+def test_a_conversions_touches_are_its_sends_and_the_opens_and_clicks_on_them_with_time_and_journey():
+    clock = ManualClock(make_actor(program("", one_send())))
+    clock.handle(Event("go"), T0)
+    clock.handle(DeliveryReceipt("j", 1, "email", "promo", "delivered"), T0 + 60)  # (routine: no touch)
+    clock.handle(DeliveryReceipt("j", 1, "email", "promo", "opened"), T0 + 600)
+    clock.handle(DeliveryReceipt("j", 1, "email", "promo", "clicked"), T0 + 660)
+    converted = clock.handle(Event("purchase", {"value": 5.0}), T0 + 900)[0]
+    assert isinstance(converted, Converted) and converted.path == ("email",)  # (the path: sends only)
+    assert converted.touches == ((T0, "sent", "email", "promo", "j"),
+                                 (T0 + 600, "opened", "email", "promo", "j"),
+                                 (T0 + 660, "clicked", "email", "promo", "j"))

@@ -224,11 +224,12 @@ def equality_log() -> list[dict[str, Any]]:
 
 def test_the_command_writes_the_bundle_and_compares_two_designs_over_the_same_history(tmp_path):
     nobody = {"type": "track", "event": "e", "timestamp": at()}
-    log = write_log(tmp_path / "log.ndjson", [*hand_log(), nobody])
+    ada_buys = track("ada", "purchase", at(hours=2), value=60)  # (after her first reminder)
+    log = write_log(tmp_path / "log.ndjson", [*hand_log(), ada_buys, nobody])
     out = tmp_path / "out"
     done = touchpoint("replay", str(log), "--scenario", str(CART_SCENARIO), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "line 11: userId" in done.stderr  # the malformed line, by number
+    assert "line 12: userId" in done.stderr  # the malformed line, by number
     rows = list(csv.DictReader((out / "sends.csv").open()))
     assert [(r["at"], r["customer"], r["channel"]) for r in rows][:2] == [
         ("2026-03-02T11:00:05Z", "ada", "email"), ("2026-03-02T11:02:05Z", "dee", "email")]
@@ -238,8 +239,12 @@ def test_the_command_writes_the_bundle_and_compares_two_designs_over_the_same_hi
     m = json.loads((out / "metrics.json").read_text())
     assert m["kind"] == "replay" and m["log"]["malformed"] == 1
     reason = "userId: userId or anonymousId is required"
-    assert m["log"]["malformed_lines"] == [{"line": 11, "reason": reason}]
-    assert m["messages"]["total"] == 7 and m["customers"] == 4
+    assert m["log"]["malformed_lines"] == [{"line": 12, "reason": reason}]
+    assert m["messages"]["total"] == 5 and m["customers"] == 4
+    converted = {r["customer"]: r for r in csv.DictReader((out / "conversions.csv").open())}
+    assert converted["bob"]["path"] == converted["bob"]["touches"] == ""  # (he bought before any send)
+    assert (converted["ada"]["path"], converted["ada"]["touches"]) == (
+        "email", "2026-03-02T11:00:05Z sent email cart_reminder (cart_abandonment)")
     assert "Touchpoint replay" in (out / "report.html").read_text()
 
     variant = tmp_path / "no_sms.toml"
@@ -252,8 +257,8 @@ def test_the_command_writes_the_bundle_and_compares_two_designs_over_the_same_hi
     c = json.loads((both / "metrics.json").read_text())
     assert [d["design"] for d in c["designs"]] == ["cart_abandonment", "no_sms"]
     difference = c["differences"][0]
-    assert difference["by_channel"] == {"email": 0, "sms": -2}
-    assert difference["customers_whose_messages_differ"] == 2
+    assert difference["by_channel"] == {"email": 0, "sms": -1}
+    assert difference["customers_whose_messages_differ"] == 1
     assert difference["customers_messaged_only_here"] == 0
     assert difference["customers_messaged_only_by_baseline"] == 0
     assert (both / "no_sms" / "sends.csv").is_file() and (both / "replay_designs.png").is_file()

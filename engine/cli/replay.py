@@ -54,7 +54,8 @@ def replay(
     `touchpoint serve` validates them and applied as it applies them. The log is read a line at a
     time, in bounded memory.
 
-    DIR/sends.csv and DIR/suppressed.csv list each send and each blocked send; DIR/metrics.json
+    DIR/sends.csv and DIR/suppressed.csv list each send and each blocked send, DIR/conversions.csv
+    each conversion with its touches (sends, opens and clicks since the entry); DIR/metrics.json
     and DIR/report.html give the counts (entrants, conversions, messages by channel, suppressions
     by rule, and the log's own: lines, malformed lines by number, duplicates, late calls). With
     --compare, each design's bundle goes into DIR/<design>/ and DIR/report.html compares them.

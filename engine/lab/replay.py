@@ -3,7 +3,9 @@
 ``replay_log`` reads the log a line at a time (``engine.edge.archive``), replays it
 (``engine.runtime.replay``), and writes what the design would have done into a folder as it
 goes: ``sends.csv`` (each send: when, to whom, which journey, step, channel and message) and
-``suppressed.csv`` (each send a rule blocked or deferred, and the rule). It returns the bundle's
+``suppressed.csv`` (each send a rule blocked or deferred, and the rule) and ``conversions.csv`` (each
+conversion with its path and touches: the sends, opens and clicks since the entry, with when,
+which message and which journey). It returns the bundle's
 metrics (``kind: replay``): the run's tallies as ``touchpoint run`` gives them, with the log's
 own counts (lines, calls, malformed lines with their numbers, late and duplicate calls, receipts).
 
@@ -23,13 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from actors.messages import Send, Suppressed
+from actors.messages import Converted, Send, Suppressed
 from engine.edge.archive import OnError, SegmentLog
 from engine.runtime.replay import REORDER_WINDOW, Replay, in_time_order
 from engine.scenario_files import Scenario
 
 SEND_COLUMNS = ("at", "customer", "journey", "entry", "step", "channel", "message", "key")
 SUPPRESSED_COLUMNS = ("at", "customer", "journey", "step", "channel", "message", "rule", "deferred_until")
+CONVERSION_COLUMNS = ("at", "customer", "journey", "entry", "holdout", "value", "path", "touches")
 
 
 @dataclass
@@ -70,8 +73,10 @@ def replay_log(
     folder.mkdir(parents=True, exist_ok=True)
     with (log_file.open("rb") as stream,
           (folder / "sends.csv").open("w", newline="", encoding="utf-8") as sends_file,
-          (folder / "suppressed.csv").open("w", newline="", encoding="utf-8") as blocked_file):
+          (folder / "suppressed.csv").open("w", newline="", encoding="utf-8") as blocked_file,
+          (folder / "conversions.csv").open("w", newline="", encoding="utf-8") as converted_file):
         sends, blocked = _writer(sends_file, SEND_COLUMNS), _writer(blocked_file, SUPPRESSED_COLUMNS)
+        conversions = _writer(converted_file, CONVERSION_COLUMNS)
 
         def on_send(at: float, customer: str, send: Send) -> None:
             sends.writerow((iso(at), customer, send.journey, send.entry, send.step, send.channel,
@@ -81,7 +86,13 @@ def replay_log(
             later = "" if s.deferred_until is None else iso(s.deferred_until)
             blocked.writerow((iso(at), customer, s.journey, s.step, s.channel, s.message, s.rule, later))
 
-        replay = Replay(program, on_send=on_send, on_suppressed=on_suppressed)
+        def on_converted(at: float, customer: str, c: Converted) -> None:
+            touches = " > ".join(f"{iso(t)} {kind} {channel} {message} ({journey})"
+                                 for t, kind, channel, message, journey in c.touches)
+            conversions.writerow((iso(at), customer, c.journey, c.entry, c.holdout, c.value,
+                                  " > ".join(c.path), touches))
+
+        replay = Replay(program, on_send=on_send, on_suppressed=on_suppressed, on_converted=on_converted)
         log = SegmentLog(stream, on_error)
         replay.feed(in_time_order(_reporting(log, on_progress), reorder))
         until = replay.now + after if math.isfinite(replay.now) else replay.now

@@ -31,6 +31,7 @@ from operator import itemgetter
 from actors.actor import Actor
 from actors.journey import Program
 from actors.messages import (
+    Converted,
     DeliveryReceipt,
     Effect,
     Escalated,
@@ -90,6 +91,7 @@ def in_time_order(records: Iterable[Record], window: float = REORDER_WINDOW,
 
 OnSend = Callable[[float, str, Send], None]  # (at, customer_id, send)
 OnSuppressed = Callable[[float, str, Suppressed], None]
+OnConverted = Callable[[float, str, Converted], None]
 
 
 def _ignore(at: float, customer: str, effect: object) -> None:
@@ -103,6 +105,7 @@ class Replay:
         program: the compiled design.
         on_send: told each send as ``(at, customer_id, send)``.
         on_suppressed: told each suppressed send the same way.
+        on_converted: told each conversion the same way (with its path and touches).
         trace: when given, every effect is appended to it as ``(at, customer_id, effect)``.
         event_time_bound: as the service's (``RealtimeRuntime``).
     """
@@ -113,6 +116,7 @@ class Replay:
         *,
         on_send: OnSend = _ignore,
         on_suppressed: OnSuppressed = _ignore,
+        on_converted: OnConverted = _ignore,
         trace: Trace | None = None,
         event_time_bound: float = EVENT_TIME_BOUND,
     ) -> None:
@@ -143,6 +147,8 @@ class Replay:
             for effect in effects:
                 if type(effect) is Suppressed:
                     on_suppressed(at, customer, effect)
+                elif type(effect) is Converted:
+                    on_converted(at, customer, effect)
 
         def escalate(customer: str, escalated: Escalated, at: float) -> None:
             """No agent takes the case (counted by the metrics)."""
