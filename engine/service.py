@@ -130,7 +130,7 @@ async def run_service(
         shutil.copyfile(scenario_file, data / "scenario.toml")
         for unfinished in (data / "snapshots").glob(".snap-*.tmp"):
             unfinished.unlink()  # a writer that died with an earlier run (writers die with the engine)
-        metrics = RunMetrics(scenario.program, 0)  # the snapshot's, and the log's after it
+        metrics = RunMetrics(scenario.program, 0, close_windows=True)  # the snapshot's, then the log's
         desk = Desk(scenario.simulation.agents)  # (the same: its cases, and the agents' actions)
         recovered = recover(data, scenario.program, fsync=fsync, wake=False, tallies=metrics, desk=desk)
         log = recovered.log

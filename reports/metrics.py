@@ -80,14 +80,17 @@ class RunMetrics:
         horizon: the run's end, in seconds (infinite: the real-time runtime).
     """
 
-    def __init__(self, program: Program, customers: int, horizon: float = math.inf) -> None:
+    def __init__(self, program: Program, customers: int, horizon: float = math.inf,
+                 close_windows: bool = False) -> None:
         self.customers = customers
         self.horizon = horizon
         self.journeys = {j.id: JourneyTally(j) for j in program.journeys}
         self.receipts: dict[str, Counter[str]] = {}
         self.escalations: Counter[str] = Counter()
         self.program = ProgramTally(program.policy)
-        self.paths = PathTally()  # conversion and null paths, per journey (reports.paths)
+        # conversion and null paths, per journey (reports.paths); ``close_windows``: null paths said
+        # as goal windows close (a runtime with no end)
+        self.paths = PathTally({j.id: j.goal_within for j in program.journeys} if close_windows else None)
         n = customers
         self.per_customer = array("I", bytes(4 * n))  # messages
         self.revenue = array("d", bytes(8 * n))
@@ -143,7 +146,9 @@ class RunMetrics:
                 tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
                 tally.entrants[group] += 1
-                if effect.lapsed:  # type: ignore[union-attr]  # (the previous entry's null path)
+                if self.paths.windows is not None:
+                    self.paths.entered(customer, effect, now)  # type: ignore[arg-type]
+                elif effect.lapsed:  # type: ignore[union-attr]  # (the previous entry's null path)
                     self.paths.lapsed(effect.journey, effect.lapsed)  # type: ignore[union-attr]
                 fits = now + tally.window <= self.horizon
                 if fits:
@@ -156,6 +161,8 @@ class RunMetrics:
                 tally.conversions[group] += 1
                 tally.revenue[group] += effect.value  # type: ignore[union-attr]
                 self.paths.converted(effect.journey, effect.path, effect.value)  # type: ignore[union-attr]
+                if self.paths.windows is not None:
+                    self.paths.converted_entry(customer, effect)  # type: ignore[arg-type]
                 tally.to_convert[group].append(effect.after)  # type: ignore[union-attr]
                 since = now - effect.after  # type: ignore[union-attr]  # (the entry's time)
                 fits = since + tally.window <= self.horizon
@@ -211,6 +218,7 @@ class RunMetrics:
             "escalations": dict(self.escalations),
             "program": self.program.state(),
             "paths": self.paths.state(),
+            "open_windows": self.paths.open_state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -223,6 +231,7 @@ class RunMetrics:
         self.escalations = Counter(state.get("escalations", {}))
         self.program.restore(state.get("program"))
         self.paths.restore(state.get("paths"))
+        self.paths.restore_open(state.get("open_windows"))
 
     def count_customer(self, customer_id: str) -> None:
         """A customer seen for the first time (the program's lift counts them)."""

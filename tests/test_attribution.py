@@ -185,3 +185,46 @@ def test_the_service_serves_its_paths_and_the_models_credit(tmp_path):
         assert unauthorised.status_code == 401
 
     run_against_app(tmp_path, script, clock=clock)
+
+
+def test_with_no_end_a_null_path_is_said_once_as_its_goal_window_closes_or_at_a_re_entry_before():
+    from actors.messages import Converted, Entered
+    from reports.paths import PathTally
+
+    tally = PathTally({"cart": 100.0})
+    for who in ("ada", "bob", "cy"):
+        tally.entered(who, Entered("cart", 1, False), 0.0)
+    tally.entered("dee", Entered("cart", 1, True), 0.0)  # (held out: no path, no window)
+    tally.converted_entry("bob", Converted("cart", 1, False, 5.0, 10.0))  # bob converts: no null path
+    tally.entered("cy", Entered("cart", 2, False, ("sms",)), 50.0)  # within cy's window: said by the entry
+    assert tally.due(100.0) == []  # (a conversion at the very end of a window still counts)
+    snapshot = json.loads(json.dumps(tally.open_state()))
+    assert tally.due(100.5) == [("ada", "cart", 1)]  # (the runtime reads its path from ada's actor)
+    tally.entered("ada", Entered("cart", 2, False, ("email",)), 200.0)  # closed and said before: not again
+    assert tally.to_dict()["cart"]["paths"] == [["sms", 0, 0.0, 1]]
+    again = PathTally({"cart": 100.0})
+    again.restore_open(snapshot)  # (open windows are part of snapshots)
+    assert again.due(100.5) == [("ada", "cart", 1)] and again.due(151.0) == [("cy", "cart", 2)]
+
+
+def test_the_service_says_a_null_path_when_the_goal_window_closes(tmp_path):
+    """gus gets his three reminders and never buys nor comes back: a week after his entry, the next
+    round of the engine counts his null path."""
+    clock = trio.testing.MockClock()
+
+    async def script(client, runtime):
+        async def call(body):
+            assert (await client.post(f"/v1/{body['type']}", json={"writeKey": KEY, **body})).status_code == 200
+            await trio.testing.wait_all_tasks_blocked()
+
+        await call({"type": "identify", "userId": "gus", "traits": {"email": "gus@example.com", "phone": "+1555"}})
+        await call({"type": "track", "userId": "gus", "event": "cart_add", "properties": {"value": 80}})
+        for _ in range(7 * 24 + 1):
+            clock.jump(3600)
+            await trio.testing.wait_all_tasks_blocked()
+        nulls_before = runtime.metrics.paths.to_dict().get("cart_abandonment", {}).get("paths", [])
+        await call({"type": "identify", "userId": "zed", "traits": {"plan": "free"}})  # (any round)
+        cart = (await client.get("/v1/attribution", headers={"authorization": f"Bearer {ADMIN}"})).json()
+        assert nulls_before == [] and cart["cart_abandonment"]["paths"] == [["email > email > sms", 0, 0.0, 1]]
+
+    run_against_app(tmp_path, script, clock=clock)

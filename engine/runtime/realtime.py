@@ -118,7 +118,7 @@ class RealtimeRuntime:
         self.seen = SeenMessageIds()  # client message ids applied in the last 24 hours
         self.aliases: Aliases[str] = Aliases()  # ids merged into others (identify, alias)
         # journey tallies, as the simulation keeps them (a recovery's, restored and replayed)
-        self.metrics = metrics if metrics is not None else RunMetrics(program, 0)
+        self.metrics = metrics if metrics is not None else RunMetrics(program, 0, close_windows=True)
         self.desk = desk if desk is not None else Desk()
         self.effects = routes(self.timers, channel, self.metrics, trace, self.desk)
         self.failure: BaseException | None = None  # what stopped the engine (our bug), if anything
@@ -326,6 +326,7 @@ class RealtimeRuntime:
         for at, *_ in due:
             self.timer_lateness.observe(now - at)
         self._apply(work, times, triggers)
+        self.metrics.paths.close_due(now, self.actor)  # (the null paths of the windows that closed)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
         self._round = []
 

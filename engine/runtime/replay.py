@@ -42,7 +42,7 @@ from actors.messages import (
     TimerFired,
 )
 from actors.profile import Profile
-from actors.routing import Aliases, way_in
+from actors.routing import Aliases, current_actor, way_in
 from engine.runtime.dedupe import SeenMessageIds
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.ingest import EVENT_TIME_BOUND, when_applied
@@ -125,7 +125,7 @@ class Replay:
         self.timers: TimerQueue[str, TimerFired] = TimerQueue()
         self.actors: dict[str, Actor] = {}
         self.aliases: Aliases[str] = Aliases()
-        self.metrics = RunMetrics(program, 0)
+        self.metrics = RunMetrics(program, 0, close_windows=True)  # (null paths as windows close)
         self.seen = SeenMessageIds()
         self.now = -math.inf  # how far the replay has got
         self.first: float | None = None  # the first record's time
@@ -162,6 +162,7 @@ class Replay:
         apply, route, seen = self._apply, self.effects.route, self.seen
         actors, merged, ignored = self.actors, self.aliases.of, self.program.ignored_events
         fire, peek, bound = self._fire_before, self.timers.peek_time, self.bound
+        paths, actor_of = self.metrics.paths, self._actor_of
         known = seen.seen
         fresh_ids: list[str] = []  # ids applied since they were last handed to ``seen`` (in bulk)
         fresh_set: set[str] = set()
@@ -171,8 +172,11 @@ class Replay:
                 if received_at < now:
                     late += 1
                     received_at = now
-                elif peek() < received_at:
-                    fire(received_at)
+                else:
+                    if peek() < received_at:
+                        fire(received_at)
+                    if paths.next_close() < received_at:
+                        paths.close_due(received_at, actor_of)
                 now = received_at
                 if not count and self.first is None:
                     self.first = received_at
@@ -218,6 +222,7 @@ class Replay:
     def finish(self, until: float) -> int:
         """Fire the timers due up to ``until``; return how many are still queued after it."""
         self._fire_before(math.nextafter(until, math.inf))
+        self.metrics.paths.close_due(math.nextafter(until, math.inf), self._actor_of)
         self.now = max(self.now, until)
         return len(self.timers)
 
@@ -233,6 +238,9 @@ class Replay:
             if effects:
                 route(customer, effects, due)
         self.messages += fired
+
+    def _actor_of(self, customer_id: str) -> Actor | None:
+        return current_actor(self.actors, self.aliases, customer_id)[1]
 
     def _new_actor(self, customer_id: str) -> Actor:
         self.metrics.count_customer(customer_id)  # (the global holdout's denominators)
