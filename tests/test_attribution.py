@@ -214,10 +214,12 @@ def test_the_service_says_a_null_path_when_the_goal_window_closes(tmp_path):
 
     async def script(client, runtime):
         async def call(body):
-            assert (await client.post(f"/v1/{body['type']}", json={"writeKey": KEY, **body})).status_code == 200
+            answer = await client.post(f"/v1/{body['type']}", json={"writeKey": KEY, **body})
+            assert answer.status_code == 200
             await trio.testing.wait_all_tasks_blocked()
 
-        await call({"type": "identify", "userId": "gus", "traits": {"email": "gus@example.com", "phone": "+1555"}})
+        traits = {"email": "gus@example.com", "phone": "+1555"}
+        await call({"type": "identify", "userId": "gus", "traits": traits})
         await call({"type": "track", "userId": "gus", "event": "cart_add", "properties": {"value": 80}})
         for _ in range(7 * 24 + 1):
             clock.jump(3600)
@@ -225,6 +227,7 @@ def test_the_service_says_a_null_path_when_the_goal_window_closes(tmp_path):
         nulls_before = runtime.metrics.paths.to_dict().get("cart_abandonment", {}).get("paths", [])
         await call({"type": "identify", "userId": "zed", "traits": {"plan": "free"}})  # (any round)
         cart = (await client.get("/v1/attribution", headers={"authorization": f"Bearer {ADMIN}"})).json()
-        assert nulls_before == [] and cart["cart_abandonment"]["paths"] == [["email > email > sms", 0, 0.0, 1]]
+        assert nulls_before == []
+        assert cart["cart_abandonment"]["paths"] == [["email > email > sms", 0, 0.0, 1]]
 
     run_against_app(tmp_path, script, clock=clock)
