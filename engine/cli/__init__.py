@@ -12,6 +12,7 @@
     touchpoint bench all|sim|...   the benchmarks of bench/, one markdown table
     touchpoint attribute PATHS     attribution models on a path table
     touchpoint replay EVENTS       a design against a recorded Segment log
+    touchpoint predict TRANSACTIONS   BG/NBD and Gamma-Gamma on a transaction log
 
 ``engine.cli.simulate`` holds run, validate and scenarios; ``engine.cli.lab`` compare, sweep
 and report; ``engine.cli.serve`` serve and export,
@@ -29,6 +30,7 @@ import typer
 from engine.cli import bench, lab, serve, simulate
 from engine.cli.attribute import attribute
 from engine.cli.load import load
+from engine.cli.predict import predict
 from engine.cli.replay import replay
 
 app = typer.Typer(
@@ -47,6 +49,7 @@ app.command()(simulate.scenarios)
 app.command()(load)
 app.command()(attribute)
 app.command()(replay)
+app.command()(predict)
 app.add_typer(bench.app, name="bench")
 
 
