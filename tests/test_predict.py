@@ -70,7 +70,8 @@ def test_rfm_quintiles_on_a_small_table_worked_by_hand():
 
 def test_predict_writes_the_parameters_and_each_customers_predictions(tmp_path):
     out = tmp_path / "p.json"
-    arguments = [str(CDNOW), "--value", "amount", "--until", "1997-09-30", "--horizon", "39", "--out", str(out)]
+    arguments = [str(CDNOW), "--value", "amount", "--until", "1997-09-30", "--horizon", "39",
+                 "--out", str(out)]
     done = subprocess.run([sys.executable, "-m", "engine", "predict", *arguments], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
