@@ -290,8 +290,7 @@ class Actor:
             run.converted = True
             value = number(props.get("value"))
             steps = journey.steps_passed(run.passed)  # (the steps this entry reached)
-            path = self.profile.touches_since(run.entered_at)  # (the sends it got, in order)
-            touches = self.profile.touch_details_since(run.entered_at)
+            path, touches = self.profile.conversion_touches(run.entered_at)  # (the sends, in order)
             effects.append(Converted(journey.id, run.entry, run.holdout, value, after, steps, path, touches))
 
     def _stop(self, journey: Journey, run: JourneyRun, reason: str, effects: list[Effect]) -> None:

@@ -173,15 +173,22 @@ class Profile:
         return tuple(what.split(_SEP, 2)[1] for t, what in zip(times, whats, strict=True)
                      if t >= at and what.startswith(_SEND_PREFIXES))
 
-    def touch_details_since(self, at: float) -> tuple[Touch, ...]:
-        """The sends made at or after ``at``, and the opens and clicks reported since, as
-        ``(at, kind, channel, message, journey)``, oldest first (a conversion's touches; the
-        journey is "" for an entry noted before timelines named it)."""
+    def conversion_touches(self, at: float) -> tuple[tuple[str, ...], tuple[Touch, ...]]:
+        """A conversion's path and touches since ``at``, in one pass over the timeline: the
+        channels of the sends (``touches_since``), and the sends with the opens and clicks
+        reported on them as ``(at, kind, channel, message, journey)``, oldest first (the journey
+        is "" for an entry noted before timelines named it)."""
         times, whats = self.timeline_at, self.timeline_what
         if times is None or whats is None:
-            return ()
-        return tuple((t, *_touch(what)) for t, what in zip(times, whats, strict=True)
-                     if t >= at and what.startswith(_TOUCH_PREFIXES))
+            return (), ()
+        path, touches = [], []
+        for t, what in zip(times, whats, strict=True):
+            if t >= at and what.startswith(_TOUCH_PREFIXES):
+                touch = _touch(what)
+                touches.append((t, *touch))
+                if what.startswith(_SEND_PREFIXES):
+                    path.append(touch[1])
+        return tuple(path), tuple(touches)
 
     def timeline(self) -> tuple[TimelineEntry, ...]:
         """The recent interactions ``(at, kind, channel, detail)``, oldest first (a send's
