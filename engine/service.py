@@ -76,6 +76,7 @@ from engine.delivery.providers import (
     SmtpProvider,
     SmtpSettings,
 )
+from engine.edge.archive import Archive
 from engine.edge.http import create_app
 from engine.edge.views import profile_view
 from engine.runtime.desk import Desk
@@ -115,13 +116,15 @@ async def run_service(
     channels: Mapping[str, ProviderSettings] | None = None,
     outbox_settings: OutboxSettings | None = None,
     on_ready: object = None,
+    archive: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(urls)`` is called once the port is bound.
 
     ``scenario`` is the loaded scenario and ``scenario_file`` the file it was loaded from, copied
     into ``data`` (``export`` reads it back). ``channels`` gives a channel's provider settings
     (the mock for a channel not in it); ``outbox_settings`` the outbox's workers, retries and
-    breaker.
+    breaker. With ``archive``, every call accepted is appended to ``data/archive.ndjson``
+    (``engine.edge.archive.Archive``: what ``touchpoint replay`` reads).
     """
     # signals are taken from here on: one that comes during recovery stops the service as soon as
     # it runs, cleanly, instead of killing it
@@ -166,12 +169,15 @@ async def run_service(
             for send in recovered.resend:  # not known to be settled before the stop: again, same keys
                 if send.key not in settled.settled_before:
                     outbox.deliver_nowait(send.customer, send, 0.0)
+            archived = Archive(data / "archive.ndjson") if archive else None
             try:
                 await _serve(runtime, outbox, data, host, port, write_keys, signals,
-                             (admin_token, agent_token), snapshot_every, on_ready)
+                             (admin_token, agent_token), snapshot_every, on_ready, archived)
             finally:
                 settled.close()
                 dead.close()
+                if archived is not None:
+                    archived.close()
 
 
 async def _provider(
@@ -202,6 +208,7 @@ async def _serve(
     tokens: tuple[str | None, str | None],
     snapshot_every: float,
     on_ready: object,
+    archive: Archive | None = None,
 ) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -223,7 +230,8 @@ async def _serve(
         snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
         supervised("snapshot task",
                    partial(_snapshots, runtime, outbox, data, snapshot_every, snapshotting, snapshots))
-        app = create_app(runtime, write_keys, tokens[0], snapshots=snapshots, agent_token=tokens[1])
+        app = create_app(runtime, write_keys, tokens[0], snapshots=snapshots, agent_token=tokens[1],
+                         archive=archive)
         http_done = trio.Event()
 
         async def http(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:

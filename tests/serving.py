@@ -30,6 +30,7 @@ from hypercorn.trio import serve
 from actors.journey import Program
 from actors.profile import Profile
 from engine.cli.serve import announced_url
+from engine.edge.archive import Archive
 from engine.edge.http import create_app
 from engine.runtime.channels import MockChannel
 from engine.runtime.desk import Desk
@@ -99,13 +100,14 @@ def _own_code() -> dict[str, Any]:
 # -- the HTTP edge of a runtime in this process --------------------------------------------------
 
 
-async def start_server(nursery: trio.Nursery, runtime: RealtimeRuntime, stop: trio.Event) -> list[str]:
+async def start_server(nursery: trio.Nursery, runtime: RealtimeRuntime, stop: trio.Event,
+                       archive: Archive | None = None) -> list[str]:
     """Serve the HTTP edge of ``runtime`` with hypercorn on an ephemeral loopback port until
-    ``stop``; return the URLs it is bound to."""
+    ``stop`` (appending the calls it accepts to ``archive``); return the URLs it is bound to."""
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
-    app = create_app(runtime, {KEY}, ADMIN, agent_token=AGENT)
+    app = create_app(runtime, {KEY}, ADMIN, agent_token=AGENT, archive=archive)
     return await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
 
 
@@ -132,6 +134,7 @@ def run_against_app(
     over_http: bool = False,
     program: Program | None = None,
     desk: Desk | None = None,
+    archive: Archive | None = None,
 ) -> RealtimeRuntime:
     """Start the engine, run ``client_script(client, runtime)`` with an ``app_client``, stop;
     return the runtime (its log closed).
@@ -139,7 +142,7 @@ def run_against_app(
     With a ``clock`` (trio's ``MockClock``, which stands still until the test jumps it) the
     engine runs on simulated time from ``T0`` and logs without fsync (no waits in a thread).
     ``program`` is the cart scenario's unless given; ``desk``, the agent desk (default: one
-    with no queue declared).
+    with no queue declared); ``archive``, over HTTP: where the server appends what it accepts.
     """
     runtime = RealtimeRuntime(
         program or load_program(),
@@ -150,7 +153,7 @@ def run_against_app(
         log=WriteAheadLog(tmp_path / "wal", fsync="batch" if clock is None else "none"),
         desk=desk,
     )
-    connect = _served if over_http else _in_process
+    connect = partial(_served, archive=archive) if over_http else _in_process
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -165,9 +168,10 @@ def run_against_app(
 
 
 @asynccontextmanager
-async def _served(nursery: trio.Nursery, runtime: RealtimeRuntime) -> AsyncIterator[httpx.AsyncClient]:
+async def _served(nursery: trio.Nursery, runtime: RealtimeRuntime,
+                  archive: Archive | None = None) -> AsyncIterator[httpx.AsyncClient]:
     stop = trio.Event()
-    binds = await start_server(nursery, runtime, stop)
+    binds = await start_server(nursery, runtime, stop, archive)
     try:
         async with httpx.AsyncClient(base_url=binds[0], timeout=10) as client:
             yield client

@@ -11,19 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
 from harness import CART_SCENARIO, DAY, ROOT, T0, load_program
-from serving import KEY, run_against_server
+from serving import KEY, run_against_server, start, stop
 
-from engine.edge.archive import LogError, SegmentLog
+from engine.edge.archive import Archive, LogError, SegmentLog
 from engine.lab.replay import iso
 from engine.runtime.replay import Record, Replay, in_time_order
 
@@ -163,7 +165,8 @@ def test_an_overlong_line_is_skipped_without_being_read_whole():
 
 def test_replay_gives_the_sends_the_service_made_of_the_same_events(tmp_path):
     """The same calls, posted over HTTP to the service's edge on the mock clock at their own times,
-    and replayed from the log: the same sends, at the same times, with the same keys."""
+    and replayed, from the log the client sent and from the archive the service wrote of what it
+    accepted: the same sends, at the same times, with the same keys."""
     calls = equality_log()
     clock = trio.testing.MockClock()
 
@@ -186,16 +189,27 @@ def test_replay_gives_the_sends_the_service_made_of_the_same_events(tmp_path):
             assert answer.status_code == 200, answer.text
         await advance_to(T0 + 9 * DAY)
 
-    served = run_against_server(tmp_path, script, clock=clock)
+    archive = Archive(tmp_path / "archive.ndjson")
+    served = run_against_server(tmp_path, script, clock=clock, archive=archive)
+    archive.close()
     by_service = sorted((at, send.customer, send.key) for at, send in served.channel.delivered)
+    assert len(by_service) >= 30, "the log should exercise the journey"
+    assert archive.calls == len(calls) and "writeKey" not in archive.path.read_text()
+    for log in (write_log(tmp_path / "log.ndjson", calls), archive.path):
+        replay, sends = replay_sends(log, T0 + 9 * DAY)
+        assert sorted(sends) == by_service, log.name
+        assert replay.metrics.to_dict()["journeys"] == served.metrics.to_dict()["journeys"]
+
+
+def replay_sends(log: Path, until: float) -> tuple[Replay, list[tuple[float, str, str]]]:
+    """Replay ``log`` through the cart design up to ``until``: the replay and its sends as
+    ``(at, customer, key)``."""
     sends: list[tuple[float, str, str]] = []
     replay = Replay(load_program(), on_send=lambda at, who, s: sends.append((at, s.customer, s.key)))
-    with write_log(tmp_path / "log.ndjson", calls).open("rb") as stream:
+    with log.open("rb") as stream:
         replay.feed(in_time_order(SegmentLog(stream, "refuse")))
-    replay.finish(T0 + 9 * DAY)
-    assert len(by_service) >= 30, "the log should exercise the journey"
-    assert sorted(sends) == by_service
-    assert replay.metrics.to_dict()["journeys"] == served.metrics.to_dict()["journeys"]
+    replay.finish(until)
+    return replay, sends
 
 
 def equality_log() -> list[dict[str, Any]]:
@@ -277,3 +291,28 @@ def test_bad_input_exits_2_with_one_line(tmp_path, arguments, words):
     arguments = [str(log) if a == "LOG" else a for a in arguments]
     done = touchpoint("replay", *arguments, "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_archive_writes_what_it_accepts_and_replay_reads_it(tmp_path):
+    """A real ``touchpoint serve --archive``: the calls it accepted (a single call and a batch),
+    and none it refused, are in DATA/archive.ndjson, which ``touchpoint replay`` runs a design over."""
+    now = datetime.now(UTC).isoformat()  # (events stamped hours back would be only recorded, both ways)
+    carts = [track("ada", "cart_add", now, value=60), track("bob", "cart_add", now, value=25)]
+    process, url = start(tmp_path / "data", "--archive")
+    try:
+        one = httpx.post(f"{url}/v1/identify", json=identify("ada", now), auth=(KEY, ""), timeout=30)
+        batch = httpx.post(f"{url}/v1/batch", json={"batch": carts}, auth=(KEY, ""), timeout=30)
+        refused = httpx.post(f"{url}/v1/track", json={"event": "no one"}, auth=(KEY, ""), timeout=30)
+        assert (one.status_code, batch.status_code, refused.status_code) == (200, 200, 400)
+    finally:
+        stop(process, signal.SIGTERM)
+    archive = tmp_path / "data" / "archive.ndjson"
+    archived = [json.loads(line) for line in archive.read_text().splitlines()]
+    assert [(c["type"], c["userId"]) for c in archived] == [("identify", "ada"), ("track", "ada"),
+                                                            ("track", "bob")]
+    assert all("receivedAt" in c and "writeKey" not in c for c in archived)
+    done = touchpoint("replay", str(archive), "--scenario", "cart_abandonment", "--out", str(tmp_path / "r"),
+                      "-q")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["journeys"]["cart_abandonment"]["entrants"] == 2 and metrics["log"]["malformed"] == 0

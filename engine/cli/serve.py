@@ -74,11 +74,15 @@ def serve(
     fsync: Annotated[
         str, typer.Option(envvar="TOUCHPOINT_FSYNC", help="Log durability: batch (fsync per batch) or none.")
     ] = "batch",
+    archive: Annotated[
+        bool, typer.Option(help="Append every call accepted to DATA/archive.ndjson, with when it was "
+                                "received: a log `touchpoint replay` runs a design over.")
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(envvar="TOUCHPOINT_CONFIG", is_eager=True, callback=read_config_file,
                      help="A TOML file with any of: data, host, port, write_keys (an array of "
-                          "strings), admin_token, agent_token, snapshot_every, fsync (options and "
+                          "strings), admin_token, agent_token, snapshot_every, fsync, archive (options and "
                           "environment variables win over it; a bad value exits 2 naming the key); "
                           "a \\[channels.NAME] table choosing the provider of a channel; an "
                           "\\[outbox] table of retry and breaker settings (see above)."),
@@ -158,7 +162,8 @@ def serve(
         trio.run(partial(run_service, loaded, resolve(scenario), data, host, port, set(write_key),
                          admin_token=admin_token, agent_token=agent_token,
                          snapshot_every=snapshot_every, fsync=fsync,
-                         channels=channels, outbox_settings=outbox_settings, on_ready=ready))
+                         channels=channels, outbox_settings=outbox_settings, on_ready=ready,
+                         archive=archive))
     except ServiceFailed:  # (printed with its traceback where it happened)
         errors.print("[bold red]stopped after a failure[/]: exit 70 for a supervisor to restart the "
                      "service; the restart recovers from the log", highlight=False, soft_wrap=True)

@@ -64,6 +64,7 @@ class _ServeFile(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[float, msgspec.Meta(ge=MIN_SNAPSHOT_EVERY, examples=[300])] | msgspec.UnsetType
     ) = msgspec.UNSET
     fsync: Fsync | msgspec.UnsetType = msgspec.UNSET
+    archive: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class ServeTables(NamedTuple):

@@ -1,5 +1,6 @@
 """A recorded Segment log, read for replay: one call per line, or one ``/v1/batch`` body per line,
-as Segment's archives and warehouse exports hold them (newline-delimited JSON).
+as Segment's archives and warehouse exports hold them (newline-delimited JSON). ``Archive``
+writes one: the calls the service accepted (``touchpoint serve --archive``).
 
 Each call is validated and turned into messages by the very edge the service ingests with
 (``engine.edge.segment``), so a replay sees what the service would have seen. Its time is the
@@ -18,6 +19,8 @@ or refuses a whole batch.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import BinaryIO, Literal
 
 import msgspec
@@ -156,3 +159,36 @@ def _record(call: LoggedCall) -> Record:
         raise IngestError("a logged call needs a time (receivedAt, timestamp or originalTimestamp)",
                           field="timestamp")
     return received, to_messages([call], received)
+
+
+class Archive:
+    """Every call the service accepts, appended to ``path`` as a JSON line with the time the
+    service received it (``receivedAt``), without its write key: the log ``SegmentLog`` reads,
+    so a new design can be replayed over what the service saw. The edge validated the calls, and
+    an archived call holds what the edge reads of it (``engine.edge.segment.Call``); replay makes
+    the same messages of it, at the same times. Appended once the calls are in the write-ahead
+    log, and not synced to disk: the log is the engine's truth, the archive its history.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = path.open("ab")
+        self.calls = 0
+
+    def __call__(self, calls: list[Call], received_at: float) -> None:
+        stamp = b',"receivedAt":"' + datetime.fromtimestamp(received_at, UTC).isoformat(
+            timespec="microseconds").replace("+00:00", "Z").encode() + b'"}\n'
+        lines = []
+        for call in calls:
+            call.writeKey = None
+            raw = _encode(call)
+            lines.append(raw[:-1] + (stamp if len(raw) > 2 else stamp[1:]))
+        self.file.write(b"".join(lines))
+        self.file.flush()
+        self.calls += len(calls)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+_encode = msgspec.json.Encoder().encode

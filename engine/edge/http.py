@@ -73,6 +73,7 @@ from engine.edge.segment import (
     KINDS,
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
+    Call,
     parse,
     to_messages,
 )
@@ -110,11 +111,13 @@ def create_app(
     retry_after: int = 1,
     snapshots: SnapshotStatistics | None = None,
     agent_token: str | None = None,
+    archive: Callable[[list[Call], float], None] | None = None,
 ) -> Starlette:
     """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion,
     ``admin_token`` (a bearer token; None: the admin API is closed) for the rest, and
     ``agent_token`` too for the agent API (``engine.edge.cases``); ``snapshots`` (what the
-    service's snapshots did) is shown in ``/metrics`` too."""
+    service's snapshots did) is shown in ``/metrics`` too; ``archive`` is handed the calls of each
+    request applied, with when they were received (``engine.edge.archive.Archive``)."""
     registry = registry_for(runtime, snapshots)
 
     def bearer(request: Request, *tokens: str | None) -> bool:
@@ -196,12 +199,18 @@ def create_app(
         if kind not in (*KINDS, "batch"):
             return _error(404, f"unknown endpoint /v1/{kind}")
 
+        taken: list[tuple[list[Call], float]] = []
+
         def decode(body: bytes) -> list[Submission]:
             calls, body_key = parse(kind, body)
             authorize(body_key, request)
-            return to_messages(calls, runtime.now())  # (the engine's clock: simulated under a test clock)
+            taken.append((calls, runtime.now()))  # (the engine's clock: simulated under a test clock)
+            return to_messages(*taken[0])
 
-        return await accept(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES, decode)
+        answer = await accept(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES, decode)
+        if archive is not None and taken and answer.status_code == 200:
+            archive(*taken[0])
+        return answer
 
     async def receipts(request: Request) -> JSONResponse:
         def decode(body: bytes) -> list[Submission]:
