@@ -87,7 +87,7 @@ class ServerUnderFuzz:
 
     def _start(self) -> None:
         self.data = self.root / f"state-{len(self.deaths)}"
-        self.process, self.url = start(self.data, "--admin-token", ADMIN, "--agent-token", AGENT)
+        self.process, self.url = start(self.data, "--admin-token", ADMIN, "--agent-token", AGENT, "--archive")
         self.output: deque[str] = deque(maxlen=300)
         self.lines_read = 0
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
@@ -641,3 +641,9 @@ def test_after_the_fuzz_the_server_is_healthy_applies_a_call_and_stops_cleanly(s
     assert status == 0, output
     lines = run_engine("export", "--data", str(server.data)).stdout.splitlines()
     assert "after-fuzz" in {json.loads(line)["customer_id"] for line in lines}
+    # whatever the service accepted, its archive holds a call replay reads back (refusing any
+    # malformed line would fail the run)
+    archive = server.data / "archive.ndjson"
+    replayed = run_engine("replay", str(archive), "--scenario", "cart_abandonment", "--malformed", "refuse",
+                          "--out", str(server.data / "replayed"), "-q")
+    assert replayed.returncode == 0 and "after-fuzz" in archive.read_text()
