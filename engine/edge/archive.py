@@ -18,10 +18,11 @@ or refuses a whole batch.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, NamedTuple
 
 import msgspec
 
@@ -60,6 +61,71 @@ class LogError(Exception):
         super().__init__(f"line {number:,}: {reason}")
 
 
+class Shard(NamedTuple):
+    """Shard ``number`` of ``of`` of a log's customers: a call is this shard's when the CRC-32 of
+    its customer's identity is ``number`` modulo ``of``. The identity is the call's ``userId``,
+    else its ``anonymousId``, else its ``previousId``, as ``links`` resolves it: ids an identify
+    or an alias joins anywhere in the log share one (``identity_links``), so a merge finds both
+    histories in one shard."""
+
+    number: int
+    of: int
+    links: dict[str, str]
+
+    def owns(self, call: Call) -> bool:
+        identity = call.userId or call.anonymousId or call.previousId or ""
+        identity = self.links.get(identity, identity)
+        return zlib.crc32(identity.encode()) % self.of == self.number
+
+
+def identity_links(stream: BinaryIO) -> dict[str, str]:
+    """The ids some identify (with both ids) or alias of the log joins, each to one of its group:
+    a pass over the log that decodes only the lines naming two ids (malformed ones are left for
+    the replay to report)."""
+    parent: dict[str, str] = {}
+
+    def root(identity: str) -> str:
+        while parent.get(identity, identity) != identity:
+            parent[identity] = parent.get(parent[identity], parent[identity])  # (halving the path)
+            identity = parent[identity]
+        return identity
+
+    for raw in _naming_two_ids(stream):
+        if not ((b'"anonymousId"' in raw and b'"userId"' in raw) or b'"previousId"' in raw):
+            continue
+        try:
+            line: Line = decode_body(_line, raw, "line")
+        except IngestError:
+            continue
+        for call in line.batch if line.batch is not None else [line]:
+            other = {"identify": call.anonymousId, "alias": call.previousId}.get(call.type or "")
+            if call.userId and other:
+                a, b = root(call.userId), root(other)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {identity: root(identity) for identity in parent}
+
+
+def _naming_two_ids(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of the blocks of ``stream`` that name an ``anonymousId`` or a ``previousId``
+    (most logs of known customers have few: their blocks are skipped unsplit)."""
+    rest, overlong = b"", False
+    while block := stream.read(BLOCK_BYTES):
+        cut = block.rfind(b"\n") + 1  # (the block's whole lines end there; the rest waits)
+        if not cut:
+            rest += block
+            if len(rest) > MAX_LINE_BYTES:
+                rest, overlong = b"", True  # (an overlong line: the replay reports it)
+            continue
+        whole, rest = rest + block[:cut], block[cut:]
+        if overlong:  # (its end: the first line here)
+            whole, overlong = whole.split(b"\n", 1)[1], False
+        if b'"anonymousId"' in whole or b'"previousId"' in whole:
+            yield from whole.split(b"\n")
+    if not overlong:
+        yield rest
+
+
 class SegmentLog:
     """Read ``stream`` (a binary file) as records, in the file's order.
 
@@ -67,14 +133,19 @@ class SegmentLog:
         stream: the log, opened in binary mode.
         on_error: ``skip`` a malformed line (kept in ``errors``, counted in ``malformed``) or
             ``refuse`` it (``LogError`` is raised).
+        shard: read only the calls of this shard's customers (``Shard``); a malformed line is
+            then reported by one shard only: a call's faults by the shard of its customer, the
+            line's own (bad JSON, too long, a bad batch) by shard 0.
 
     Attributes:
         lines: lines read so far; ``calls``: calls taken; ``bytes_read``: for a progress bar.
     """
 
-    def __init__(self, stream: BinaryIO, on_error: OnError = "skip") -> None:
+    def __init__(self, stream: BinaryIO, on_error: OnError = "skip", shard: Shard | None = None) -> None:
         self.stream = stream
         self.on_error = on_error
+        self.shard = shard
+        self.reports_lines = shard is None or shard.number == 0  # (a line's own faults: one reports)
         self.lines = 0
         self.calls = 0
         self.malformed = 0
@@ -85,14 +156,22 @@ class SegmentLog:
         for raw in self._lines():
             self.lines += 1
             if raw is None:
-                self._malformed(f"longer than {MAX_LINE_BYTES:,} bytes")
+                if self.reports_lines:
+                    self._malformed(f"longer than {MAX_LINE_BYTES:,} bytes")
                 continue
             if not raw or raw.isspace():
                 continue
             try:
-                records = self._records(raw)
+                line: Line = decode_body(_line, raw, "line")
             except IngestError as exc:
-                self._malformed(str(exc))
+                if self.reports_lines:
+                    self._malformed(str(exc))
+                continue
+            try:
+                records = self._records(line)
+            except IngestError as exc:
+                if line.batch is None or self.reports_lines:
+                    self._malformed(str(exc))
                 continue
             self.calls += len(records)
             yield from records
@@ -120,9 +199,11 @@ class SegmentLog:
         if overlong or rest:
             yield None if overlong else rest
 
-    def _records(self, raw: bytes) -> list[Record]:
-        line: Line = decode_body(_line, raw, "line")
+    def _records(self, line: Line) -> list[Record]:
+        shard = self.shard
         if line.batch is None:
+            if shard is not None and not shard.owns(line):
+                return []  # (another shard's customer: that shard reads and checks the call)
             if not line.type:
                 raise IngestError("a logged call needs its type (track, identify, ...)", field="type")
             return [_record(line)]
@@ -131,9 +212,11 @@ class SegmentLog:
             call.sentAt = call.sentAt or line.sentAt
             call.receivedAt = call.receivedAt or line.receivedAt
             try:
-                records.append(_record(call))
+                record = _record(call)  # (each shard checks the whole batch: taken or skipped whole)
             except IngestError as exc:
                 raise within(exc, f"batch[{i}]") from None
+            if shard is None or shard.owns(call):
+                records.append(record)
         return records
 
     def _malformed(self, reason: str) -> None:

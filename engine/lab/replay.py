@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from actors.messages import Converted, Send, Suppressed
-from engine.edge.archive import OnError, SegmentLog
+from engine.edge.archive import OnError, SegmentLog, Shard
 from engine.runtime.replay import REORDER_WINDOW, Replay, in_time_order
 from engine.scenario_files import Scenario
+from reports.metrics import RunMetrics
 
 SEND_COLUMNS = ("at", "customer", "journey", "entry", "step", "channel", "message", "key")
 SUPPRESSED_COLUMNS = ("at", "customer", "journey", "step", "channel", "message", "rule", "deferred_until")
+TABLES = ("sends.csv", "suppressed.csv", "conversions.csv")
 CONVERSION_COLUMNS = ("at", "customer", "journey", "entry", "holdout", "value", "path", "touches")
 
 
@@ -41,6 +43,25 @@ class ReplayResult:
 
     metrics: dict[str, Any]
     messaged: Counter[str]
+
+
+@dataclass
+class Tally:
+    """What a replay, or one shard of one, counted, as plain data (a shard's crosses processes)."""
+
+    state: dict[str, Any]  # the journeys' tallies (``RunMetrics.state``)
+    messaged: dict[str, int]  # sends per customer
+    actors: int
+    first: float | None  # the first call's time
+    until: float  # how far the journeys went on
+    pending: int  # timers still queued then
+    lines: int
+    calls: int
+    malformed: int
+    errors: list[tuple[int, str]]  # the malformed lines kept, (number, reason)
+    late: int
+    duplicates: int
+    receipts: int
 
 
 def iso(at: float) -> str:
@@ -57,20 +78,39 @@ def replay_log(
     on_error: OnError = "skip",
     reorder: float = REORDER_WINDOW,
     on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    source: str | None = None,
 ) -> ReplayResult:
-    """Replay ``log_file`` through ``scenario``'s design, writing sends.csv and suppressed.csv into
-    ``folder``; ``after``: how long the journeys go on after the last call (default: the longest
-    goal window); ``reorder``: how far out of time order a call may be and still be put back
-    in order (``engine.runtime.replay.in_time_order``); ``on_progress(bytes_read)`` every
-    10,000 calls.
+    """Replay ``log_file`` through ``scenario``'s design, writing sends.csv, suppressed.csv and
+    conversions.csv into ``folder``; ``after``: how long the journeys go on after the last call
+    (default: the longest goal window); ``reorder``: how far out of time order a call may be and
+    still be put back in order (``engine.runtime.replay.in_time_order``); ``on_progress(bytes)``
+    every 10,000 calls. With ``workers`` > 1, the customers are shared among that many processes
+    (``engine.lab.shards``), each loading the design from ``source`` (a scenario file or name);
+    the results are the same.
 
     Raises:
         engine.edge.archive.LogError: a malformed line, when ``on_error`` is ``refuse``.
         OSError: the log cannot be read, or the folder written.
     """
-    program = scenario.program
-    after = max((j.goal_within for j in program.journeys), default=0.0) if after is None else after
+    after = max((j.goal_within for j in scenario.program.journeys), default=0.0) if after is None else after
     folder.mkdir(parents=True, exist_ok=True)
+    if workers > 1 and source is not None:
+        from engine.lab.shards import replay_in_shards
+
+        tally = replay_in_shards(source, log_file, folder, workers, after, on_error, reorder, on_progress)
+    else:
+        tally = replay_shard(scenario, log_file, folder, on_error, reorder, None,
+                             lambda now: now + after, on_progress)
+    return ReplayResult(_metrics(scenario, log_file, tally), Counter(tally.messaged))
+
+
+def replay_shard(scenario: Scenario, log_file: Path, folder: Path, on_error: OnError, reorder: float,
+                 shard: Shard | None, until_of: Callable[[float], float],
+                 on_progress: Callable[[int], None] | None) -> Tally:
+    """Replay the calls of ``shard`` of the log (all with None), writing the tables into
+    ``folder``; the journeys go on until ``until_of(the last call's time)``."""
+    program = scenario.program
     with (log_file.open("rb") as stream,
           (folder / "sends.csv").open("w", newline="", encoding="utf-8") as sends_file,
           (folder / "suppressed.csv").open("w", newline="", encoding="utf-8") as blocked_file,
@@ -93,11 +133,14 @@ def replay_log(
                                   " > ".join(c.path), touches))
 
         replay = Replay(program, on_send=on_send, on_suppressed=on_suppressed, on_converted=on_converted)
-        log = SegmentLog(stream, on_error)
+        log = SegmentLog(stream, on_error, shard)
         replay.feed(in_time_order(_reporting(log, on_progress), reorder))
-        until = replay.now + after if math.isfinite(replay.now) else replay.now
+        until = until_of(replay.now)
         pending = replay.finish(until) if math.isfinite(until) else 0
-    return ReplayResult(_metrics(scenario, log_file, replay, log, until, pending), replay.messaged)
+    return Tally(replay.metrics.state(), dict(replay.messaged), len(replay.actors), replay.first, until,
+                 pending,
+                 log.lines, log.calls, log.malformed, [(e.number, e.reason) for e in log.errors],
+                 replay.late, replay.duplicates, replay.receipts)
 
 
 def _reporting(log: SegmentLog, on_progress: Callable[[int], None] | None) -> Any:
@@ -118,13 +161,13 @@ def _writer(file: IO[str], columns: tuple[str, ...]) -> Any:
     return writer
 
 
-def _metrics(scenario: Scenario, log_file: Path, replay: Replay, log: SegmentLog, until: float,
-             pending: int) -> dict[str, Any]:
-    tallies = replay.metrics.to_dict()
-    customers = len(replay.actors)
-    first = replay.first
+def _metrics(scenario: Scenario, log_file: Path, tally: Tally) -> dict[str, Any]:
+    metrics = RunMetrics(scenario.program, 0, close_windows=True)
+    metrics.restore(tally.state)
+    tallies = metrics.to_dict()
+    customers, first, until = tally.actors, tally.first, tally.until
     messages = tallies["messages"]
-    counts = sorted(replay.messaged.values())
+    counts = sorted(tally.messaged.values())
     reached = len(counts)
     by_channel = messages["by_channel"]
     messages["per_customer_by_channel"] = {c: n / max(customers, 1) for c, n in by_channel.items()}
@@ -142,18 +185,17 @@ def _metrics(scenario: Scenario, log_file: Path, replay: Replay, log: SegmentLog
         "days": (until - first) / 86400.0 if first is not None else 0.0,
         "log": {
             "file": log_file.name,
-            "lines": log.lines,
-            "calls": log.calls,
-            "malformed": log.malformed,
-            "malformed_lines": [{"line": e.number, "reason": e.reason} for e in log.errors],
-            "late": replay.late,
-            "duplicates": replay.duplicates,
-            "receipts": replay.receipts,
+            "lines": tally.lines,
+            "calls": tally.calls,
+            "malformed": tally.malformed,
+            "malformed_lines": [{"line": number, "reason": reason} for number, reason in tally.errors],
+            "late": tally.late,
+            "duplicates": tally.duplicates,
+            "receipts": tally.receipts,
             "first": iso(first) if first is not None else None,
             "until": iso(until) if first is not None else None,
         },
-        "messages_handled": replay.messages,
-        "timers_pending": pending,
+        "timers_pending": tally.pending,
         **tallies,
     }
 
