@@ -7,6 +7,7 @@ across channels so that a hand-off to an agent carries the context.
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from collections.abc import Sequence
@@ -164,14 +165,14 @@ class Profile:
                 sends.append((times[index], what))
         return sends
 
-    def touches_since(self, at: float) -> tuple[str, ...]:
-        """The channels of the sends made at or after ``at`` that the timeline holds, oldest
-        first (a conversion path; bounded as the timeline is)."""
+    def touches_since(self, at: float, until: float = math.inf) -> tuple[str, ...]:
+        """The channels of the sends made from ``at`` to ``until`` that the timeline holds, oldest
+        first (a conversion or null path; bounded as the timeline is)."""
         times, whats = self.timeline_at, self.timeline_what
         if times is None or whats is None:
             return ()
         return tuple(what.split(_SEP, 2)[1] for t, what in zip(times, whats, strict=True)
-                     if t >= at and what.startswith(_SEND_PREFIXES))
+                     if at <= t <= until and what.startswith(_SEND_PREFIXES))
 
     def conversion_touches(self, at: float) -> tuple[tuple[str, ...], tuple[Touch, ...]]:
         """A conversion's path and touches since ``at``, in one pass over the timeline: the

@@ -8,12 +8,14 @@ and context, page views, cart adds and purchases in the world's proportions, eac
 ``messageId``, a ``timestamp`` and ``context.library`` as the official libraries set them), one
 call per line, spread evenly over ``--days`` days from 2026-03-02, among ``--customers``
 customers. It is written once; each repeat runs the real command line on it in a fresh process
-and is timed whole: start, reading and validating every line, the replay, sends.csv and
-suppressed.csv, metrics.json, the figures and report.html.
+and is timed whole: start, reading and validating every line, the replay (on one process per core
+unless ``--workers`` says otherwise), sends.csv, suppressed.csv and conversions.csv,
+metrics.json, the figures and report.html.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,8 @@ def main(
     customers: Annotated[int, typer.Option(help="Customers they come from.")] = 100_000,
     days: Annotated[float, typer.Option(help="Days the log spans.")] = 30.0,
     repeat: int = 3,
+    workers: Annotated[int | None, typer.Option(help="replay --workers (default: its own, one per core "
+                                                     "for a log this size).")] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the results here.")] = None,
 ) -> None:
     """Time ``touchpoint replay`` of the cart design over a log of ``calls`` calls."""
@@ -65,13 +69,15 @@ def main(
         for _ in range(repeat):
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "engine", "replay", str(log), "--scenario",
-                            "cart_abandonment", "--out", str(Path(folder) / "out"), "-q"],
+                            "cart_abandonment", "--out", str(Path(folder) / "out"), "-q",
+                            *(["--workers", str(workers)] if workers else [])],
                            check=True, capture_output=True)
             runs.append(time.perf_counter() - started)
         size = log.stat().st_size
     median = statistics.median(runs)
     ceiling = measure(3)
     report({"calls": calls, "customers": customers, "days": days, "log_megabytes": round(size / 1e6, 1),
+            "workers": workers or f"default ({os.cpu_count()} cores)",
             "repeat": repeat, "seconds_median": median, "seconds_runs": ", ".join(f"{r:.2f}" for r in runs),
             "calls_per_second_median": calls / median, "calls_per_second_best": calls / min(runs),
             "ceiling_events_per_second_median": ceiling["median"],

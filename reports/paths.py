@@ -134,15 +134,15 @@ class PathTally:
 
 
 def null_path(actor: Actor | None, journey: str, entry: int) -> tuple[str, ...]:
-    """The null path of ``actor``'s ``entry`` into ``journey`` (the channels of the sends since
-    it), if that entry is still its latest and ended without converting; else ()."""
+    """The null path of ``actor``'s ``entry`` into ``journey`` (the channels of the sends in its
+    goal window), if that entry is still its latest and ended without converting; else ()."""
     if actor is None or actor.runs is None:
         return ()
-    index = next((j.index for j in actor.program.journeys if j.id == journey), None)
-    run = None if index is None else actor.runs[index]
-    if run is None or run.entry != entry or not run.lapsed:
+    found = next((j for j in actor.program.journeys if j.id == journey), None)
+    run = None if found is None else actor.runs[found.index]
+    if found is None or run is None or run.entry != entry or not run.lapsed:
         return ()
-    return actor.profile.touches_since(run.entered_at)
+    return actor.profile.touches_since(run.entered_at, run.entered_at + found.goal_within)
 
 
 def path_table(rows: list[list[Any]]) -> str:

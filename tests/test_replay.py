@@ -313,6 +313,7 @@ def test_serve_archive_writes_what_it_accepts_and_replay_reads_it(tmp_path):
     assert [(c["type"], c["userId"]) for c in archived] == [("identify", "ada"), ("track", "ada"),
                                                             ("track", "bob")]
     assert all("receivedAt" in c and "writeKey" not in c for c in archived)
+    assert all("timestamp" not in c.get("properties", {}) for c in archived)  # (as the client sent them)
     done = touchpoint("replay", str(archive), "--scenario", "cart_abandonment", "--out", str(tmp_path / "r"),
                       "-q")
     assert done.returncode == 0, done.stderr
@@ -372,3 +373,46 @@ def test_identity_links_join_the_ids_whatever_the_blocks(monkeypatch):
     assert len(joined) == 1 and len(whole) == 14  # (13 visitors identify, one alias: each joins an id)
     monkeypatch.setattr(archive_module, "BLOCK_BYTES", 97)  # (lines cut across blocks)
     assert identity_links(io.BytesIO(data)) == whole
+
+
+def test_a_late_event_converts_an_entry_whose_window_just_closed_and_no_null_path_is_counted():
+    t0 = MONDAY.timestamp()
+
+    def stamp(at: float) -> str:
+        return datetime.fromtimestamp(at, UTC).isoformat()
+
+    calls = [{**identify("ada", stamp(t0)), "receivedAt": stamp(t0)},
+             {**track("ada", "cart_add", stamp(t0 + 5), value=60), "receivedAt": stamp(t0 + 5)},
+             # bought just inside the 7-day window, reported an hour after it closed (within 6 hours)
+             {**track("ada", "purchase", stamp(t0 + 7 * DAY - 3600), value=60),
+              "receivedAt": stamp(t0 + 7 * DAY + 3600)}]
+    replay, _ = replay_calls(calls)
+    paths = replay.metrics.paths.to_dict()["cart_abandonment"]["paths"]
+    assert paths == [["email > email > sms", 1, 60.0, 0]]
+
+
+def test_a_call_without_its_arrival_is_placed_at_its_timestamp_corrected_once():
+    # Segment's ``timestamp`` is corrected already: with sentAt and originalTimestamp beside it, the
+    # event is still at 08:00, not corrected again to 06:00
+    call = {"type": "track", "userId": "ada", "event": "e", "timestamp": at(hours=-2), "sentAt": at(),
+            "originalTimestamp": at(hours=-2), "messageId": "m"}
+    (received, [entry]), = list(SegmentLog(io.BytesIO(json.dumps(call).encode() + b"\n")))
+    assert received == entry.message.properties["timestamp"] == (MONDAY - timedelta(hours=2)).timestamp()
+
+
+def test_a_retry_is_applied_once_within_24_hours_and_again_after():
+    calls = [identify("ada", at()), {**track("ada", "page_view", at(minutes=1)), "messageId": "same"},
+             {**track("ada", "cart_add", at(minutes=30), value=60), "messageId": "same"},  # a retry: dropped
+             {**track("ada", "cart_add", at(days=3), value=60), "messageId": "same"}]  # days later: applied
+    replay, _ = replay_calls(calls)
+    journey = replay.metrics.to_dict()["journeys"]["cart_abandonment"]
+    assert replay.duplicates == 1 and journey["entrants"] == 1
+
+
+def test_replay_keeps_the_edges_limits_on_a_call_and_a_batch():
+    big = {**identify("ada", at()), "traits": {"bio": "x" * 40_000}}
+    many = {"batch": [track(f"u{i}", "e", at()) for i in range(2_501)]}
+    log = SegmentLog(io.BytesIO(json.dumps(big).encode() + b"\n" + json.dumps(many).encode() + b"\n"))
+    assert list(log) == []
+    assert [e.reason.split(";")[0] for e in log.errors] == ["line: call of 40,151 bytes",
+                                                            "batch: 2,501 events"]

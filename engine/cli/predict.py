@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -91,6 +92,8 @@ def predict(
             row["expected_value_per_purchase"] = float(per_purchase[i])
             row["expected_value"] = float(per_purchase[i] * expected[i])
         customers.append(row)
+    if not all(math.isfinite(float(v)) for row in customers for v in row.values() if isinstance(v, float)):
+        _refuse(f"{transactions}: the fitted parameters give no finite prediction for some customers")
     result["customers"] = customers
     _print(result, len(rows))
     if out is not None:

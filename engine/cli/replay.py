@@ -27,6 +27,7 @@ from engine.cli.output import console, errors, refuse_scenario
 from engine.scenario_files import Scenario, load_scenario
 
 AUTO_SHARDS_BYTES = 20_000_000  # a log past this is shared among the cores by default
+MAX_AFTER = 3650 * 86400.0  # ten years: --after and --reorder
 
 
 def replay(
@@ -81,6 +82,8 @@ def replay(
         window = parse_duration(reorder, allow_zero=True)
     except ScenarioError as exc:
         _refuse(f"--after or --reorder: {exc.message}")
+    if (extra or 0.0) > MAX_AFTER or window > MAX_AFTER:
+        _refuse(f"--after and --reorder are at most {MAX_AFTER / 86400:,.0f} days")
     if not events.is_file():
         _refuse(f"{events}: no such file")
     sources = [scenario, *(compare or [])]

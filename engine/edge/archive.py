@@ -27,11 +27,24 @@ from typing import BinaryIO, Literal, NamedTuple
 import msgspec
 
 from actors.errors import IngestError
-from engine.edge.segment import MAX_BATCH_BYTES, Call, Stamp, decode_body, iso_time, to_messages, within
+from engine.edge.segment import (
+    EARLIEST,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    MAX_CALL_BYTES,
+    BatchSizes,
+    Call,
+    Stamp,
+    decode_body,
+    iso_time,
+    to_messages,
+    within,
+)
 from engine.runtime.replay import Record
 
 MAX_LINE_BYTES = MAX_BATCH_BYTES  # a line holds at most one batch body
 BLOCK_BYTES = 1 << 20  # read at a time
+LATEST = 4_102_444_800.0  # 2100-01-01T00:00:00Z: a call's time from then on is a broken clock
 KEPT_ERRORS = 100  # malformed lines kept with their reasons (all are counted)
 OnError = Literal["skip", "refuse"]
 
@@ -163,6 +176,11 @@ class SegmentLog:
                 continue
             try:
                 line: Line = decode_body(_line, raw, "line")
+                if line.batch is None and len(raw) > MAX_CALL_BYTES:
+                    raise IngestError(f"call of {len(raw):,} bytes; the limit is {MAX_CALL_BYTES:,}",
+                                      field="line")
+                if line.batch is not None:
+                    _batch_limits(raw)
             except IngestError as exc:
                 if self.reports_lines:
                     self._malformed(str(exc))
@@ -228,19 +246,39 @@ class SegmentLog:
             self.errors.append(error)
 
 
+_sizes = msgspec.json.Decoder(BatchSizes)
+
+
+def _batch_limits(raw: bytes) -> None:
+    """The edge's limits of a batch: how many calls, and each one's size.
+
+    Raises:
+        IngestError: one is exceeded.
+    """
+    calls = decode_body(_sizes, raw, "line").batch
+    if len(calls) > MAX_BATCH_EVENTS:
+        raise IngestError(f"{len(calls):,} events; the limit is {MAX_BATCH_EVENTS:,}", field="batch")
+    for i, call in enumerate(calls):
+        if len(call) > MAX_CALL_BYTES:
+            raise IngestError(f"{len(call):,} bytes; the limit is {MAX_CALL_BYTES:,}", field=f"batch[{i}]")
+
+
 def _record(call: LoggedCall) -> Record:
     """A call's record: its arrival time and the edge's messages for it."""
     if call.receivedAt:
-        received = iso_time(call.receivedAt, "receivedAt")
-    elif call.timestamp:
-        received = iso_time(call.timestamp, "timestamp")
-        if not call.sentAt:  # (the edge would read the same time again: it takes the arrival's)
-            call.timestamp = None
-    elif call.originalTimestamp:
-        received = iso_time(call.originalTimestamp, "originalTimestamp")
+        received, field = iso_time(call.receivedAt, "receivedAt"), "receivedAt"
     else:
-        raise IngestError("a logged call needs a time (receivedAt, timestamp or originalTimestamp)",
-                          field="timestamp")
+        # no arrival kept: the call's time stands for it, Segment's ``timestamp`` (corrected
+        # already) or the client's own; the edge then reads no other (it takes the arrival's)
+        field = "timestamp" if call.timestamp else "originalTimestamp"
+        text = call.timestamp or call.originalTimestamp
+        if not text:
+            raise IngestError("a logged call needs a time (receivedAt, timestamp or originalTimestamp)",
+                              field="timestamp")
+        received = iso_time(text, field)
+        call.timestamp = call.sentAt = call.originalTimestamp = None
+    if not EARLIEST <= received < LATEST:
+        raise IngestError(f"{received:.0f} s since 1970 is outside the years 2000 to 2099", field=field)
     return received, to_messages([call], received)
 
 
@@ -258,7 +296,9 @@ class Archive:
         self.file = path.open("ab")
         self.calls = 0
 
-    def __call__(self, calls: list[Call], received_at: float) -> None:
+    def lines(self, calls: list[Call], received_at: float) -> bytes:
+        """The archive's lines of ``calls`` received at ``received_at``: to take before the edge
+        turns them into messages (it adds the corrected ``timestamp`` to their properties)."""
         stamp = b',"receivedAt":"' + datetime.fromtimestamp(received_at, UTC).isoformat(
             timespec="microseconds").replace("+00:00", "Z").encode() + b'"}\n'
         lines = []
@@ -266,9 +306,13 @@ class Archive:
             call.writeKey = None
             raw = _encode(call)
             lines.append(raw[:-1] + (stamp if len(raw) > 2 else stamp[1:]))
-        self.file.write(b"".join(lines))
+        return b"".join(lines)
+
+    def write(self, lines: bytes) -> None:
+        """Append ``lines`` (``lines``'s): the calls were applied."""
+        self.file.write(lines)
         self.file.flush()
-        self.calls += len(calls)
+        self.calls += lines.count(b"\n")
 
     def close(self) -> None:
         self.file.close()

@@ -66,6 +66,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.errors import IngestError
 from actors.messages import Submission
+from engine.edge.archive import Archive
 from engine.edge.cases import MAX_ACTION_BYTES, apply_action, case_view, parse_action, queue_view
 from engine.edge.monitoring import dead_letters, journey_statistics, registry_for
 from engine.edge.receipts import parse_receipts, receipts_to_messages
@@ -73,7 +74,6 @@ from engine.edge.segment import (
     KINDS,
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
-    Call,
     parse,
     to_messages,
 )
@@ -111,7 +111,7 @@ def create_app(
     retry_after: int = 1,
     snapshots: SnapshotStatistics | None = None,
     agent_token: str | None = None,
-    archive: Callable[[list[Call], float], None] | None = None,
+    archive: Archive | None = None,
 ) -> Starlette:
     """The ASGI app in front of ``runtime``, accepting any of ``write_keys`` for ingestion,
     ``admin_token`` (a bearer token; None: the admin API is closed) for the rest, and
@@ -199,17 +199,19 @@ def create_app(
         if kind not in (*KINDS, "batch"):
             return _error(404, f"unknown endpoint /v1/{kind}")
 
-        taken: list[tuple[list[Call], float]] = []
+        taken: list[bytes] = []  # (the archive's lines of the calls, as they came)
 
         def decode(body: bytes) -> list[Submission]:
             calls, body_key = parse(kind, body)
             authorize(body_key, request)
-            taken.append((calls, runtime.now()))  # (the engine's clock: simulated under a test clock)
-            return to_messages(*taken[0])
+            now = runtime.now()  # (the engine's clock: simulated under a test clock)
+            if archive is not None:
+                taken.append(archive.lines(calls, now))
+            return to_messages(calls, now)
 
         answer = await accept(request, MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES, decode)
         if archive is not None and taken and answer.status_code == 200:
-            archive(*taken[0])
+            archive.write(taken[0])
         return answer
 
     async def receipts(request: Request) -> JSONResponse:

@@ -101,6 +101,8 @@ def fit_bgnbd(x: Floats, t_x: Floats, T: Floats) -> BgNbd:  # noqa: N803
     """
     if len(x) == 0:
         raise ValueError("no customer to fit")
+    if not np.any(x > 0):
+        raise ValueError("no customer bought again after their first purchase: BG/NBD has nothing to fit")
 
     def loss(log_params: Floats) -> float:
         return -bgnbd_log_likelihood(np.exp(log_params), x, t_x, T) / len(x)
@@ -147,11 +149,13 @@ def fit_gamma_gamma(x: Floats, m: Floats) -> GammaGamma:
         return -float(np.sum(ll)) / len(x)
 
     p, q, v = (float(value) for value in np.exp(_minimise(loss, np.log([1.0, 2.0, float(np.mean(m))]))))
+    if q <= 1.0:
+        raise ValueError(f"the spend fit gives q = {q:.3g} <= 1: values so spread have no finite mean")
     return GammaGamma(p, q, v)
 
 
 def _minimise(loss: object, start: Floats) -> Floats:
     result = minimize(loss, start, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * len(start))
-    if not result.success and not np.isfinite(result.fun):
+    if not result.success or not np.isfinite(result.fun):
         raise ValueError(f"the fit did not converge: {result.message}")
     return np.asarray(result.x, dtype=np.float64)

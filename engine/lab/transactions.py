@@ -66,10 +66,13 @@ def read_transactions(path: Path, customer: str = "customer_id", when: str = "da
             raise TransactionError(f"row 1: no column {missing[0]!r}; the columns: {', '.join(columns)}")
         at = {name: columns.index(name) for name in wanted}
         rows = []
-        for number, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            rows.append(_row(number, row, at, customer, when, value))
+        try:
+            for number, row in enumerate(reader, start=2):
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                rows.append(_row(number, row, at, customer, when, value))
+        except csv.Error as exc:  # (a field beyond the reader's limit, a NUL byte...)
+            raise TransactionError(f"row {reader.line_num}: {exc}") from None
     if not rows:
         raise TransactionError("no transaction after the header")
     return rows

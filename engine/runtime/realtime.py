@@ -326,7 +326,8 @@ class RealtimeRuntime:
         for at, *_ in due:
             self.timer_lateness.observe(now - at)
         self._apply(work, times, triggers)
-        self.metrics.paths.close_due(now, self.actor)  # (the null paths of the windows that closed)
+        # the null paths of the windows that closed (a late event may yet convert: ``ingest``)
+        self.metrics.paths.close_due(now - self.event_time_bound, self._peek)
         self.applied_lsn = lsn  # no await since the append: a snapshot sees all of it or none
         self._round = []
 
@@ -383,6 +384,10 @@ class RealtimeRuntime:
             if effects:
                 route(customer_id, effects, trigger)
         self.handled += len(work)
+
+    def _peek(self, customer_id: str) -> Actor | None:  # (a dormant one is read, not woken)
+        customer = self.aliases.resolve(customer_id)
+        return self.actors.get(customer) or self.dormant.peek(customer)
 
     def _new_actor(self, customer_id: str) -> Actor:
         self.metrics.count_customer(customer_id)  # (the global holdout's denominators)

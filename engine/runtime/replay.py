@@ -22,6 +22,7 @@ Pure: no clock and no I/O; sends and suppressions go to the callbacks the caller
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
 from collections import Counter
@@ -67,26 +68,35 @@ def in_time_order(records: Iterable[Record], window: float = REORDER_WINDOW,
     out of place comes after those already released: the replay applies it late.
 
     Records are held in a list kept sorted by time: every ``chunk`` records the new ones are
-    sorted in (in C: a nearly sorted list sorts in about linear time, and the sort is stable, so
-    ties stay in the log's order) and those older than the newest by ``window`` are released.
+    sorted (in C, and stably: ties stay in the log's order) and merged in, which for a log in
+    order is only appending them, and those older than the newest by ``window`` are released.
     """
-    held: list[Record] = []
+    held: list[Record] = []  # in time order
+    fresh: list[Record] = []  # read since, in the log's order
     newest = -math.inf
     by_time = itemgetter(0)
     chunk = max(1, min(chunk, most))
     for record in records:
-        held.append(record)
+        fresh.append(record)
         if record[0] > newest:
             newest = record[0]
-        if len(held) % chunk == 0:
-            held.sort(key=by_time)
-            ready = bisect_right(held, newest - window, key=by_time)
-            ready = max(ready, len(held) - most)
+        if len(fresh) >= chunk:
+            held = _merged(held, fresh, by_time)
+            fresh = []
+            ready = max(bisect_right(held, newest - window, key=by_time), len(held) - most)
             if ready:
                 yield from held[:ready]
                 del held[:ready]
-    held.sort(key=by_time)
-    yield from held
+    yield from _merged(held, fresh, by_time)
+
+
+def _merged(held: list[Record], fresh: list[Record], by_time: Callable[[Record], float]) -> list[Record]:
+    """``held`` (in time order) with ``fresh`` sorted in; ``held``'s first on equal times."""
+    fresh.sort(key=by_time)
+    if not held or not fresh or fresh[0][0] >= held[-1][0]:
+        held.extend(fresh)
+        return held
+    return list(heapq.merge(held, fresh, key=by_time))
 
 
 OnSend = Callable[[float, str, Send], None]  # (at, customer_id, send)
@@ -166,6 +176,7 @@ class Replay:
         known = seen.seen
         fresh_ids: list[str] = []  # ids applied since they were last handed to ``seen`` (in bulk)
         fresh_set: set[str] = set()
+        since = self.now if math.isfinite(self.now) else -math.inf  # (when ``fresh_ids`` began)
         now, late, count, duplicates, messages, skipped = self.now, 0, 0, 0, 0, 0
         try:
             for received_at, submissions in records:
@@ -175,8 +186,8 @@ class Replay:
                 else:
                     if peek() < received_at:
                         fire(received_at)
-                    if paths.next_close() < received_at:
-                        paths.close_due(received_at, actor_of)
+                    if paths.next_close() < received_at - bound:  # (a late event may yet convert)
+                        paths.close_due(received_at - bound, actor_of)
                 now = received_at
                 if not count and self.first is None:
                     self.first = received_at
@@ -207,9 +218,9 @@ class Replay:
                     customer, effects = apply(customer, message, at)
                     if effects:
                         route(customer, effects, received_at)
-                if len(fresh_ids) >= 4096:
+                if len(fresh_ids) >= 4096 or received_at - since > 3600.0:  # (ids expire to within an hour)
                     seen.remember(fresh_ids, received_at)
-                    fresh_ids, fresh_set = [], set()
+                    fresh_ids, fresh_set, since = [], set(), received_at
         finally:
             seen.remember(fresh_ids, now)
             self.now = now

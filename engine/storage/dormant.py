@@ -55,6 +55,12 @@ class Dormant:
             del self.chunks[chunk]
         return actor_from(chunk, customer_id, raw)
 
+    def peek(self, customer_id: str) -> Actor | None:
+        """A copy of the dormant actor of ``customer_id`` to read, which stays dormant (None: it
+        is not here)."""
+        entry = self.records.get(customer_id)
+        return None if entry is None else actor_from(entry[0], customer_id, entry[1])
+
     def wake_all(self) -> dict[str, Actor]:
         """Every dormant actor, by customer id (none stays dormant)."""
         actors: dict[str, Actor] = {}
