@@ -51,7 +51,8 @@ def config(tmp_path: Path) -> Path:
      'admin_token: Expected `str` of length >= 1; write a non-empty string such as "TOKEN"'),
     ("host = 1", "host: Expected `str`, got `int`; write a string"),
     ('colour = "blue"\nshade = 2', "unknown keys ['colour', 'shade']; expected ['admin_token', "
-     "'agent_token', 'channels', 'data', 'fsync', 'host', 'outbox', 'port', 'snapshot_every', 'write_keys']"),
+     "'agent_token', 'archive', 'channels', 'data', 'fsync', 'host', 'outbox', 'port', 'snapshot_every', "
+     "'write_keys']"),
     ("outbox = 3", "outbox: Expected `object`, got `int`; write a table"),
     ("[outbox]\nbase_delay = -1", "outbox.base_delay: Expected `float` >= 0.0; write a number >= 0"),
 ])

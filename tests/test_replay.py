@@ -410,7 +410,7 @@ def test_a_retry_is_applied_once_within_24_hours_and_again_after():
 
 
 def test_replay_keeps_the_edges_limits_on_a_call_and_a_batch():
-    big = {**identify("ada", at()), "traits": {"bio": "x" * 40_000}}
+    big = {**identify("ada", at()), "traits": {"bio": "x" * 40_000}}  # (past the limit and the log's room)
     many = {"batch": [track(f"u{i}", "e", at()) for i in range(2_501)]}
     log = SegmentLog(io.BytesIO(json.dumps(big).encode() + b"\n" + json.dumps(many).encode() + b"\n"))
     assert list(log) == []

@@ -44,6 +44,8 @@ from engine.runtime.replay import Record
 
 MAX_LINE_BYTES = MAX_BATCH_BYTES  # a line holds at most one batch body
 BLOCK_BYTES = 1 << 20  # read at a time
+# the edge's limit on a call, and room for what a log adds to it (receivedAt, an export's own fields)
+MAX_LOGGED_CALL_BYTES = MAX_CALL_BYTES + 4096
 LATEST = 4_102_444_800.0  # 2100-01-01T00:00:00Z: a call's time from then on is a broken clock
 KEPT_ERRORS = 100  # malformed lines kept with their reasons (all are counted)
 OnError = Literal["skip", "refuse"]
@@ -176,8 +178,8 @@ class SegmentLog:
                 continue
             try:
                 line: Line = decode_body(_line, raw, "line")
-                if line.batch is None and len(raw) > MAX_CALL_BYTES:
-                    raise IngestError(f"call of {len(raw):,} bytes; the limit is {MAX_CALL_BYTES:,}",
+                if line.batch is None and len(raw) > MAX_LOGGED_CALL_BYTES:
+                    raise IngestError(f"call of {len(raw):,} bytes; the limit is {MAX_LOGGED_CALL_BYTES:,}",
                                       field="line")
                 if line.batch is not None:
                     _batch_limits(raw)
@@ -259,8 +261,9 @@ def _batch_limits(raw: bytes) -> None:
     if len(calls) > MAX_BATCH_EVENTS:
         raise IngestError(f"{len(calls):,} events; the limit is {MAX_BATCH_EVENTS:,}", field="batch")
     for i, call in enumerate(calls):
-        if len(call) > MAX_CALL_BYTES:
-            raise IngestError(f"{len(call):,} bytes; the limit is {MAX_CALL_BYTES:,}", field=f"batch[{i}]")
+        if len(call) > MAX_LOGGED_CALL_BYTES:
+            raise IngestError(f"{len(call):,} bytes; the limit is {MAX_LOGGED_CALL_BYTES:,}",
+                              field=f"batch[{i}]")
 
 
 def _record(call: LoggedCall) -> Record:
