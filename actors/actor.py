@@ -266,8 +266,7 @@ class Actor:
             return  # already in it
         elif journey.reentry is None or now - run.entered_at < journey.reentry:
             return  # re-entry not allowed (yet)
-        lapsed = self.profile.touches_since(run.entered_at, run.entered_at + journey.goal_within) if (
-            run.lapsed) else ()  # (the previous entry's null path: the sends of its goal window)
+        lapsed = run.null_path(self.profile, journey.goal_within)  # (the previous entry's)
         run.entry += 1
         run.entered_at = now
         run.converted = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors.messages import Properties
+from actors.profile import Profile
 
 
 class JourneyRun:
@@ -44,6 +45,11 @@ class JourneyRun:
         """Whether the latest entry is one that ended, or may yet end, without converting: it was
         entered, not held out, and has not converted (its null path, once it is over)."""
         return bool(self.entry) and not (self.converted or self.holdout)
+
+    def null_path(self, profile: Profile, window: float) -> tuple[str, ...]:
+        """The latest entry's null path when it ``lapsed``: the channels of the sends ``profile``
+        got in its goal window of ``window`` seconds (else ())."""
+        return profile.touches_since(self.entered_at, self.entered_at + window) if self.lapsed else ()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, JourneyRun) and all(

@@ -136,13 +136,10 @@ class PathTally:
 def null_path(actor: Actor | None, journey: str, entry: int) -> tuple[str, ...]:
     """The null path of ``actor``'s ``entry`` into ``journey`` (the channels of the sends in its
     goal window), if that entry is still its latest and ended without converting; else ()."""
-    if actor is None or actor.runs is None:
+    if actor is None or actor.runs is None or (found := actor.program.by_id.get(journey)) is None:
         return ()
-    found = next((j for j in actor.program.journeys if j.id == journey), None)
-    run = None if found is None else actor.runs[found.index]
-    if found is None or run is None or run.entry != entry or not run.lapsed:
-        return ()
-    return actor.profile.touches_since(run.entered_at, run.entered_at + found.goal_within)
+    run = actor.runs[found.index]
+    return run.null_path(actor.profile, found.goal_within) if run is not None and run.entry == entry else ()
 
 
 def path_table(rows: list[list[Any]]) -> str:

@@ -116,8 +116,9 @@ def replay(
         errors.print(f"[yellow]skipped[/] {where}: {escape(error['reason'])}", highlight=False,
                      soft_wrap=True)
     if len(designs) > 1:
-        write_bundle(folder, compare_replays(names, results))
-        (folder / "comparison.json").write_text(json.dumps(compare_replays(names, results)["differences"],
+        comparison = compare_replays(names, results)
+        write_bundle(folder, comparison)
+        (folder / "comparison.json").write_text(json.dumps(comparison["differences"],
                                                            indent=2) + "\n")
     if not quiet:
         _print(names, [r.metrics for r in results], folder)

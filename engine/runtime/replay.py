@@ -140,10 +140,8 @@ class Replay:
         self.now = -math.inf  # how far the replay has got
         self.first: float | None = None  # the first record's time
         self.records = 0
-        self.messages = 0  # handed to actors: the log's and the timers'
         self.duplicates = 0  # messages of a client's retry, applied once
         self.late = 0  # records stamped earlier than the replay had got to
-        self.skipped = 0  # browsing events of known customers that nothing reacts to: left out
         self.receipts = 0  # receipts the log held
         self.messaged: Counter[str] = Counter()  # sends per customer
         metrics = self.metrics
@@ -177,7 +175,7 @@ class Replay:
         fresh_ids: list[str] = []  # ids applied since they were last handed to ``seen`` (in bulk)
         fresh_set: set[str] = set()
         since = self.now if math.isfinite(self.now) else -math.inf  # (when ``fresh_ids`` began)
-        now, late, count, duplicates, messages, skipped = self.now, 0, 0, 0, 0, 0
+        now, late, count, duplicates = self.now, 0, 0, 0
         try:
             for received_at, submissions in records:
                 if received_at < now:
@@ -197,8 +195,8 @@ class Replay:
                     message, customer = entry.message, entry.customer_id
                     if type(message) is Event and message.name in ignored and (
                             customer in actors or customer in merged):
-                        skipped += 1  # browsing nothing reacts to, of a customer known already: it
-                        continue  # changes nothing (``Program.ignored_events``), and is left out
+                        # (browsing nothing reacts to, of a customer known already: it changes
+                        continue  # nothing, ``Program.ignored_events``, and is left out)
                     mid = entry.message_id
                     if mid is not None:
                         if mid in fresh_set or known(mid):
@@ -214,7 +212,6 @@ class Replay:
                         if type(message) is DeliveryReceipt:
                             self.receipts += 1
                             self.metrics.observe_receipt(message)
-                    messages += 1
                     customer, effects = apply(customer, message, at)
                     if effects:
                         route(customer, effects, received_at)
@@ -227,8 +224,6 @@ class Replay:
             self.late += late
             self.records += count
             self.duplicates += duplicates
-            self.messages += messages
-            self.skipped += skipped
 
     def finish(self, until: float) -> int:
         """Fire the timers due up to ``until``; return how many are still queued after it."""
@@ -241,14 +236,11 @@ class Replay:
         """Fire every timer due before ``at``, each at its due time."""
         timers, apply, route = self.timers, self._apply, self.effects.route
         peek, pop = timers.peek_time, timers.pop
-        fired = 0
         while peek() < at:
             due, _, _, customer, timer = pop()
-            fired += 1
             customer, effects = apply(customer, timer, due)
             if effects:
                 route(customer, effects, due)
-        self.messages += fired
 
     def _actor_of(self, customer_id: str) -> Actor | None:
         return current_actor(self.actors, self.aliases, customer_id)[1]

@@ -196,9 +196,8 @@ class Simulation:
             if actor is None or actor.runs is None:
                 continue
             for journey, run in zip(self.scenario.program.journeys, actor.runs, strict=True):
-                end = run.entered_at + journey.goal_within if run is not None else math.inf
-                if run is not None and run.lapsed and end <= self.horizon:
-                    paths.lapsed(journey.id, actor.profile.touches_since(run.entered_at, end))
+                if run is not None and run.entered_at + journey.goal_within <= self.horizon:
+                    paths.lapsed(journey.id, run.null_path(actor.profile, journey.goal_within))
 
     def _new_actor(self, customer: int) -> Actor:
         """A customer's actor, seeded with their time zone and reachability."""
