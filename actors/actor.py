@@ -10,6 +10,10 @@ then walks every journey the message concerns, in journey priority order (highes
     DeliveryReceipt  engagement counters and timeline; ``message_<status>`` may satisfy the
                      journey's wait_for
     Identified       traits and reachability
+    Scored           the predictive scores (``actors.scores``)
+
+After each (and, for an event, before its journeys too) the live segments are re-read
+(``actors.segments``): a change walks the journeys as ``entered:<id>`` or ``left:<id>``.
 
 ``absorb`` folds another actor of the same person into this one (an identity merge): a
 runtime applies a ``Merged`` message with it, since that needs both actors.
@@ -21,6 +25,8 @@ Scenario validation forbids wait-free cycles, so a walk always stops.
 """
 
 from __future__ import annotations
+
+import math
 
 from actors.conditions import choose_arm, choose_branch
 from actors.durations import next_local_time
@@ -57,16 +63,19 @@ from actors.messages import (
     Properties,
     Recorded,
     Schedule,
+    Scored,
     Send,
+    Suppressed,
     TimerFired,
     number,
 )
-from actors.profile import CLICKED, DELIVERED, OPENED, Profile, about_send
-from actors.runs import JourneyRun
-from actors.sending import escalation, note, try_send
+from actors.profile import Profile
+from actors.runs import JourneyRun, active_elsewhere, merge_runs, run_timers
+from actors.segments import SEGMENT_TIMER, SegmentState, fired, in_segment, regroup
+from actors.segments import slots as segment_slots
+from actors.sending import deliver, escalation, note, still_relevant, take_receipt, try_send
 
 _NO_CONTEXT: Properties = {}  # shared by runs whose journey never reads its trigger; never mutated
-_RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 
 
 class Actor:
@@ -77,19 +86,20 @@ class Actor:
         profile: the customer's profile.
     """
 
-    __slots__ = ("program", "profile", "runs", "in_app")
+    __slots__ = ("program", "profile", "runs", "in_app", "segments")
 
     def __init__(self, program: Program, profile: Profile) -> None:
         self.program = program
         self.profile = profile
         self.runs: list[JourneyRun | None] | None = None  # by ``Journey.index``
         self.in_app: list[Send] | None = None  # shown at the customer's next session
+        self.segments: SegmentState | None = None  # live segments (``actors.segments``)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Actor):
             return NotImplemented
         return (self.profile == other.profile and self.runs_by_id() == other.runs_by_id()
-                and (self.in_app or []) == (other.in_app or []))
+                and (self.in_app or []) == (other.in_app or []) and self.segments == other.segments)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -103,10 +113,9 @@ class Actor:
     def live_timers(self) -> list[Schedule]:
         """The one live timer of each active run, as the ``Schedule`` that asked for it: a runtime
         restoring the actor re-arms these (one that came due meanwhile fires once, at restart)."""
-        timers = []
-        for journey, run in zip(self.program.journeys, self.runs or (), strict=False):
-            if run is not None and run.step is not None:
-                timers.append(Schedule(run.due_at, journey.id, run.version, journey.priority))
+        timers = run_timers(self.program.journeys, self.runs)
+        if self.segments is not None and self.segments.due < math.inf:
+            timers.append(self.segments.timer())
         return timers
 
     def _run_of(self, journey_id: str) -> tuple[Journey | None, JourneyRun | None]:
@@ -139,7 +148,11 @@ class Actor:
                 message = translate(message, target)
             self._on_event(message.name, message.properties, now, effects)
         elif isinstance(message, TimerFired):
-            self._on_timer(message, now, effects)
+            if message.journey == SEGMENT_TIMER:  # a window lets an event go: re-read membership
+                if not fired(self.segments, message.version):
+                    return effects
+            else:
+                self._on_timer(message, now, effects)
         elif isinstance(message, DeliveryReceipt):
             self._on_receipt(message, now, effects)
         elif isinstance(message, Identified):
@@ -147,8 +160,12 @@ class Actor:
         elif isinstance(message, Recorded):  # (too old to act on: counted, nothing else)
             target = self.program.event_names.get(message.name, message.name)
             self.profile.record_late(translate(Event(message.name, message.properties), target))
+        elif isinstance(message, Scored):
+            self.profile.scores, self.profile.scored_at = message.values, message.at
         else:  # (a Merged message needs the other actor: runtimes apply it with ``absorb``)
             raise EngineInternalError(f"actor {self.customer_id!r}: unknown message {message!r}")
+        if self.program.segments:  # (what the message and the walks changed)
+            self._regroup(now, effects)
         return effects
 
     # -- messages --------------------------------------------------------------------------------
@@ -167,8 +184,19 @@ class Actor:
             note(self.program, self.profile, now, "event", "", name)
         if name == "session_start" and self.in_app:
             if profile.can_reach("in_app") and profile.has_consent("in_app"):  # may be withdrawn
-                effects.extend(send for send in self.in_app if self._still_relevant(send))
+                effects.extend(send for send in self.in_app if still_relevant(self, send))
             self.in_app = None
+        if program.segments:  # membership first: everything after reads it as it now is
+            if name in program.segment_events:
+                if self.segments is None:
+                    self.segments = SegmentState(segment_slots(program.segments))
+                self.segments.record(program.segments, name, props, now)
+            self._regroup(now, effects)
+        self._journeys_on(name, props, now, effects)
+
+    def _journeys_on(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
+        """What an event does to the journeys: goals, exits, waits, then entries."""
+        program = self.program
         if name not in program.journey_events:
             return
         runs = self.runs
@@ -201,17 +229,7 @@ class Actor:
             self._walk(journey, run, run.step, now, effects, announce=False)
 
     def _on_receipt(self, receipt: DeliveryReceipt, now: float, effects: list[Effect]) -> None:
-        profile = self.profile
-        counter = _RECEIPT_COUNTER.get(receipt.status)
-        if counter is not None:
-            profile.count(receipt.channel, counter, now)
-        elif receipt.status == "bounced":
-            profile.set_reachable(receipt.channel, False)
-        elif receipt.status == "unsubscribed":
-            profile.withdraw_consent(receipt.channel)
-        if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
-            note(self.program, self.profile, now, receipt.status, receipt.channel,
-                 about_send(receipt.journey, receipt.message))
+        take_receipt(self.program, self.profile, receipt, now)
         journey, run = self._run_of(receipt.journey)
         if journey is not None and run is not None and run.step is not None and run.entry == receipt.entry:
             props: Properties = {"channel": receipt.channel, "message": receipt.message}
@@ -220,36 +238,22 @@ class Actor:
     def absorb(self, other: Actor, now: float) -> list[Effect]:
         """Take over the history of ``other``, found to be the same person (identify or alias).
 
-        The profiles fold together (``Profile.absorb``). Journey by journey, this actor's
-        active run stays; where it has none, ``other``'s active run moves over (numbered after
-        this actor's own entries, so idempotency keys cannot repeat); ``other``'s runs that do
-        not move end with reason ``merged``. Every active run afterwards gets a new timer
+        The profiles fold together (``Profile.absorb``), and the runs (``merge_runs``: this
+        actor's active run stays, else ``other``'s moves over). Every active run afterwards gets a new timer
         version and is scheduled again at its due time, so the timers still queued for
         ``other`` (a runtime routes them here) are stale and ignored. Pending in-app messages
         join this actor's. ``other`` is not used again.
         """
         effects: list[Effect] = []
         self.profile.absorb(other.profile, keep_sends_after=now - self.program.send_horizon)
-        if other.runs is not None:
-            if self.runs is None:
-                self.runs = [None] * len(self.program.journeys)
-            for journey, theirs in zip(self.program.journeys, other.runs, strict=True):
-                mine = self.runs[journey.index]
-                if theirs is None or theirs.step is None:
-                    continue
-                if mine is not None and mine.step is not None:
-                    effects.append(Exited(journey.id, "merged"))  # the other person's run ends
-                    mine.version = max(mine.version, theirs.version)
-                    continue
-                if mine is not None:
-                    theirs.entry = max(theirs.entry, mine.entry + 1)
-                    theirs.version = max(theirs.version, mine.version)
-                self.runs[journey.index] = theirs
+        self.runs = merge_runs(self.program.journeys, self.runs, other.runs, effects)
         for journey, run in zip(self.program.journeys, self.runs or (), strict=False):
             if run is not None and run.step is not None:
                 self._schedule(journey, run, run.due_at, effects)
         if other.in_app:
             self.in_app = [*(self.in_app or ()), *other.in_app]
+        if self.program.segments:  # (the survivor's windows stay; the merged profile is re-read)
+            self._regroup(now, effects)
         return effects
 
     # -- journey transitions ---------------------------------------------------------------------
@@ -257,6 +261,11 @@ class Actor:
     def _enter(self, journey: Journey, props: Properties, now: float, effects: list[Effect]) -> None:
         if journey.marketing and self.program.policy.holds_out(self.customer_id):
             return  # the global holdout enters no marketing journey
+        if journey.entry_segment >= 0 and not in_segment(self.segments, journey.entry_segment):
+            return  # only the segment's members enter
+        if journey.skip_active and active_elsewhere(self.program.journeys, self.runs, journey):
+            effects.append(Suppressed(journey.id, journey.start, "", "", "active_journey"))
+            return  # a broadcast skips whom a triggered journey is talking to
         if self.runs is None:
             self.runs = [None] * len(self.program.journeys)
         run = self.runs[journey.index]
@@ -332,7 +341,7 @@ class Actor:
                     program, profile, journey, run, step, now, effects  # type: ignore[arg-type]
                 )
                 if send is not None:
-                    self._deliver(journey, run, send, effects)
+                    deliver(self, journey, run, send, effects)
                 elif retry_at is not None:
                     self._schedule(journey, run, retry_at, effects)
                     return
@@ -352,7 +361,8 @@ class Actor:
                 effects.append(Exited(journey.id, "end"))
                 return
             elif isinstance(step, BranchStep):
-                step_id = choose_branch(step, run, profile, now)
+                members = self.segments.members if self.segments is not None else 0
+                step_id = choose_branch(step, run, profile, now, members, program.segment_bits)
             elif isinstance(step, SplitStep):
                 step_id = choose_arm(step, journey.id, self.customer_id)
             elif isinstance(step, UpdateStep):
@@ -368,24 +378,14 @@ class Actor:
         run.due_at = at
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
 
-    # -- sends -----------------------------------------------------------------------------------
+    # -- segments --------------------------------------------------------------------------------
 
-    def _deliver(self, journey: Journey, run: JourneyRun, send: Send, effects: list[Effect]) -> None:
-        """Route a send the policy allowed: to a channel, the in-app queue, or the agent desk."""
-        if send.channel == "in_app":
-            if self.in_app is None:
-                self.in_app = []
-            self.in_app.append(send)
-        elif send.channel == "agent":  # an agent's outreach: queued for people, like an escalation
-            effects.append(escalation(self.profile, journey, run, send.step, "agent"))
-        else:
-            effects.append(send)
-
-    def _still_relevant(self, send: Send) -> bool:
-        """An in-app message waiting for a session is dropped once its journey entry converted
-        or was superseded by a new entry."""
-        _, run = self._run_of(send.journey)
-        return run is not None and run.entry == send.entry and not run.converted
+    def _regroup(self, now: float, effects: list[Effect]) -> None:
+        """Re-read segment membership; each change is said (``Segmented``) and walks the journeys
+        as the event ``entered:<id>`` or ``left:<id>``."""
+        self.segments, changed = regroup(self.program, self.profile, self.segments, now, effects)
+        for name, segment in changed:
+            self._journeys_on(name, {"segment": segment}, now, effects)
 
     # -- checking --------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ faster than maps):
     records:   one per actor:
 
     [tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
-     timeline_at, timeline_what, cooldowns, runs, in_app]
+     timeline_at, timeline_what, cooldowns, runs, in_app, later]
 
     at: where the actor's columns start in ``doubles``
     engagement, timeline_at, cooldowns: how many doubles each column takes from there, in that
@@ -26,9 +26,16 @@ faster than maps):
              none reached; a scenario whose steps were reordered since reads the bits in its
              own order)
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
-    timers: the live timer of every active run, as columns: [actor, journey, version, due_at],
-            bins of little-endian uint32 (position in ``ids``), uint16 (position in
-            ``journeys``), int64 and double
+    later:  nil, or [first_purchase_at, scores, scored_at, segments] (format 8; earlier formats
+            have no such field: read as none), ``scores`` a list of floats or nil, ``segments``
+            nil or [members, version, due, session, last_at, seen, without] (``SegmentState``;
+            ``seen`` per window nil or [[at, session, value], ...], ``without`` per window nil
+            or [at, session])
+    timers: the live timer of every active run, and of every live segment timer, as columns:
+            [actor, journey, version, due_at], bins of little-endian uint32 (position in
+            ``ids``), uint16 (position in ``journeys``, where a segment timer's is one past the
+            program's journeys: ``journeys`` then ends with ``actors.segments.SEGMENT_TIMER``),
+            int64 and double
 
 Each record reads on its own, given its chunk's shared columns: a runtime restores a chunk as
 ids, raw records and timers (``read_chunk``), arms the timers, and turns a record into an actor
@@ -51,6 +58,7 @@ state the core can reach.
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -64,9 +72,11 @@ from actors.journey import Program
 from actors.messages import Properties, Send
 from actors.profile import Profile
 from actors.runs import JourneyRun
+from actors.segments import SEGMENT_TIMER, SegmentState
+from actors.segments import slots as segment_slots
 
-FORMAT_VERSION = 7
-_READS = (6, 7)  # 6: runs without ``passed``
+FORMAT_VERSION = 8
+_READS = (6, 7, 8)  # 6: runs without ``passed``; 6 and 7: records without ``later``
 _READ = " and ".join(map(str, _READS))
 
 _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a context; never mutated
@@ -76,7 +86,7 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 CHUNK_FIELDS = ("version", "ids", "doubles", "timelines", "journeys", "records", "timers")
 RECORD_FIELDS = ("tz_offset", "reach", "consent", "traits", "at", "engagement", "purchases",
                  "revenue", "last_purchase_at", "timeline_at", "timeline_what", "cooldowns", "runs",
-                 "in_app")
+                 "in_app", "later")
 RUN_FIELDS = ("journey", "entry", "entered_at", "holdout", "converted", "step", "version", "due_at",
               "context", "sends", "passed")
 _CHUNK_VERSION = CHUNK_FIELDS.index("version")
@@ -183,6 +193,7 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
     ids = [actor.profile.customer_id for actor in actors]
     # the journeys table is the program's journeys in order, so a run's position is its index
     journey_ids = [journey.id for journey in actors[0].program.journeys] if actors else []
+    segment_timer = len(journey_ids)  # (the segment timers' position, added when there is one)
     doubles: array[float] = array("d")
     timelines: dict[tuple[str, ...], int] = {}
     records = []
@@ -208,6 +219,12 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
                     if r.step is not None:
                         timers += (position, index, r.version, r.due_at)
                 index += 1
+        later = None
+        if p.first_purchase_at is not None or p.scores is not None or actor.segments is not None:
+            later = (p.first_purchase_at, p.scores, p.scored_at, _segments_record(actor.segments))
+            state = actor.segments
+            if state is not None and state.due < math.inf:
+                timers += (position, segment_timer, state.version, state.due)
         records.append((
             p.tz_offset, p.reach, p.consent, p.traits, at,
             None if engagement is None else len(engagement),
@@ -217,7 +234,10 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
             None if cooldowns is None else len(cooldowns),
             runs,
             None if actor.in_app is None else [send_record(send) for send in actor.in_app],
+            later,
         ))
+    if segment_timer in timers[1::4]:
+        journey_ids.append(SEGMENT_TIMER)
     return (FORMAT_VERSION, ids, _bytes(doubles), list(timelines), journey_ids, records,
             _timer_columns(timers))
 
@@ -253,7 +273,7 @@ def actors_of(chunk: Chunk) -> dict[str, Actor]:
 
 def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
     (tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
-     timeline_at, what, cooldowns, runs, in_app) = record
+     timeline_at, what, cooldowns, runs, in_app, *later) = record
     program, doubles = chunk.program, chunk.doubles
     p = Profile.__new__(Profile)
     p.customer_id = customer_id
@@ -270,10 +290,17 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
     at += timeline_at or 0
     p.cooldowns = None if cooldowns is None else doubles[at : at + cooldowns]
     p.timeline_what = None if what is None else chunk.timelines[what]
+    p.first_purchase_at = p.scores = p.scored_at = None
     actor = Actor.__new__(Actor)
     actor.program = program
     actor.profile = p
     actor.in_app = None if in_app is None else [Send(*fields) for fields in in_app]
+    actor.segments = None
+    if later and later[0] is not None:
+        first, scores, scored_at, segments = later[0]
+        p.first_purchase_at, p.scored_at = first, scored_at
+        p.scores = None if scores is None else tuple(scores)
+        actor.segments = _segment_state(segments, program)
     if runs is None:
         actor.runs = None
         return actor
@@ -315,3 +342,26 @@ def decode(data: bytes, program: Program) -> Actor:
 def send_record(send: Send) -> list[Any]:
     """A send's fields as a list (``Send(*record)`` rebuilds it)."""
     return [getattr(send, name) for name in send.__struct_fields__]
+
+
+def _segments_record(state: SegmentState | None) -> list[Any] | None:
+    """A ``SegmentState`` as the record of the module's docstring."""
+    if state is None:
+        return None
+    return [state.members, state.version, state.due, state.session, state.last_at, state.seen,
+            state.without]
+
+
+def _segment_state(record: Sequence[Any] | None, program: Program) -> SegmentState | None:
+    """A ``SegmentState`` from its record, its windows fitted to the program's (a window the
+    scenario no longer has is dropped; a new one starts empty)."""
+    if record is None:
+        return None
+    members, version, due, session, last_at, seen, without = record
+    state = SegmentState(segment_slots(program.segments))
+    state.members = members & ((1 << len(program.segments)) - 1)
+    state.version, state.due, state.session, state.last_at = version, due, session, last_at
+    for slot in range(min(len(seen), len(state.seen))):
+        state.seen[slot] = None if seen[slot] is None else [tuple(s) for s in seen[slot]]
+        state.without[slot] = None if without[slot] is None else (without[slot][0], without[slot][1])
+    return state

@@ -42,6 +42,8 @@ from actors.journey import (
 from actors.messages import CHANNELS, Scalar
 from actors.policy import rank_channels
 from actors.profile import Profile
+from actors.scores import SCORE_NAMES
+from actors.segments import SCHEDULED, Segment, check_segment_references, compile_segments
 from actors.specs import (
     ConditionSpec,
     EventName,
@@ -59,9 +61,12 @@ SOURCES = {
     "traits": None,
     "profile": ("purchases", "revenue", "days_since_purchase"),
     "engagement": ("sends", "delivered", "opened", "clicked", "click_rate"),
+    "scores": SCORE_NAMES,
+    "segment": None,  # membership of a segment, by its id: true or false
 }
 RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
-CORE_TABLES = ("name", "description", "policy", "journeys", "events")  # what the core reads of a scenario
+# what the core reads of a scenario
+CORE_TABLES = ("name", "description", "policy", "journeys", "events", "segments")
 
 
 def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
@@ -90,14 +95,17 @@ def _compile(document: dict[str, Any], source: str) -> Program:
     if not isinstance(raw_journeys, list) or not raw_journeys:
         raise ScenarioError("a scenario needs at least one [[journeys]] table", field="journeys")
     policy = _compile_policy(document.get("policy", {}))
+    segments = compile_segments(document.get("segments", {}), _conditions)
     journeys: list[Journey] = []
     for index, raw in enumerate(raw_journeys):
         name = raw.get("id") if isinstance(raw, dict) else None
         label = name if isinstance(name, str) else f"#{index + 1}"
         try:
-            journey = _compile_journey(raw)
+            journey = _compile_journey(raw, segments)
         except ScenarioError as exc:
             raise exc.located(journey=label) from None
+        if journey is None:
+            continue  # switched off
         if any(j.id == journey.id for j in journeys):
             raise ScenarioError("journey ids must be unique", journey=journey.id, field="id")
         for step_id, step in journey.steps.items():  # (the graph is not shared yet)
@@ -105,8 +113,10 @@ def _compile(document: dict[str, Any], source: str) -> Program:
                 order = rank_channels(policy, Profile(""), step.channels)
                 journey.steps[step_id] = msgspec.structs.replace(step, by_prior=order)
         journeys.append(journey)
+    if not journeys:
+        raise ScenarioError("every journey is switched off (enabled = false)", field="journeys")
     name = document.get("name", source)
-    return build_program(str(name), journeys, policy, _compile_events(document.get("events", {})))
+    return build_program(str(name), journeys, policy, _compile_events(document.get("events", {})), segments)
 
 
 def _compile_events(raw: object) -> dict[str, str]:
@@ -156,8 +166,10 @@ def _compile_policy(raw: object) -> Policy:
         raise exc.with_prefix("policy") from None
 
 
-def _compile_journey(raw: object) -> Journey:
+def _compile_journey(raw: object, segments: tuple[Segment, ...]) -> Journey | None:
     spec = convert_part(raw, JourneySpec)
+    if not spec.enabled:
+        return None
     for name, field in ((spec.id, "id"), *((step_id, f"steps.{step_id}") for step_id in spec.steps)):
         if ":" in name:  # send keys are "customer:journey:entry:step:n", read from the right
             raise ScenarioError(f"{name!r} contains ':', which idempotency keys reserve", field=field)
@@ -176,9 +188,14 @@ def _compile_journey(raw: object) -> Journey:
                     f"unknown step {target!r}; steps are {sorted(steps)}", step=step.id, field=field
                 )
     _check_no_wait_free_cycle(steps)
-    return Journey(
+    entry = spec.entry
+    if (entry.event is None) == (entry.schedule is None):
+        raise ScenarioError("an entry has an event or a schedule (one of them)", field="entry")
+    schedule = None if entry.schedule is None else (
+        float(entry.schedule.every), float(entry.schedule.first), float(entry.schedule.at))
+    journey = Journey(
         id=spec.id,
-        entry_event=spec.entry.event,
+        entry_event=entry.event or SCHEDULED + spec.id,
         entry_where=_conditions(spec.entry.where, "entry.where", event_only=True),
         start=spec.start,
         steps=steps,
@@ -188,7 +205,22 @@ def _compile_journey(raw: object) -> Journey:
         priority=spec.priority,
         goal_event=spec.goal.event,
         goal_within=float(spec.goal.within),
+        entry_segment=_segment_index(entry.segment, segments, "entry.segment"),
+        schedule=schedule,
+        skip_active=entry.skip_active,
     )
+    check_segment_references(journey, segments)
+    return journey
+
+
+def _segment_index(segment_id: str | None, segments: tuple[Segment, ...], field: str) -> int:
+    if segment_id is None:
+        return -1
+    for segment in segments:
+        if segment.id == segment_id:
+            return segment.index
+    known = [s.id for s in segments]
+    raise ScenarioError(f"unknown segment {segment_id!r}; the scenario's segments are {known}", field=field)
 
 
 def _compile_step(step_id: str, raw: object) -> Step:

@@ -7,25 +7,35 @@ has checked every path, so a lookup here never meets a name it does not know.
 from __future__ import annotations
 
 from actors.journey import BranchStep, SplitStep, all_hold, days_between, stable_fraction
-from actors.messages import Scalar
+from actors.messages import Properties, Scalar
 from actors.profile import CLICKED, DELIVERED, OPENED, SENDS, Profile
 from actors.runs import JourneyRun
 
 _ENGAGEMENT_FIELDS = {"sends": SENDS, "delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
 
 
-def choose_branch(step: BranchStep, run: JourneyRun, profile: Profile, now: float) -> str:
-    """The target of the first rule whose conditions all hold, else ``otherwise``."""
-    lookup: dict[str, object] = {
-        "event": run.context,
-        "traits": profile.traits or {},
-        "profile": lambda path: profile_field(profile, path, now),
-        "engagement": lambda path: engagement_field(profile, path),
-    }
+def choose_branch(step: BranchStep, run: JourneyRun, profile: Profile, now: float, members: int = 0,
+                  bits: dict[str, int] | None = None) -> str:
+    """The target of the first rule whose conditions all hold, else ``otherwise`` (``members``:
+    the customer's segments, as bits of ``bits``)."""
+    lookup = sources(profile, now, run.context, members, bits)
     for conditions, target in step.rules:
         if all_hold(conditions, lookup):
             return target
     return step.otherwise
+
+
+def sources(profile: Profile, now: float, event: Properties | None = None, members: int = 0,
+            bits: dict[str, int] | None = None) -> dict[str, object]:
+    """What conditions read, by source (``actors.journey.all_hold``)."""
+    return {
+        "event": event or {},
+        "traits": profile.traits or {},
+        "profile": lambda path: profile_field(profile, path, now),
+        "engagement": lambda path: engagement_field(profile, path),
+        "scores": lambda path: profile.score(path[0]),
+        "segment": lambda path: bool(members & (bits or {}).get(path[0], 0)),
+    }
 
 
 def choose_arm(step: SplitStep, journey_id: str, customer_id: str) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from actors.messages import BROWSING_EVENTS, Properties, Scalar
+
+if TYPE_CHECKING:
+    from actors.segments import Segment
 
 
 class _Frozen(msgspec.Struct, frozen=True, gc=False):
@@ -204,6 +208,10 @@ class Journey(_Frozen, frozen=True):
     # hand-off to agents shows it
     step_bits: dict[str, int] = msgspec.field(default_factory=dict)  # step -> its bit in a run's ``passed``
     marketing: bool = False  # whether any send step is not transactional (the global holdout's)
+    entry_segment: int = -1  # the segment (by index) a customer must be in to enter; -1: none
+    schedule: tuple[float, float, float] | None = None  # a scheduled entry: (every, first, local at)
+    skip_active: bool = False  # a broadcast: not entered by a customer active in another
+    # marketing journey (they get that one's targeted message instead)
 
     def steps_passed(self, passed: int) -> tuple[str, ...]:
         """The steps whose bits are set in ``passed`` (``JourneyRun.passed``), in file order."""
@@ -277,10 +285,13 @@ class Program(_Frozen, frozen=True):
     send_horizon: float = 0.0  # the policy's: computed once, read on every timeline note
     event_names: dict[str, str] = msgspec.field(default_factory=dict)  # incoming -> vocabulary
     ignored_events: frozenset[str] = frozenset()  # events that change nothing: see ``build_program``
+    segments: tuple[Segment, ...] = ()  # the live segments (``actors.segments``)
+    segment_bits: dict[str, int] = msgspec.field(default_factory=dict)  # segment id -> its bit
+    segment_events: frozenset[str] = frozenset()  # events some segment's window records
 
 
 def build_program(name: str, journeys: list[Journey], policy: Policy,
-                  event_names: dict[str, str] | None = None) -> Program:
+                  event_names: dict[str, str] | None = None, segments: tuple[Segment, ...] = ()) -> Program:
     """Index journeys by the events that concern them; ties in priority keep file order."""
     ordered = tuple(
         msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey),
@@ -307,6 +318,9 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         | wait_events
     )
     cooldown_events = frozenset(c.event for c in policy.cooldowns)
+    from actors.segments import watched_events  # (segments are made of this module's records)
+
+    segment_events = watched_events(segments)
     return Program(
         name=name,
         journeys=ordered,
@@ -320,7 +334,11 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         journey_events=journey_events,
         send_horizon=policy.send_horizon,
         event_names=dict(event_names or {}),
-        ignored_events=_ignored(ordered, journey_events | cooldown_events | set(event_names or ())),
+        ignored_events=_ignored(ordered, journey_events | cooldown_events | segment_events
+                                | set(event_names or ())),
+        segments=segments,
+        segment_bits={s.id: 1 << s.index for s in segments},
+        segment_events=segment_events,
     )
 
 

@@ -108,7 +108,15 @@ class CaseAction(_Record, frozen=True):
     code: str = ""
 
 
-Message = Event | Identified | TimerFired | DeliveryReceipt | Merged | Recorded | CaseAction
+class Scored(_Record, frozen=True):
+    """The customer's predictive scores, as a runtime's scoring pass computed them at ``at``
+    (``actors.scores``: their names and order)."""
+
+    values: tuple[float, ...]
+    at: float
+
+
+Message = Event | Identified | TimerFired | DeliveryReceipt | Merged | Recorded | CaseAction | Scored
 
 
 class Submission(NamedTuple):
@@ -233,7 +241,15 @@ class Escalated(_Record, frozen=True):
     context: Properties = msgspec.field(default_factory=dict)
 
 
-Effect = Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated | Bought
+class Segmented(_Record, frozen=True):
+    """The customer entered (``entered``) or left a live segment (``actors.segments``)."""
+
+    segment: str
+    entered: bool
+
+
+Effect = (Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated | Bought
+          | Segmented)
 
 
 def send_key(customer: str, journey: str, entry: int, step: str, n: int) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from actors.durations import Zone, known_zone
 from actors.messages import CHANNELS, Event, Properties, Scalar, number
+from actors.scores import SCORE_INDEX
 
 TIMELINE_LIMIT = 8
 """Interactions kept on the timeline; older ones fall off."""
@@ -71,7 +72,7 @@ class Profile:
         engagement: ``COUNTERS`` doubles per channel in ``CHANNELS`` order, one flat array
             (as long as the last channel used needs): ``sends, delivered, opened, clicked,
             last_engaged_at``.
-        purchases, revenue, last_purchase_at: the purchase history.
+        purchases, revenue, first_purchase_at, last_purchase_at: the purchase history.
         timeline_at, timeline_what: the most recent interactions, newest last: their times, and
             ``kind, channel, detail`` as one interned label (``timeline()`` gives tuples). Two
             flat columns cost 16 bytes an entry where a list of tuples costs about 100. The
@@ -80,6 +81,8 @@ class Profile:
             marketing sends (kind ``sent``) inside the policy horizon are never trimmed: the
             rolling-window policies read them from here (``marketing_sends``).
         cooldowns: when each of the policy's cool-downs (by position) was last started.
+        scores, scored_at: the predictive scores (``actors.scores``) and when they were
+            computed (None: never scored).
     """
 
     __slots__ = (
@@ -95,6 +98,9 @@ class Profile:
         "timeline_at",
         "timeline_what",
         "cooldowns",
+        "first_purchase_at",
+        "scores",
+        "scored_at",
     )
 
     def __init__(
@@ -117,6 +123,9 @@ class Profile:
         self.timeline_at: array[float] | None = None
         self.timeline_what: tuple[str, ...] | None = None
         self.cooldowns: array[float] | None = None
+        self.first_purchase_at: float | None = None
+        self.scores: tuple[float, ...] | None = None
+        self.scored_at: float | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Profile) and all(
@@ -201,6 +210,10 @@ class Profile:
             for at, what in zip(self.timeline_at, self.timeline_what, strict=True)
         )
 
+    def score(self, name: str) -> float | None:
+        """A predictive score by name (``actors.scores``), or None before the first scoring."""
+        return None if self.scores is None else self.scores[SCORE_INDEX[name]]
+
     def trait(self, name: str) -> Scalar:
         """A trait's value, or None."""
         return None if self.traits is None else self.traits.get(name)
@@ -228,21 +241,27 @@ class Profile:
 
     def record_late(self, event: Event) -> None:
         """Count an event too old to act on (``actors.messages.Recorded``): a purchase adds to
-        the count and revenue, and moves ``last_purchase_at`` to its ``timestamp`` if later."""
+        the count and revenue, and moves ``last_purchase_at`` (``first_purchase_at``) to its
+        ``timestamp`` if later (earlier)."""
         if event.name != "purchase":
             return
         props = event.properties
         self.purchases += 1
         self.revenue += number(props.get("value"))
         stamp = props.get("timestamp")
-        if isinstance(stamp, (int, float)) and stamp > (self.last_purchase_at or _NEVER):
-            self.last_purchase_at = float(stamp)
+        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+            if stamp > (self.last_purchase_at or _NEVER):
+                self.last_purchase_at = float(stamp)
+            if self.first_purchase_at is None or stamp < self.first_purchase_at:
+                self.first_purchase_at = float(stamp)
 
     def record_purchase(self, value: float, at: float) -> None:
         """Count a purchase of ``value`` made at ``at``."""
         self.purchases += 1
         self.revenue += value
         self.last_purchase_at = at
+        if self.first_purchase_at is None:
+            self.first_purchase_at = at
 
     def note(self, at: float, kind: str, channel: str, detail: str, keep_sends_after: float) -> None:
         """Append an interaction to the timeline, then trim it to ``TIMELINE_LIMIT`` entries.
@@ -336,6 +355,10 @@ class Profile:
         self.revenue += other.revenue
         if other.last_purchase_at is not None:
             self.last_purchase_at = max(self.last_purchase_at or _NEVER, other.last_purchase_at)
+        if other.first_purchase_at is not None:
+            self.first_purchase_at = min(self.first_purchase_at or math.inf, other.first_purchase_at)
+        if self.scores is None:  # (the next scoring pass scores the two as one)
+            self.scores, self.scored_at = other.scores, other.scored_at
         if other.cooldowns is not None:
             for index, started in enumerate(other.cooldowns):
                 if started > (self.cooldown_started(index) or _NEVER):

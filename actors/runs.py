@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from actors.messages import Properties
+from collections.abc import Sequence
+
+from actors.journey import Journey
+from actors.messages import Effect, Exited, Properties, Schedule
 from actors.profile import Profile
 
 
@@ -57,3 +60,44 @@ class JourneyRun:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+Runs = list["JourneyRun | None"]
+
+
+def merge_runs(journeys: Sequence[Journey], mine: Runs | None, theirs: Runs | None,
+               effects: list[Effect]) -> Runs | None:
+    """The runs of two actors of one person, merged (``Actor.absorb``): journey by journey,
+    ``mine``'s active run stays; where it has none, ``theirs``'s active run moves over (numbered
+    after ``mine``'s entries, so idempotency keys cannot repeat); ``theirs``'s runs that do not
+    move end with reason ``merged`` (an ``Exited`` in ``effects``)."""
+    if theirs is None:
+        return mine
+    runs: Runs = mine if mine is not None else [None] * len(journeys)
+    for journey, other in zip(journeys, theirs, strict=True):
+        own = runs[journey.index]
+        if other is None or other.step is None:
+            continue
+        if own is not None and own.step is not None:
+            effects.append(Exited(journey.id, "merged"))  # the other person's run ends
+            own.version = max(own.version, other.version)
+            continue
+        if own is not None:
+            other.entry = max(other.entry, own.entry + 1)
+            other.version = max(other.version, own.version)
+        runs[journey.index] = other
+    return runs
+
+
+def run_timers(journeys: Sequence[Journey], runs: Runs | None) -> list[Schedule]:
+    """The live timer of each active run, as the ``Schedule`` that asked for it."""
+    return [Schedule(run.due_at, journey.id, run.version, journey.priority)
+            for journey, run in zip(journeys, runs or (), strict=False)
+            if run is not None and run.step is not None]
+
+
+def active_elsewhere(journeys: Sequence[Journey], runs: Runs | None, journey: Journey) -> bool:
+    """Whether the customer is active in a marketing journey other than ``journey`` that no
+    schedule starts (a consideration journey: a broadcast skips them)."""
+    return any(run is not None and run.step is not None and other is not journey and other.marketing
+               and other.schedule is None for other, run in zip(journeys, runs or (), strict=False))

@@ -1,20 +1,24 @@
 """A send step: the channel the policy allows, the ``Send`` it makes, or why it was held back.
 
-The actor routes what comes out (``Actor._deliver``): a send to a channel adapter, to the in-app
+The actor routes what comes out (``deliver``): a send to a channel adapter, to the in-app
 queue until the next session, or to the agent desk. Sends and suppressions are noted on the
 customer's timeline, which doubles as the send history the policies read, by ``note``: the actor
-notes its events, receipts and escalations through it too.
+notes its events and escalations through it too, and ``take_receipt`` a receipt.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from actors.journey import Journey, Program, SendStep
-from actors.messages import Effect, Escalated, Send, Suppressed, send_key
+from actors.messages import DeliveryReceipt, Effect, Escalated, Send, Suppressed, send_key
 from actors.policy import decide, on_block, rank_channels
-from actors.profile import SENDS, SENT, Profile, about_send
+from actors.profile import CLICKED, DELIVERED, OPENED, SENDS, SENT, Profile, about_send
 from actors.runs import JourneyRun
+
+if TYPE_CHECKING:
+    from actors.actor import Actor
 
 _NOT_THERE = ("unreachable", "no_consent")  # a channel the customer cannot be reached on at all
 
@@ -92,3 +96,41 @@ def _make_send(
     kind = "sent_transactional" if step.transactional else SENT
     note(program, profile, now, kind, channel, about_send(journey.id, step.message))
     return send
+
+
+_RECEIPT_COUNTER = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED}
+
+
+def take_receipt(program: Program, profile: Profile, receipt: DeliveryReceipt, now: float) -> None:
+    """What a delivery receipt tells the profile: engagement counters, a lost address or consent,
+    and (but for the routine ``delivered``) a timeline entry."""
+    counter = _RECEIPT_COUNTER.get(receipt.status)
+    if counter is not None:
+        profile.count(receipt.channel, counter, now)
+    elif receipt.status == "bounced":
+        profile.set_reachable(receipt.channel, False)
+    elif receipt.status == "unsubscribed":
+        profile.withdraw_consent(receipt.channel)
+    if receipt.status != "delivered":  # the routine outcome: counted, not worth a timeline slot
+        detail = about_send(receipt.journey, receipt.message)
+        note(program, profile, now, receipt.status, receipt.channel, detail)
+
+
+def deliver(actor: Actor, journey: Journey, run: JourneyRun, send: Send, effects: list[Effect]) -> None:
+    """Route a send the policy allowed: to a channel, the actor's in-app queue, or the agent desk."""
+    if send.channel == "in_app":
+        if actor.in_app is None:
+            actor.in_app = []
+        actor.in_app.append(send)
+    elif send.channel == "agent":  # an agent's outreach: queued for people, like an escalation
+        effects.append(escalation(actor.profile, journey, run, send.step, "agent"))
+    else:
+        effects.append(send)
+
+
+def still_relevant(actor: Actor, send: Send) -> bool:
+    """An in-app message waiting for a session is dropped once its journey entry converted or was
+    superseded by a new entry."""
+    journey = actor.program.by_id.get(send.journey)
+    run = actor.runs[journey.index] if journey is not None and actor.runs is not None else None
+    return run is not None and run.entry == send.entry and not run.converted

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from actors.durations import Duration, TimeOfDay
+from actors.durations import Delay, Duration, TimeOfDay
 from actors.messages import Scalar
 from actors.validation import constraint
 
@@ -30,9 +30,18 @@ class ConditionSpec(_Spec):
     value: Scalar | list[Scalar] = None
 
 
+class ScheduleSpec(_Spec):
+    every: Duration = Duration(7 * 86400)  # "7d"
+    first: Delay = Delay(86400)  # "1d": after the start of the run (simulation) or of the service
+    at: TimeOfDay = TimeOfDay(10 * 3600)  # "10:00", each customer's local time
+
+
 class EntrySpec(_Spec):
-    event: str
+    event: str | None = None
     where: list[ConditionSpec] = []
+    segment: str | None = None  # only the segment's members enter
+    schedule: ScheduleSpec | None = None  # entered on a calendar instead of an event
+    skip_active: bool = False  # not entered by a customer active in another marketing journey
 
 
 class ExitSpec(_Spec):
@@ -104,6 +113,7 @@ class JourneySpec(_Spec):
     priority: int = 0
     goal: GoalSpec = msgspec.field(default_factory=GoalSpec)
     description: str = ""
+    enabled: bool = True  # a variant may switch a journey off
 
 
 class CapSpec(_Spec):

@@ -1,0 +1,372 @@
+"""Live segments: who a customer is now, kept as events arrive and as time passes.
+
+A scenario declares segments by id::
+
+    [segments.browsing_shoes]   # viewed the same category twice in one session
+    behaviour = [{ event = "product_viewed", count = 2, same = "category", within = "session" }]
+
+    [segments.loan_shopper]     # compared loans in three sessions in 30 days without applying
+    behaviour = [{ event = "loan_compared", sessions = 3, within = "30d", without = "loan_applied" }]
+
+    [segments.recent_buyer]     # purchased in the last 72 hours
+    behaviour = [{ event = "purchase", within = "72h" }]
+
+    [segments.likely_buyer]     # likelihood to purchase in the scoring horizon above 0.4
+    where = [{ field = "scores.likelihood", op = ">", value = 0.4 }]
+
+A customer is a member when every ``where`` condition holds (traits, profile, engagement,
+scores) and every ``behaviour`` window does: its event (filtered by event ``where``) seen at
+least ``count`` times, or in at least ``sessions`` distinct sessions, within a duration or the
+current session, all with one value of the property ``same`` when given, and no ``without``
+event in that same window. A segment with no conditions holds everyone.
+
+The actor re-checks membership after every message, and at the moments a window lets an event
+go (one timer per actor, ``SEGMENT_TIMER``; membership only changes at those moments between
+messages). A change is the event ``entered:<id>`` or ``left:<id>``, which journeys use as entry,
+exit, wait_for and goal events, and the effect ``Segmented``; a branch reads membership as
+``segment.<id>``, a journey's entry may require it (``entry.segment``).
+
+Sessions: one starts with ``session_start``, or with any event more than ``SESSION_GAP`` after
+the previous one (web analytics' 30 minutes); it ends at the next start or ``SESSION_GAP`` after
+its last event. Only the events the runtime delivers count, and a runtime delivers every event a
+segment names.
+
+Memory is bounded: a window keeps only the events that can still count (the latest ``count`` of
+each value of ``same``, one per session when it counts sessions), for at most ``VALUES_KEPT``
+values of ``same`` (those seen last), and the time of the latest ``without`` event.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import msgspec
+
+from actors.conditions import sources
+from actors.durations import parse_duration
+from actors.errors import ScenarioError
+from actors.journey import (
+    BranchStep,
+    Condition,
+    Journey,
+    Program,
+    WaitForStep,
+    _Frozen,
+    all_hold,
+    properties_match,
+)
+from actors.messages import Effect, Properties, Scalar, Schedule, Segmented
+from actors.profile import Profile
+from actors.specs import ConditionSpec
+from actors.validation import constraint, convert_part
+
+SEGMENT_TIMER = ":segments"  # the id of an actor's segment timer (no journey id holds a ':')
+SEGMENT_TIMER_PRIORITY = 1 << 20  # before any journey's timer due at the same moment
+SESSION_GAP = 1800.0
+VALUES_KEPT = 16
+ENTERED, LEFT = "entered:", "left:"
+SCHEDULED = "scheduled:"  # + a journey's id: the entry event of a journey entered on a schedule
+
+# -- the file's shape ------------------------------------------------------------------------------
+
+
+class BehaviourSpec(msgspec.Struct, forbid_unknown_fields=True):
+    event: str
+    where: list[ConditionSpec] = []
+    count: Annotated[int, constraint("a count is at least 1", ge=1)] = 1
+    sessions: Annotated[int, constraint("a count of sessions is at least 1", ge=1)] | None = None
+    same: str | None = None
+    within: str = "session"
+    without: str | None = None
+
+
+class SegmentSpec(msgspec.Struct, forbid_unknown_fields=True):
+    where: list[ConditionSpec] = []
+    behaviour: list[BehaviourSpec] = []
+    description: str = ""
+
+
+# -- compiled ----------------------------------------------------------------------------------------
+
+
+class Behaviour(_Frozen, frozen=True):
+    """A behaviour window (see the module's docstring); ``slot``: where an actor keeps its events."""
+
+    event: str
+    slot: int
+    count: int = 1
+    sessions: bool = False  # count distinct sessions, not events
+    same: str | None = None
+    window: float | None = None  # seconds; None: the current session
+    without: str | None = None
+    where: tuple[Condition, ...] = ()
+
+
+class Segment(_Frozen, frozen=True):
+    """A compiled segment: its bit in a membership set is ``1 << index``."""
+
+    id: str
+    index: int
+    where: tuple[Condition, ...] = ()
+    behaviour: tuple[Behaviour, ...] = ()
+
+
+def watched_events(segments: tuple[Segment, ...]) -> frozenset[str]:
+    """Every event a segment's windows record (and ``session_start`` where sessions count)."""
+    names = {b.event for s in segments for b in s.behaviour}
+    names |= {b.without for s in segments for b in s.behaviour if b.without is not None}
+    if any(b.window is None or b.sessions for s in segments for b in s.behaviour):
+        names.add("session_start")
+    return frozenset(names)
+
+
+def check_behaviour_event(name: str, field: str) -> None:
+    """A window may not watch the segments' own events (membership would feed on itself)."""
+    if name.startswith((ENTERED, LEFT)):
+        raise ScenarioError(f"{name!r}: a segment's window cannot watch segment changes", field=field)
+
+
+# -- an actor's state --------------------------------------------------------------------------------
+
+Seen = tuple[float, int, Scalar]  # (at, session, value of ``same``)
+
+
+class SegmentState:
+    """One customer's segments: membership, the segment timer, the session, and the windows.
+
+    Attributes:
+        members: bit set of the segments the customer is in.
+        version, due: the live segment timer (``due`` infinite: none).
+        session, last_at: the current session's number and the time of the latest event.
+        seen: per behaviour slot, the events that can still count (oldest first), or None.
+        without: per behaviour slot, ``(at, session)`` of the latest ``without`` event, or None.
+    """
+
+    __slots__ = ("members", "version", "due", "session", "last_at", "seen", "without")
+
+    def __init__(self, slots: int) -> None:
+        self.members = 0
+        self.version = 0
+        self.due = math.inf
+        self.session = 0
+        self.last_at = -math.inf
+        self.seen: list[list[Seen] | None] = [None] * slots
+        self.without: list[tuple[float, int] | None] = [None] * slots
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SegmentState) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def timer(self) -> Schedule:
+        """The live segment timer, as the ``Schedule`` that asked for it."""
+        return Schedule(self.due, SEGMENT_TIMER, self.version, SEGMENT_TIMER_PRIORITY)
+
+    def record(self, segments: tuple[Segment, ...], name: str, props: Properties, now: float) -> None:
+        """Note an event in the session count and in the windows that watch it."""
+        if name == "session_start" or now - self.last_at > SESSION_GAP:
+            self.session += 1
+        self.last_at = max(self.last_at, now)
+        for segment in segments:
+            for b in segment.behaviour:
+                if b.without == name:
+                    self.without[b.slot] = (now, self.session)
+                if b.event == name and properties_match(b.where, props):
+                    self._keep(b, (now, self.session, props.get(b.same) if b.same else None))
+
+    def _keep(self, b: Behaviour, seen: Seen) -> None:
+        kept = self.seen[b.slot] or []
+        if b.sessions:  # one event per session counts
+            kept = [s for s in kept if not (s[1] == seen[1] and s[2] == seen[2])]
+        kept.append(seen)
+        values: dict[Scalar, int] = {}  # per value, how many kept so far, newest first
+        keep = []
+        for s in reversed(kept):
+            n = values.get(s[2], 0)
+            if n < b.count and (n or len(values) < VALUES_KEPT):
+                values[s[2]] = n + 1
+                keep.append(s)
+        keep.reverse()
+        self.seen[b.slot] = keep
+
+    def holds(self, b: Behaviour, now: float) -> bool:
+        """Whether a behaviour window holds at ``now``."""
+        live = self._live(b, now)
+        if b.without is not None and (w := self.without[b.slot]) is not None and self._inside(b, w, now):
+            return False
+        counts: dict[Scalar, int] = {}
+        for _, _, value in live:
+            counts[value] = counts.get(value, 0) + 1
+        return any(n >= b.count for n in counts.values())
+
+    def _inside(self, b: Behaviour, seen: tuple[float, int] | Seen, now: float) -> bool:
+        at, session = seen[0], seen[1]
+        if b.window is None:
+            return session == self.session and now - self.last_at <= SESSION_GAP
+        return at > now - b.window
+
+    def _live(self, b: Behaviour, now: float) -> list[Seen]:
+        return [s for s in self.seen[b.slot] or () if self._inside(b, s, now)]
+
+    def next_change(self, segments: tuple[Segment, ...], now: float) -> float:
+        """The next moment a window lets an event go (after ``now``; infinite: none)."""
+        due = math.inf
+        for segment in segments:
+            for b in segment.behaviour:
+                if b.window is None:
+                    if self.seen[b.slot] or self.without[b.slot]:
+                        end = self.last_at + SESSION_GAP
+                        if end >= now:
+                            due = min(due, math.nextafter(end, math.inf))
+                    continue
+                times = [s[0] for s in self.seen[b.slot] or ()]
+                if (w := self.without[b.slot]) is not None:
+                    times.append(w[0])
+                for at in times:
+                    if at + b.window > now:
+                        due = min(due, at + b.window)
+        return due
+
+
+def membership(segments: tuple[Segment, ...], state: SegmentState | None, lookup: dict[str, object],
+               now: float) -> int:
+    """The bit set of the segments whose conditions all hold at ``now``."""
+    members = 0
+    for segment in segments:
+        if segment.behaviour and state is None:
+            continue
+        if segment.where and not all_hold(segment.where, lookup):
+            continue
+        if all(state.holds(b, now) for b in segment.behaviour):  # type: ignore[union-attr]
+            members |= 1 << segment.index
+    return members
+
+
+# -- compiling ---------------------------------------------------------------------------------------
+
+Conditions = Any  # the compiler's condition reader: (specs, field) -> tuple[Condition, ...]
+_TIMELESS = "profile.days_since_purchase"  # changes with time alone: a window says it instead
+
+
+def compile_segments(raw: object, conditions: Conditions) -> tuple[Segment, ...]:
+    """``[segments]``: each segment's conditions compiled, its windows given slots.
+
+    Raises:
+        ScenarioError: a malformed segment, naming it and the field.
+    """
+    tables = convert_part(raw, dict[str, SegmentSpec], "segments")
+    segments, slot = [], 0
+    for index, (segment_id, spec) in enumerate(tables.items()):
+        where = f"segments.{segment_id}"
+        if ":" in segment_id or not segment_id:
+            raise ScenarioError(f"{segment_id!r}: a segment id is not empty and holds no ':'", field=where)
+        for i, cond in enumerate(spec.where):
+            name = cond.field
+            if (name.startswith(("event.", "segment.")) or name == _TIMELESS):
+                hint = ('say "purchased within 3 days" as behaviour = [{ event = "purchase", within = "3d" }]'
+                        if name == _TIMELESS else "a segment reads traits, profile, engagement and scores")
+                raise ScenarioError(f"{name!r}: {hint}", field=f"{where}.where[{i}].field")
+        behaviours = []
+        for i, b in enumerate(spec.behaviour):
+            field = f"{where}.behaviour[{i}]"
+            check_behaviour_event(b.event, f"{field}.event")
+            window = None if b.within == "session" else _window(b.within, f"{field}.within")
+            behaviours.append(Behaviour(
+                b.event, slot, b.sessions or b.count, b.sessions is not None, b.same, window, b.without,
+                conditions(b.where, f"{field}.where", True),
+            ))
+            slot += 1
+        segments.append(Segment(segment_id, index, conditions(spec.where, f"{where}.where", False),
+                                tuple(behaviours)))
+    if len(segments) > 62:
+        raise ScenarioError("at most 62 segments", field="segments")
+    return tuple(segments)
+
+
+def _window(text: str, field: str) -> float:
+    try:
+        return parse_duration(text)
+    except ScenarioError:
+        raise ScenarioError(f"{text!r}: expected \"session\" or a duration such as \"72h\" or \"30d\"",
+                            field=field) from None
+
+
+def slots(segments: tuple[Segment, ...]) -> int:
+    """How many behaviour windows the segments have (an actor's ``SegmentState`` size)."""
+    return sum(len(s.behaviour) for s in segments)
+
+
+def check_segment_references(journey: Journey, segments: tuple[Segment, ...]) -> None:
+    """Every segment a journey names (in a branch's ``segment.<id>``, or an ``entered:<id>`` or
+    ``left:<id>`` event) is declared.
+
+    Raises:
+        ScenarioError: naming the step or field and the segments there are.
+    """
+    known = {s.id for s in segments}
+
+    def check(segment_id: str, step: str | None, field: str) -> None:
+        if segment_id not in known:
+            raise ScenarioError(f"unknown segment {segment_id!r}; the scenario's segments are "
+                                f"{sorted(known)}", step=step, field=field)
+
+    events: list[tuple[str, str | None, str]] = [
+        (journey.entry_event, None, "entry.event"), (journey.goal_event, None, "goal.event"),
+        *((e, None, "exit.events") for e in journey.exit_events)]
+    for step in journey.steps.values():
+        if isinstance(step, WaitForStep):
+            events.append((step.event, step.id, "wait_for.event"))
+        if isinstance(step, BranchStep):
+            for i, (conditions, _) in enumerate(step.rules):
+                for cond in conditions:
+                    if cond.source == "segment":
+                        check(cond.path[0], step.id, f"branch[{i}].if")
+    for name, step_id, field in events:
+        for prefix in (ENTERED, LEFT):
+            if name.startswith(prefix):
+                check(name[len(prefix):], step_id, field)
+
+
+def regroup(program: Program, profile: Profile, state: SegmentState | None, now: float,
+            effects: list[Effect]) -> tuple[SegmentState | None, list[tuple[str, str]]]:
+    """A customer's segments re-read at ``now`` (``Actor._regroup``): the state (made when it
+    first holds anything), and the changes as ``(event, segment)``, each also said in
+    ``effects`` as ``Segmented``, with the segment timer asked for anew when a window lets an
+    event go sooner than the live timer would fire."""
+    segments = program.segments
+    members = membership(segments, state, sources(profile, now), now)
+    if state is None:
+        if not members:
+            return None, []
+        state = SegmentState(slots(segments))
+    changed = members ^ state.members
+    state.members = members
+    changes = []
+    if changed:
+        for segment in segments:
+            if changed >> segment.index & 1:
+                entered = bool(members >> segment.index & 1)
+                effects.append(Segmented(segment.id, entered))
+                changes.append(((ENTERED if entered else LEFT) + segment.id, segment.id))
+    due = state.next_change(segments, now)
+    if due < state.due:
+        state.version += 1
+        state.due = due
+        effects.append(state.timer())
+    return state, changes
+
+
+def fired(state: SegmentState | None, version: int) -> bool:
+    """Whether a segment timer of ``version`` is the live one (it is then spent)."""
+    if state is None or version != state.version:
+        return False
+    state.due = math.inf
+    return True
+
+
+def in_segment(state: SegmentState | None, index: int) -> bool:
+    """Whether a customer with segment ``state`` is in the segment of ``index``."""
+    return state is not None and bool(state.members >> index & 1)

@@ -1,0 +1,253 @@
+"""Live segments in the core: membership kept as events arrive and as time passes, said as
+``entered:``/``left:`` events that journeys use; and, whatever the events, the membership the
+actor keeps equals the one recomputed from the whole history."""
+
+from __future__ import annotations
+
+import heapq
+
+import pytest
+from harness import DAY, HOUR, T0, ManualClock, compile_toml, make_actor
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors import Actor, ScenarioError
+from actors.codec import decode, encode
+from actors.messages import Event, Exited, Schedule, Scored, Segmented, Send, TimerFired
+from actors.scores import SCORE_NAMES
+from actors.segments import SESSION_GAP
+
+SEGMENTS = """
+[segments.cart_open]
+description = "added to a cart in the last 3 days and bought nothing since"
+behaviour = [{ event = "cart_add", within = "3d", without = "purchase" }]
+
+[segments.category_twice]
+behaviour = [{ event = "product_viewed", count = 2, same = "category", within = "session" }]
+
+[segments.loan_shopper]
+behaviour = [{ event = "loan_compared", sessions = 3, within = "30d", without = "loan_applied" }]
+
+[segments.recent_buyer]
+behaviour = [{ event = "purchase", within = "72h" }]
+
+[segments.likely_buyer]
+where = [{ field = "scores.likelihood", op = ">", value = 0.4 }]
+"""
+
+JOURNEY = """
+[[journeys]]
+id = "cart_rescue"
+entry = { event = "entered:cart_open" }
+exit = { events = ["left:cart_open"] }
+start = "wait"
+[journeys.steps.wait]
+wait = "1h"
+next = "push"
+[journeys.steps.push]
+send = { message = "cart_reminder", channel = "push" }
+next = "end"
+[journeys.steps.end]
+end = true
+"""
+
+
+def program(extra: str = ""):
+    return compile_toml(SEGMENTS + JOURNEY + extra)
+
+
+def changes(effects) -> list[tuple[str, bool]]:
+    return [(e.segment, e.entered) for e in effects if isinstance(e, Segmented)]
+
+
+def scored(likelihood: float, at: float) -> Scored:
+    values = [0.0] * len(SCORE_NAMES)
+    values[SCORE_NAMES.index("likelihood")] = likelihood
+    return Scored(tuple(values), at)
+
+
+def test_a_purchase_takes_the_customer_out_of_the_cart_segment_and_its_journey_at_once():
+    clock = ManualClock(make_actor(program(), "ada"))
+    entered = clock.handle(Event("cart_add", {"value": 40}), T0)
+    assert ("cart_open", True) in changes(entered)
+    assert any(isinstance(e, Schedule) and e.journey == "cart_rescue" for e in entered)
+
+    left = clock.handle(Event("purchase", {"value": 40}), T0 + 30 * 60)
+
+    assert ("cart_open", False) in changes(left) and ("recent_buyer", True) in changes(left)
+    assert Exited("cart_rescue", "left:cart_open") in left
+    clock.advance_to(T0 + 2 * HOUR)
+    assert not [e for _, e in clock.trace if isinstance(e, Send)]  # the reminder never goes
+
+
+def test_time_alone_moves_a_customer_out_when_a_window_lets_the_event_go():
+    clock = ManualClock(make_actor(program(), "bo"))
+    clock.handle(Event("purchase", {"value": 10}), T0)
+    assert clock.actor.segments is not None and clock.actor.segments.members
+    clock.advance_to(T0 + 72 * HOUR - 1)
+    assert ("recent_buyer", False) not in [(e.segment, e.entered) for _, e in clock.trace
+                                            if isinstance(e, Segmented)]
+    clock.advance_to(T0 + 72 * HOUR)
+    assert [(at, e) for at, e in clock.trace if isinstance(e, Segmented)][-1] == (
+        T0 + 72 * HOUR, Segmented("recent_buyer", False))
+
+
+def test_the_same_category_twice_in_one_session_and_the_session_ending():
+    actor = make_actor(program(), "cy")
+    actor.handle(Event("session_start"), T0)
+    assert changes(actor.handle(Event("product_viewed", {"category": "shoes"}), T0 + 60)) == []
+    assert changes(actor.handle(Event("product_viewed", {"category": "hats"}), T0 + 120)) == []
+    assert changes(actor.handle(Event("product_viewed", {"category": "shoes"}), T0 + 180)) == [
+        ("category_twice", True)]
+    assert changes(actor.handle(Event("session_start"), T0 + HOUR)) == [("category_twice", False)]
+
+
+def test_three_sessions_of_comparing_loans_without_applying():
+    actor = make_actor(program(), "di")
+    said = []
+    for day in range(3):
+        actor.handle(Event("session_start"), T0 + day * DAY)
+        for minute in (1, 2):  # twice in a session counts as one session
+            said.append(changes(actor.handle(Event("loan_compared"), T0 + day * DAY + minute * 60)))
+    assert said == [[], [], [], [], [("loan_shopper", True)], []]
+    assert changes(actor.handle(Event("loan_applied"), T0 + 3 * DAY)) == [("loan_shopper", False)]
+
+
+def test_scores_move_a_customer_in_and_out_and_branches_read_membership():
+    extra = """
+[[journeys]]
+id = "likely"
+entry = { event = "entered:likely_buyer" }
+start = "check"
+[journeys.steps.check]
+branch = [{ if = [{ field = "segment.likely_buyer", value = true }], next = "offer" }]
+else = "end"
+[journeys.steps.offer]
+send = { message = "offer", channel = "email" }
+next = "end"
+[journeys.steps.end]
+end = true
+"""
+    actor = make_actor(program(extra), "ed", channels=("email",))
+    effects = actor.handle(scored(0.6, T0), T0)
+    assert ("likely_buyer", True) in changes(effects)
+    assert [e.message for e in effects if isinstance(e, Send)] == ["offer"]
+    assert changes(actor.handle(scored(0.2, T0 + DAY), T0 + DAY)) == [("likely_buyer", False)]
+
+
+def test_segment_state_and_its_timer_survive_a_snapshot():
+    prog = program()
+    actor = make_actor(prog, "fa")
+    actor.handle(Event("session_start"), T0)
+    actor.handle(Event("cart_add", {"value": 5}), T0 + 1)
+    actor.handle(Event("product_viewed", {"category": "x"}), T0 + 2)
+    actor.handle(scored(0.9, T0 + 3), T0 + 3)
+    back = decode(encode(actor), prog)
+    assert back == actor
+    assert [t for t in back.live_timers() if t.journey == ":segments"] == [
+        t for t in actor.live_timers() if t.journey == ":segments"] != []
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    ('[journeys.steps.x]\nbranch = [{ if = [{ field = "segment.nope", value = true }], next = "end" }]\n'
+     'else = "end"', "unknown segment 'nope'"),
+    ('[segments.bad]\nwhere = [{ field = "profile.days_since_purchase", op = "<", value = 3 }]',
+     'within = "3d"'),
+    ('[segments.loop]\nbehaviour = [{ event = "entered:cart_open" }]', "cannot watch segment changes"),
+    ('[segments.w]\nbehaviour = [{ event = "a", within = "a while" }]', 'expected "session" or a duration'),
+])
+def test_a_bad_segment_or_reference_is_a_clear_error(extra, words):
+    with pytest.raises(ScenarioError, match=words):
+        program(extra)
+
+
+# -- property: the actor's membership is the one recomputed from scratch ---------------------------
+
+EVENTS = ("cart_add", "purchase", "product_viewed", "loan_compared", "loan_applied", "session_start",
+          "page_view")
+
+
+def from_scratch(history: list[tuple[float, str, dict]], now: float, likelihood: float | None) -> set[str]:
+    """The segments of ``SEGMENTS`` a customer with this whole history is in at ``now``, by
+    their definitions (sessions: a start, or a gap over SESSION_GAP, among the watched events)."""
+    watched = {"cart_add", "purchase", "product_viewed", "loan_compared", "loan_applied", "session_start"}
+    events, session, last = [], 0, -float("inf")
+    for at, name, props in history:
+        if name not in watched:
+            continue
+        if name == "session_start" or at - last > SESSION_GAP:
+            session += 1
+        last = at
+        events.append((at, name, props, session))
+    open_session = now - last <= SESSION_GAP
+
+    def inside(at, s, window):
+        return (s == session and open_session) if window is None else at > now - window
+
+    def holds(event, count, window, same=None, sessions=False, without=None):
+        if without and any(n == without and inside(a, s, window) for a, n, _, s in events):
+            return False
+        groups: dict = {}
+        for a, n, p, s in events:
+            if n == event and inside(a, s, window):
+                groups.setdefault(p.get(same) if same else None, set()).add(s if sessions else (a, s, id(p)))
+        return any(len(g) >= count for g in groups.values())
+
+    members = set()
+    if holds("cart_add", 1, 3 * DAY, without="purchase"):
+        members.add("cart_open")
+    if holds("product_viewed", 2, None, same="category"):
+        members.add("category_twice")
+    if holds("loan_compared", 3, 30 * DAY, sessions=True, without="loan_applied"):
+        members.add("loan_shopper")
+    if holds("purchase", 1, 3 * DAY):
+        members.add("recent_buyer")
+    if likelihood is not None and likelihood > 0.4:
+        members.add("likely_buyer")
+    return members
+
+
+def members_of(actor: Actor) -> set[str]:
+    state = actor.segments
+    return {s.id for s in actor.program.segments if state is not None and state.members >> s.index & 1}
+
+
+steps = st.lists(st.tuples(
+    st.sampled_from([60.0, 600.0, 1500.0, 2400.0, 6 * HOUR, 2 * DAY, 4 * DAY, 12 * DAY]),
+    st.sampled_from(EVENTS + ("scored",)),
+    st.sampled_from(["a", "b", "c"]),
+    st.floats(0.0, 1.0),
+), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps)
+def test_membership_after_any_events_equals_membership_recomputed_from_scratch(script):
+    actor = make_actor(program(), "gu", channels=("email", "push"))
+    timers: list[tuple[float, int, TimerFired]] = []
+    history: list[tuple[float, str, dict]] = []
+    likelihood = None
+    now, seq = T0, 0
+
+    def apply(message, at):
+        nonlocal seq
+        for effect in actor.handle(message, at):
+            if isinstance(effect, Schedule):
+                seq += 1
+                heapq.heappush(timers, (effect.at, seq, TimerFired(effect.journey, effect.version)))
+
+    for gap, name, category, value in script:
+        now += gap
+        while timers and timers[0][0] <= now:  # time passes: due timers fire first
+            at, _, fired = heapq.heappop(timers)
+            apply(fired, at)
+            if not timers or timers[0][0] > at:  # (every timer of that instant has fired)
+                assert members_of(actor) == from_scratch(history, at, likelihood)
+        if name == "scored":
+            likelihood = value
+            apply(scored(value, now), now)
+        else:
+            props = {"category": category} if name == "product_viewed" else {"value": 1.0}
+            history.append((now, name, props))
+            apply(Event(name, props), now)
+        assert members_of(actor) == from_scratch(history, now, likelihood)
