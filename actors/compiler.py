@@ -43,7 +43,7 @@ from actors.messages import CHANNELS, Scalar
 from actors.policy import rank_channels
 from actors.profile import Profile
 from actors.scores import SCORE_NAMES
-from actors.segments import SCHEDULED, Segment, check_segment_references, compile_segments
+from actors.segments import SCHEDULED, Segment, check_segment_references, compile_scoring, compile_segments
 from actors.specs import (
     ConditionSpec,
     EventName,
@@ -66,7 +66,7 @@ SOURCES = {
 }
 RULES = ("quiet_hours", "same_message", "channel_cap", "frequency_cap", "after_conversion")
 # what the core reads of a scenario
-CORE_TABLES = ("name", "description", "policy", "journeys", "events", "segments")
+CORE_TABLES = ("name", "description", "policy", "journeys", "events", "segments", "scores")
 
 
 def compile_scenario(document: dict[str, Any], source: str = "<scenario>") -> Program:
@@ -104,8 +104,6 @@ def _compile(document: dict[str, Any], source: str) -> Program:
             journey = _compile_journey(raw, segments)
         except ScenarioError as exc:
             raise exc.located(journey=label) from None
-        if journey is None:
-            continue  # switched off
         if any(j.id == journey.id for j in journeys):
             raise ScenarioError("journey ids must be unique", journey=journey.id, field="id")
         for step_id, step in journey.steps.items():  # (the graph is not shared yet)
@@ -113,10 +111,11 @@ def _compile(document: dict[str, Any], source: str) -> Program:
                 order = rank_channels(policy, Profile(""), step.channels)
                 journey.steps[step_id] = msgspec.structs.replace(step, by_prior=order)
         journeys.append(journey)
-    if not journeys:
+    if not any(j.enabled for j in journeys):
         raise ScenarioError("every journey is switched off (enabled = false)", field="journeys")
     name = document.get("name", source)
-    return build_program(str(name), journeys, policy, _compile_events(document.get("events", {})), segments)
+    return build_program(str(name), journeys, policy, _compile_events(document.get("events", {})), segments,
+                         compile_scoring(document.get("scores"), segments, journeys))
 
 
 def _compile_events(raw: object) -> dict[str, str]:
@@ -166,10 +165,8 @@ def _compile_policy(raw: object) -> Policy:
         raise exc.with_prefix("policy") from None
 
 
-def _compile_journey(raw: object, segments: tuple[Segment, ...]) -> Journey | None:
+def _compile_journey(raw: object, segments: tuple[Segment, ...]) -> Journey:
     spec = convert_part(raw, JourneySpec)
-    if not spec.enabled:
-        return None
     for name, field in ((spec.id, "id"), *((step_id, f"steps.{step_id}") for step_id in spec.steps)):
         if ":" in name:  # send keys are "customer:journey:entry:step:n", read from the right
             raise ScenarioError(f"{name!r} contains ':', which idempotency keys reserve", field=field)
@@ -208,6 +205,7 @@ def _compile_journey(raw: object, segments: tuple[Segment, ...]) -> Journey | No
         entry_segment=_segment_index(entry.segment, segments, "entry.segment"),
         schedule=schedule,
         skip_active=entry.skip_active,
+        enabled=spec.enabled,
     )
     check_segment_references(journey, segments)
     return journey

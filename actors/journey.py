@@ -212,6 +212,7 @@ class Journey(_Frozen, frozen=True):
     schedule: tuple[float, float, float] | None = None  # a scheduled entry: (every, first, local at)
     skip_active: bool = False  # a broadcast: not entered by a customer active in another
     # marketing journey (they get that one's targeted message instead)
+    enabled: bool = True  # False: switched off (a design without it): no one enters it
 
     def steps_passed(self, passed: int) -> tuple[str, ...]:
         """The steps whose bits are set in ``passed`` (``JourneyRun.passed``), in file order."""
@@ -288,10 +289,13 @@ class Program(_Frozen, frozen=True):
     segments: tuple[Segment, ...] = ()  # the live segments (``actors.segments``)
     segment_bits: dict[str, int] = msgspec.field(default_factory=dict)  # segment id -> its bit
     segment_events: frozenset[str] = frozenset()  # events some segment's window records
+    scoring: tuple[float, float, float, float] | None = None  # ``[scores]``: every, refit, horizon,
+    # churn_below (in seconds, and a probability); None: the scenario reads no score
 
 
 def build_program(name: str, journeys: list[Journey], policy: Policy,
-                  event_names: dict[str, str] | None = None, segments: tuple[Segment, ...] = ()) -> Program:
+                  event_names: dict[str, str] | None = None, segments: tuple[Segment, ...] = (),
+                  scoring: tuple[float, float, float, float] | None = None) -> Program:
     """Index journeys by the events that concern them; ties in priority keep file order."""
     ordered = tuple(
         msgspec.structs.replace(journey, index=i, keeps_context=_reads_event(journey),
@@ -326,7 +330,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         journeys=ordered,
         policy=policy,
         by_id={j.id: j for j in ordered},
-        by_entry=index(lambda j: (j.entry_event,)),
+        by_entry=index(lambda j: (j.entry_event,) if j.enabled else ()),
         by_exit=index(lambda j: j.exit_events),
         by_goal=index(lambda j: (j.goal_event,)),
         cooldown_events=cooldown_events,
@@ -339,6 +343,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         segments=segments,
         segment_bits={s.id: 1 << s.index for s in segments},
         segment_events=segment_events,
+        scoring=scoring,
     )
 
 

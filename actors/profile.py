@@ -211,8 +211,10 @@ class Profile:
         )
 
     def score(self, name: str) -> float | None:
-        """A predictive score by name (``actors.scores``), or None before the first scoring."""
-        return None if self.scores is None else self.scores[SCORE_INDEX[name]]
+        """A predictive score by name (``actors.scores``), or None before the first scoring and
+        while the model cannot say (NaN)."""
+        value = None if self.scores is None else self.scores[SCORE_INDEX[name]]
+        return None if value is None or math.isnan(value) else value
 
     def trait(self, name: str) -> Scalar:
         """A trait's value, or None."""

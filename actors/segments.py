@@ -58,7 +58,7 @@ from actors.journey import (
 )
 from actors.messages import Effect, Properties, Scalar, Schedule, Segmented
 from actors.profile import Profile
-from actors.specs import ConditionSpec
+from actors.specs import ConditionSpec, ScoresSpec
 from actors.validation import constraint, convert_part
 
 SEGMENT_TIMER = ":segments"  # the id of an actor's segment timer (no journey id holds a ':')
@@ -370,3 +370,16 @@ def fired(state: SegmentState | None, version: int) -> bool:
 def in_segment(state: SegmentState | None, index: int) -> bool:
     """Whether a customer with segment ``state`` is in the segment of ``index``."""
     return state is not None and bool(state.members >> index & 1)
+
+
+def compile_scoring(raw: object, segments: tuple[Segment, ...],
+                    journeys: list[Journey]) -> tuple[float, float, float, float] | None:
+    """``[scores]`` as ``(every, refit, horizon, churn_below)``: its defaults when the table is
+    absent but a segment or a branch reads a score; None when nothing does."""
+    reads = any(c.source == "scores" for s in segments for c in s.where) or any(
+        c.source == "scores" for j in journeys for step in j.steps.values() if isinstance(step, BranchStep)
+        for conditions, _ in step.rules for c in conditions)
+    if raw is None and not reads:
+        return None
+    spec = convert_part({} if raw is None else raw, ScoresSpec, "scores")
+    return float(spec.every), float(spec.refit), float(spec.horizon), spec.churn_below

@@ -116,6 +116,15 @@ class JourneySpec(_Spec):
     enabled: bool = True  # a variant may switch a journey off
 
 
+class ScoresSpec(_Spec):
+    """``[scores]``: how often a runtime scores its customers (``actors.scores``)."""
+
+    every: Duration = Duration(86400)  # "1d": a pass; scores are at most this old (plus its run)
+    refit: Duration = Duration(7 * 86400)  # "7d": the BG/NBD model is fitted again this often
+    horizon: Duration = Duration(30 * 86400)  # "30d": of ``expected`` and ``likelihood``
+    churn_below: Annotated[float, constraint("a probability is in [0, 1]", ge=0.0, le=1.0)] = 0.3
+
+
 class CapSpec(_Spec):
     max: Annotated[int, constraint("a cap allows at least 1 send", ge=1)]
     per: Duration

@@ -44,6 +44,7 @@ from actors.messages import (
     Escalated,
     Exited,
     Schedule,
+    Segmented,
     Send,
     Suppressed,
     parse_send_key,
@@ -91,6 +92,9 @@ class RunMetrics:
         # conversion and null paths, per journey (reports.paths); ``close_windows``: null paths said
         # as goal windows close (a runtime with no end)
         self.paths = PathTally({j.id: j.goal_within for j in program.journeys} if close_windows else None)
+        # live segments: each one's [members now, entries, exits]; the scoring, if any (a runtime's)
+        self.segments: dict[str, list[int]] = {s.id: [0, 0, 0] for s in program.segments}
+        self.scoring: Any = None  # an ``engine.lab.scoring.Scoring``: its report joins the metrics
         n = customers
         self.per_customer = array("I", bytes(4 * n))  # messages
         self.revenue = array("d", bytes(8 * n))
@@ -142,6 +146,11 @@ class RunMetrics:
                 else:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
                     tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
+            elif kind is Segmented:
+                counts = self.segments[effect.segment]  # type: ignore[union-attr]
+                entered = effect.entered  # type: ignore[union-attr]
+                counts[0] += 1 if entered else -1
+                counts[1 if entered else 2] += 1
             elif kind is Entered:
                 tally = journeys[effect.journey]  # type: ignore[union-attr]
                 group = int(effect.holdout)  # type: ignore[union-attr]
@@ -219,6 +228,7 @@ class RunMetrics:
             "program": self.program.state(),
             "paths": self.paths.state(),
             "open_windows": self.paths.open_state(),
+            "segments": self.segments,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -232,6 +242,9 @@ class RunMetrics:
         self.program.restore(state.get("program"))
         self.paths.restore(state.get("paths"))
         self.paths.restore_open(state.get("open_windows"))
+        for sid, counts in state.get("segments", {}).items():
+            if sid in self.segments:
+                self.segments[sid] = list(counts)
 
     def count_customer(self, customer_id: str) -> None:
         """A customer seen for the first time (the program's lift counts them)."""
@@ -324,6 +337,11 @@ class RunMetrics:
             "escalations": dict(sorted(self.escalations.items())),
             "attribution": self.paths.to_dict(),
         }
+        if self.segments:
+            result["segments"] = {sid: {"members": n, "entered": e, "left": out}
+                                  for sid, (n, e, out) in sorted(self.segments.items())}
+        if self.scoring is not None:
+            result["scoring"] = self.scoring.report(self.horizon if math.isfinite(self.horizon) else None)
         program = self.program.to_dict()
         if program is not None:
             result["program"] = program

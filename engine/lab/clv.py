@@ -66,7 +66,7 @@ class BgNbd:
         hyper = hyp2f1(r + x, b + x, a + b + x - 1.0, z)
         head = (a + b + x - 1.0) / (a - 1.0)
         bought = 1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyper
-        return head * bought / (1.0 + self._dead_odds(x, t_x, T))
+        return np.asarray(head * bought / (1.0 + self._dead_odds(x, t_x, T)), dtype=np.float64)
 
     def p_purchase(self, t: float, x: Floats, t_x: Floats, T: Floats) -> Floats:  # noqa: N803
         """The probability that each customer buys at least once in the next ``t``."""

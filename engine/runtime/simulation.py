@@ -28,10 +28,13 @@ import numpy as np
 import simpy
 
 from actors.actor import Actor
-from actors.messages import DeliveryReceipt, Escalated, Message, Send
+from actors.durations import next_local_time
+from actors.messages import DeliveryReceipt, Effect, Escalated, Event, Message, Scored, Send
 from actors.profile import Profile
 from actors.routing import Aliases, way_in
+from engine.lab.scoring import Scoring
 from engine.runtime.agents import AgentDesk
+from engine.runtime.calendar import ENTRY, EngineWake, engine_wakes
 from engine.runtime.effects import EffectRouter, Trace
 from engine.runtime.scheduler import TimerQueue
 from engine.scenario_files import Scenario
@@ -42,6 +45,8 @@ from scenarios.draws import Draws
 from scenarios.population import Population, customer_id, generate_population
 
 DAY = 86400.0
+Apply = Callable[[int, Message, float], tuple[int, list[Effect]]]  # ``actors.routing.way_in``'s
+Route = Callable[[int, list[Effect], float], None]  # ``EffectRouter.route``
 
 
 class WorldLike(Protocol):
@@ -134,7 +139,7 @@ class Simulation:
         )
         self.env = simpy.Environment()
         # customer None: one of the world's own wake-ups (a day of its calendar, a broadcast)
-        self.queue: TimerQueue[int | None, Message | WorldWake] = TimerQueue()
+        self.queue: TimerQueue[int | None, Message | WorldWake | EngineWake] = TimerQueue()
         self.actors = ActorList([None] * customers)  # by population number, made on first message
         self.aliases: Aliases[int] = Aliases()  # (the simulated world merges no one)
         self.metrics = RunMetrics(scenario.program, customers, self.horizon)
@@ -150,6 +155,8 @@ class Simulation:
         )
         self.handled = 0
         self.wakes = 0
+        self.scoring = Scoring.of(scenario.program.scoring)
+        self.metrics.scoring = self.scoring
         self._shared_tz: dict[float, float] = {}
         agents = self.agents
 
@@ -168,6 +175,8 @@ class Simulation:
         ``paths=False`` leaves out the null paths of the last entries (a scan of every actor at
         the end: a sweep's points, which report no attribution, save it)."""
         self.world.start(self.horizon)
+        for at, wake in engine_wakes(self.scenario.program, 0.0, self.horizon):
+            self.queue.push(at, None, wake)
         self.env.process(self._clock(on_progress))
         # A run allocates millions of short-lived records and keeps every actor: freeze what is
         # already there and collect the young generation less often (measured: about 7% faster).
@@ -198,6 +207,23 @@ class Simulation:
             for journey, run in zip(self.scenario.program.journeys, actor.runs, strict=True):
                 if run is not None and run.entered_at + journey.goal_within <= self.horizon:
                     paths.lapsed(journey.id, run.null_path(actor.profile, journey.goal_within))
+
+    def _on_engine_wake(self, wake: EngineWake, at: float, apply: Apply, route: Route) -> None:
+        """A scoring pass (every actor is handed its scores), or a scheduled entry (every
+        customer is handed its event at the local time it names)."""
+        if wake.kind == ENTRY:
+            event, tz, push = Event(wake.event), self.population.tz_offset, self.queue.push
+            for number in range(len(self.actors)):
+                push(next_local_time(at, float(tz[number]), wake.local_at), number, event)
+            return
+        assert self.scoring is not None
+        numbers = [n for n, actor in enumerate(self.actors) if actor is not None]
+        profiles = [self.actors[n].profile for n in numbers]  # type: ignore[union-attr]
+        for number, values in zip(numbers, self.scoring.score(profiles, at), strict=True):
+            self.handled += 1
+            number, effects = apply(number, Scored(values, at), at)
+            if effects:
+                route(number, effects, at)
 
     def _new_actor(self, customer: int) -> Actor:
         """A customer's actor, seeded with their time zone and reachability."""
@@ -239,6 +265,11 @@ class Simulation:
                 messages = on_wake(customer, payload, at)  # what the customer does right now
                 if not messages:
                     continue
+            elif isinstance(payload, EngineWake):  # (the engine's own calendar)
+                self.handled = handled
+                self._on_engine_wake(payload, at, apply, route)
+                handled = self.handled
+                continue
             else:
                 messages = (payload,)
             # (only the world's own wake-ups have no customer, and they return no messages; an
