@@ -7,6 +7,7 @@ then walks every journey the message concerns, in journey priority order (highes
                      a wait_for satisfied -> on_event; entry events -> Entered, then walk
     TimerFired       stale version: nothing. Otherwise the step the run waits on decides:
                      wait -> next; wait_for -> on_timeout; a deferred send -> try it again
+                     (``scheduled:<journey>``: a scheduled entry, as an event would enter)
     DeliveryReceipt  engagement counters and timeline; ``message_<status>`` may satisfy the
                      journey's wait_for
     Identified       traits and reachability
@@ -29,7 +30,6 @@ from __future__ import annotations
 import math
 
 from actors.conditions import choose_arm, choose_branch
-from actors.durations import next_local_time
 from actors.errors import EngineInternalError
 from actors.events import translate
 from actors.invariants import invariant_problems
@@ -66,12 +66,14 @@ from actors.messages import (
     Scored,
     Send,
     Suppressed,
+    Timed,
     TimerFired,
     number,
 )
+from actors.policy import wait_until
 from actors.profile import Profile
 from actors.runs import JourneyRun, active_elsewhere, merge_runs, run_timers
-from actors.segments import SEGMENT_TIMER, SegmentState, fired, in_segment, regroup
+from actors.segments import SCHEDULED, SEGMENT_TIMER, SegmentState, fired, in_segment, regroup
 from actors.segments import slots as segment_slots
 from actors.sending import deliver, escalation, note, still_relevant, take_receipt, try_send
 
@@ -218,6 +220,9 @@ class Actor:
 
     def _on_timer(self, timer: TimerFired, now: float, effects: list[Effect]) -> None:
         journey, run = self._run_of(timer.journey)
+        if journey is None and timer.journey.startswith(SCHEDULED):  # a scheduled entry's moment
+            self._journeys_on(timer.journey, {}, now, effects)
+            return
         if journey is None or run is None or run.step is None or timer.version != run.version:
             return  # cancelled lazily: a newer timer, or the run is over
         step = journey.steps[run.step]
@@ -263,18 +268,17 @@ class Actor:
             return  # the global holdout enters no marketing journey
         if journey.entry_segment >= 0 and not in_segment(self.segments, journey.entry_segment):
             return  # only the segment's members enter
+        run = None if self.runs is None else self.runs[journey.index]
+        if run is not None and (run.step is not None or journey.reentry is None
+                                or now - run.entered_at < journey.reentry):
+            return  # already in it, or re-entry not allowed (yet)
         if journey.skip_active and active_elsewhere(self.program.journeys, self.runs, journey):
             effects.append(Suppressed(journey.id, journey.start, "", "", "active_journey"))
             return  # a broadcast skips whom a triggered journey is talking to
         if self.runs is None:
             self.runs = [None] * len(self.program.journeys)
-        run = self.runs[journey.index]
         if run is None:
             run = self.runs[journey.index] = JourneyRun()
-        elif run.step is not None:
-            return  # already in it
-        elif journey.reentry is None or now - run.entered_at < journey.reentry:
-            return  # re-entry not allowed (yet)
         lapsed = run.null_path(self.profile, journey.goal_within)  # (the previous entry's)
         run.entry += 1
         run.entered_at = now
@@ -350,10 +354,9 @@ class Actor:
                 self._schedule(journey, run, now + step.timeout, effects)  # type: ignore[union-attr]
                 return
             elif isinstance(step, WaitStep):
-                if step.seconds is not None:
-                    at = now + step.seconds
-                else:
-                    at = next_local_time(now, profile.zone, step.until or 0.0)
+                at, own = wait_until(program.policy, profile, step, now)
+                if own is not None:  # (a best_hour wait says whose hour it chose)
+                    effects.append(Timed(journey.id, step_id, own))
                 self._schedule(journey, run, at, effects)
                 return
             elif kind is EndStep:

@@ -26,8 +26,9 @@ faster than maps):
              none reached; a scenario whose steps were reordered since reads the bits in its
              own order)
     in_app: [[customer, journey, entry, step, channel, message, key, transactional], ...]
-    later:  nil, or [first_purchase_at, scores, scored_at, segments] (format 8; earlier formats
-            have no such field: read as none), ``scores`` a list of floats or nil, ``segments``
+    later:  nil, or [first_purchase_at, scores, scored_at, segments, engaged_hours] (format 8;
+            earlier formats have no such field: read as none), ``scores`` a list of floats or
+            nil, ``engaged_hours`` 24 counts or nil, ``segments``
             nil or [members, version, due, session, last_at, seen, without] (``SegmentState``;
             ``seen`` per window nil or [[at, session, value], ...], ``without`` per window nil
             or [at, session])
@@ -220,8 +221,10 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
                         timers += (position, index, r.version, r.due_at)
                 index += 1
         later = None
-        if p.first_purchase_at is not None or p.scores is not None or actor.segments is not None:
-            later = (p.first_purchase_at, p.scores, p.scored_at, _segments_record(actor.segments))
+        if (p.first_purchase_at is not None or p.scores is not None or actor.segments is not None
+                or p.engaged_hours is not None):
+            later = (p.first_purchase_at, p.scores, p.scored_at, _segments_record(actor.segments),
+                     None if p.engaged_hours is None else p.engaged_hours.tolist())
             state = actor.segments
             if state is not None and state.due < math.inf:
                 timers += (position, segment_timer, state.version, state.due)
@@ -290,14 +293,15 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
     at += timeline_at or 0
     p.cooldowns = None if cooldowns is None else doubles[at : at + cooldowns]
     p.timeline_what = None if what is None else chunk.timelines[what]
-    p.first_purchase_at = p.scores = p.scored_at = None
+    p.first_purchase_at = p.scores = p.scored_at = p.engaged_hours = None
     actor = Actor.__new__(Actor)
     actor.program = program
     actor.profile = p
     actor.in_app = None if in_app is None else [Send(*fields) for fields in in_app]
     actor.segments = None
     if later and later[0] is not None:
-        first, scores, scored_at, segments = later[0]
+        first, scores, scored_at, segments, hours = later[0]
+        p.engaged_hours = None if hours is None else array("I", hours)
         p.first_purchase_at, p.scored_at = first, scored_at
         p.scores = None if scores is None else tuple(scores)
         actor.segments = _segment_state(segments, program)

@@ -55,6 +55,7 @@ from actors.specs import (
 )
 from actors.validation import convert_part
 
+BEST_HOUR = "best_hour"  # ``wait = "best_hour"``
 STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
 SOURCES = {
     "event": None,
@@ -160,6 +161,7 @@ def _compile_policy(raw: object) -> Policy:
             channel_priors=dict(spec.channel_priors),
             prior_weight=spec.prior_weight,
             global_holdout=spec.global_holdout,
+            best_hour=(float((best := spec.best_hour).within), float(best.default), best.min_history),
         )
     except ScenarioError as exc:
         raise exc.with_prefix("policy") from None
@@ -232,6 +234,8 @@ def _compile_step(step_id: str, raw: object) -> Step:
         )
     kind = kinds[0]
     if kind == "wait":
+        if spec.wait == BEST_HOUR:  # the hour the customer most often engages at
+            return WaitStep(step_id, _need(spec.next, "next"), best_hour=True)
         if isinstance(spec.wait, str):
             return WaitStep(step_id, _need(spec.next, "next"), seconds=_duration(spec.wait, "wait"))
         assert isinstance(spec.wait, WaitUntilSpec)

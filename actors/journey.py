@@ -101,12 +101,14 @@ def properties_match(conditions: tuple[Condition, ...], properties: Properties) 
 
 
 class WaitStep(_Frozen, frozen=True):
-    """Wait ``seconds``, or until the local time of day ``until`` (seconds after midnight)."""
+    """Wait ``seconds``, or until the local time of day ``until`` (seconds after midnight), or
+    (``best_hour``) until the customer's best hour (``actors.policy.best_time``)."""
 
     id: str
     next: str
     seconds: float | None = None
     until: float | None = None
+    best_hour: bool = False
 
 
 class WaitForStep(_Frozen, frozen=True):
@@ -253,6 +255,7 @@ class Policy(_Frozen, frozen=True):
     channel_priors: dict[str, float] = msgspec.field(default_factory=dict)
     prior_weight: float = 20.0
     global_holdout: float = 0.0  # the share of customers no marketing journey enters
+    best_hour: tuple[float, float, int] = (86400.0, 19 * 3600.0, 3)  # within, default, min_history
 
     def holds_out(self, customer_id: str) -> bool:
         """Whether the customer is in the global holdout: a stable draw from their id alone, so

@@ -241,6 +241,15 @@ class Escalated(_Record, frozen=True):
     context: Properties = msgspec.field(default_factory=dict)
 
 
+class Timed(_Record, frozen=True):
+    """A ``wait = "best_hour"`` step chose its hour: the one the customer has most often engaged
+    at (``own``), or the policy's default for a customer with too little history."""
+
+    journey: str
+    step: str
+    own: bool
+
+
 class Segmented(_Record, frozen=True):
     """The customer entered (``entered``) or left a live segment (``actors.segments``)."""
 
@@ -249,7 +258,7 @@ class Segmented(_Record, frozen=True):
 
 
 Effect = (Send | Schedule | Cancel | Entered | Advanced | Suppressed | Exited | Converted | Escalated | Bought
-          | Segmented)
+          | Segmented | Timed)
 
 
 def send_key(customer: str, journey: str, entry: int, step: str, n: int) -> str:

@@ -22,7 +22,7 @@ first, so when only one slot is left the higher-priority journey takes it.
 from __future__ import annotations
 
 from actors.durations import local_time_of_day, next_local_time
-from actors.journey import Policy, SendStep
+from actors.journey import Policy, SendStep, WaitStep
 from actors.profile import (
     CHANNEL_BIT,
     CHANNEL_INDEX,
@@ -121,6 +121,36 @@ def on_block(policy: Policy, rule: str) -> str:
     if rule in ("unreachable", "no_consent"):
         return "skip"
     return policy.on_block.get(rule, DEFAULT_ON_BLOCK.get(rule, "skip"))
+
+
+def wait_until(policy: Policy, profile: Profile, step: WaitStep, now: float) -> tuple[float, bool | None]:
+    """When a wait step started at ``now`` is over; for a ``best_hour`` one, also whether the
+    hour came from the customer's own history (``best_time``), else None."""
+    if step.seconds is not None:
+        return now + step.seconds, None
+    if step.best_hour:
+        return best_time(policy, profile, now)
+    return next_local_time(now, profile.zone, step.until or 0.0), None
+
+
+def best_time(policy: Policy, profile: Profile, now: float) -> tuple[float, bool]:
+    """When a ``wait = "best_hour"`` step goes on, and whether from the customer's own history:
+    the next start of the local hour they have most often opened or clicked at (the earliest
+    such hour on a tie), given ``min_history`` engagements, else of the policy's default hour;
+    at most ``within`` from ``now``."""
+    within, default, min_history = policy.best_hour
+    hours = profile.engaged_hours
+    own = hours is not None and sum(hours) >= min_history
+    hour = max(range(24), key=lambda h: (hours[h], -h)) * 3600.0 if own else default  # type: ignore[index]
+    return min(next_local_time(now, profile.zone, hour), now + within), own
+
+
+def engagement_rate(policy: Policy, profile: Profile, channel: str) -> float:
+    """The customer's per-channel engagement propensity: the smoothed click rate by which
+    ``rank_channels`` chooses the ``best`` channel."""
+    prior = policy.channel_priors.get(channel, DEFAULT_CHANNEL_PRIORS.get(channel, 0.0))
+    stats = profile.channel_stats(channel)
+    return (stats[CLICKED] + prior * policy.prior_weight) / (stats[DELIVERED] + policy.prior_weight)
 
 
 def rank_channels(policy: Policy, profile: Profile, candidates: tuple[str, ...]) -> tuple[str, ...]:

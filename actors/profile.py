@@ -83,6 +83,7 @@ class Profile:
         cooldowns: when each of the policy's cool-downs (by position) was last started.
         scores, scored_at: the predictive scores (``actors.scores``) and when they were
             computed (None: never scored).
+        engaged_hours: opens and clicks by the customer's local hour, 24 counts (None: none).
     """
 
     __slots__ = (
@@ -101,6 +102,7 @@ class Profile:
         "first_purchase_at",
         "scores",
         "scored_at",
+        "engaged_hours",
     )
 
     def __init__(
@@ -126,6 +128,7 @@ class Profile:
         self.first_purchase_at: float | None = None
         self.scores: tuple[float, ...] | None = None
         self.scored_at: float | None = None
+        self.engaged_hours: array[int] | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Profile) and all(
@@ -361,6 +364,9 @@ class Profile:
             self.first_purchase_at = min(self.first_purchase_at or math.inf, other.first_purchase_at)
         if self.scores is None:  # (the next scoring pass scores the two as one)
             self.scores, self.scored_at = other.scores, other.scored_at
+        if other.engaged_hours is not None:
+            hours = self.engaged_hours if self.engaged_hours is not None else array("I", bytes(96))
+            self.engaged_hours = array("I", map(sum, zip(hours, other.engaged_hours, strict=True)))
         if other.cooldowns is not None:
             for index, started in enumerate(other.cooldowns):
                 if started > (self.cooldown_started(index) or _NEVER):

@@ -206,7 +206,7 @@ class SegmentState:
         at, session = seen[0], seen[1]
         if b.window is None:
             return session == self.session and now - self.last_at <= SESSION_GAP
-        return at > now - b.window
+        return at + b.window > now  # (the very sum the timer is due at: no rounding between)
 
     def _live(self, b: Behaviour, now: float) -> list[Seen]:
         return [s for s in self.seen[b.slot] or () if self._inside(b, s, now)]

@@ -9,8 +9,10 @@ notes its events and escalations through it too, and ``take_receipt`` a receipt.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import TYPE_CHECKING
 
+from actors.durations import local_time_of_day
 from actors.journey import Journey, Program, SendStep
 from actors.messages import DeliveryReceipt, Effect, Escalated, Send, Suppressed, send_key
 from actors.policy import decide, on_block, rank_channels
@@ -107,6 +109,11 @@ def take_receipt(program: Program, profile: Profile, receipt: DeliveryReceipt, n
     counter = _RECEIPT_COUNTER.get(receipt.status)
     if counter is not None:
         profile.count(receipt.channel, counter, now)
+        if counter != DELIVERED:  # an open or a click: at which hour of their day
+            hours = profile.engaged_hours
+            if hours is None:
+                hours = profile.engaged_hours = array("I", bytes(96))
+            hours[int(local_time_of_day(now, profile.zone) // 3600) % 24] += 1
     elif receipt.status == "bounced":
         profile.set_reachable(receipt.channel, False)
     elif receipt.status == "unsubscribed":

@@ -125,6 +125,14 @@ class ScoresSpec(_Spec):
     churn_below: Annotated[float, constraint("a probability is in [0, 1]", ge=0.0, le=1.0)] = 0.3
 
 
+class BestHourSpec(_Spec):
+    """``[policy] best_hour``: how a ``wait = "best_hour"`` step picks a customer's hour."""
+
+    within: Duration = Duration(86400)  # "24h": the longest it holds a message
+    default: TimeOfDay = TimeOfDay(19 * 3600)  # "19:00": for customers with too little history
+    min_history: Annotated[int, constraint("at least 1 engagement", ge=1)] = 3  # opens and clicks
+
+
 class CapSpec(_Spec):
     max: Annotated[int, constraint("a cap allows at least 1 send", ge=1)]
     per: Duration
@@ -157,3 +165,4 @@ class PolicySpec(_Spec):
     prior_weight: float = 20.0
     # customers no marketing journey enters: the whole program's lift is measured against them
     global_holdout: Annotated[float, constraint("{value} is not a fraction in [0, 1)", ge=0.0, lt=1.0)] = 0.0
+    best_hour: BestHourSpec = msgspec.field(default_factory=BestHourSpec)

@@ -79,6 +79,8 @@ from engine.delivery.providers import (
 from engine.edge.archive import Archive
 from engine.edge.http import create_app
 from engine.edge.views import profile_view
+from engine.lab.scoring import Scoring
+from engine.runtime.calendar import keep_calendar
 from engine.runtime.desk import Desk
 from engine.runtime.memory import freeze_long_lived
 from engine.runtime.realtime import RealtimeRuntime
@@ -228,6 +230,8 @@ async def _serve(
         engine_done = supervised("engine", runtime.run)
         outbox_done = supervised("outbox", outbox.run)
         snapshotting = trio.Lock()  # one snapshot at a time: a background one, or the last
+        scoring = runtime.metrics.scoring = Scoring.of(runtime.program.scoring)
+        supervised("calendar", partial(keep_calendar, runtime, scoring))  # (scores, broadcasts)
         supervised("snapshot task",
                    partial(_snapshots, runtime, outbox, data, snapshot_every, snapshotting, snapshots))
         app = create_app(runtime, write_keys, tokens[0], snapshots=snapshots, agent_token=tokens[1],

@@ -25,7 +25,8 @@ class JourneyTally:
 
     __slots__ = ("journey", "index", "window", "entrants", "complete", "conversions",
                  "complete_conversions", "revenue", "to_convert", "sends", "suppressed", "deferred",
-                 "exits", "reached", "step_sends", "step_skipped", "step_deferred", "converted_after")
+                 "exits", "reached", "step_sends", "step_skipped", "step_deferred", "converted_after",
+                 "timed")
 
     def __init__(self, journey: Journey) -> None:
         self.journey = journey
@@ -47,10 +48,11 @@ class JourneyTally:
         self.step_skipped: Counter[str] = Counter()  # suppressed for good
         self.step_deferred: Counter[str] = Counter()  # suppressed until later (then tried again)
         self.converted_after: Counter[str] = Counter()  # conversions of runs that passed the step
+        self.timed: Counter[str] = Counter()  # best_hour waits: from the customer's own history, or not
 
     _COUNTS = ("entrants", "complete", "conversions", "complete_conversions", "revenue")
     _COUNTERS = ("sends", "suppressed", "deferred", "exits", "reached", "step_sends", "step_skipped",
-                 "step_deferred", "converted_after")
+                 "step_deferred", "converted_after", "timed")
 
     def state(self) -> dict[str, Any]:
         """The tallies as plain data (for a snapshot: ``restore`` reads it back)."""
@@ -104,6 +106,8 @@ def journey_dict(t: JourneyTally, horizon: float) -> dict[str, Any]:
                       for share, target in _shares(step)]
             for step in t.journey.steps.values() if isinstance(step, SplitStep)
         },
+        # best_hour waits: how many used the customer's own engagement hours, how many the default
+        "best_send_time": {"own_history": t.timed["own_history"], "default": t.timed["default"]},
     }
 
 

@@ -47,6 +47,7 @@ from actors.messages import (
     Segmented,
     Send,
     Suppressed,
+    Timed,
     parse_send_key,
 )
 from reports.journeys import JourneyTally, journey_dict
@@ -146,6 +147,8 @@ class RunMetrics:
                 else:
                     tally.deferred[effect.rule] += 1  # type: ignore[union-attr]
                     tally.step_deferred[effect.step] += 1  # type: ignore[union-attr]
+            elif kind is Timed:  # (a best_hour wait: from the customer's history, or the default)
+                journeys[effect.journey].timed["own_history" if effect.own else "default"] += 1  # type: ignore[union-attr]
             elif kind is Segmented:
                 counts = self.segments[effect.segment]  # type: ignore[union-attr]
                 entered = effect.entered  # type: ignore[union-attr]

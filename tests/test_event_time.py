@@ -73,7 +73,8 @@ def test_an_event_older_than_the_bound_is_counted_and_acted_on_by_no_journey(tmp
                "properties": {"revenue": 45.0}, "timestamp": iso(T0 - 2 * DAY)}
         assert (await client.post("/v1/track", json=old)).status_code == 200
         bo = (await client.get("/v1/profiles/bo", headers=BEARER)).json()
-        assert bo["purchases"] == {"count": 1, "revenue": 45.0, "last_at": T0 - 2 * DAY}
+        assert bo["purchases"] == {"count": 1, "revenue": 45.0, "first_at": T0 - 2 * DAY,
+                                   "last_at": T0 - 2 * DAY}
         assert bo["journeys"]["cart_abandonment"]["step"] == "wait_1h", "the cart run goes on"
         assert "purchase" not in [e["detail"] for e in bo["timeline"]]
         stats = (await client.get("/v1/journeys", headers=BEARER)).json()["cart_abandonment"]

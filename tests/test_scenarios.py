@@ -20,6 +20,7 @@ from scenarios import BUILT_IN_DIR, built_in_names
 runner = CliRunner()
 
 BUILT_INS = (
+    "broadcast_targeting",
     "cart_abandonment",
     "fintech_cross_sell",
     "lead_nurturing",

@@ -230,6 +230,17 @@ def check_weekly(m: dict[str, Any]) -> None:
     )
 
 
+def check_broadcast_targeting(m):
+    """The base design is the triggered cart journey alone; the live segments and the daily
+    scoring run beside it (the broadcasts are its variants: tests/test_broadcasts.py)."""
+    assert m["journeys"]["cart_abandonment"]["entrants"] > 0
+    assert m["journeys"]["weekly_all"]["entrants"] == m["journeys"]["weekly_likely"]["entrants"] == 0
+    assert m["scoring"]["passes"] == 29 and m["scoring"]["fits"]
+    cart = m["segments"]["cart_open"]
+    assert cart["entered"] - cart["left"] == cart["members"]
+    assert 0 < m["segments"]["likely_buyer"]["members"] < 3_000
+
+
 CHECKS = {  # customers, days, check
     CART: (4_000, 30.0, check_cart),
     "onboarding": (3_000, 45.0, check_onboarding),  # its 30-day goal window must fit in the run
@@ -237,6 +248,7 @@ CHECKS = {  # customers, days, check
     "support_escalation": (5_000, 30.0, check_support),
     "fintech_cross_sell": (3_000, 30.0, check_fintech),
     "weekly_broadcast": (2_000, 30.0, check_weekly),
+    "broadcast_targeting": (3_000, 30.0, check_broadcast_targeting),
 }
 
 

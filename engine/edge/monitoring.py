@@ -54,6 +54,16 @@ class EngineCollector(Collector):
                 entries.add_metric([journey, group], tally.entrants[index])
                 conversions.add_metric([journey, group], tally.conversions[index])
         yield from (sends, suppressed, entries, conversions)
+        if metrics.segments:
+            members = GaugeMetricFamily("touchpoint_segment_members", "Customers in each live segment",
+                                        labels=["segment"])
+            for segment, (count, _, _) in sorted(metrics.segments.items()):
+                members.add_metric([segment], count)
+            yield members
+        if metrics.scoring is not None and metrics.scoring.last_pass is not None:
+            yield GaugeMetricFamily("touchpoint_scores_age_seconds", "Time since the last scoring pass "
+                                    "(at most the [scores] every, plus a pass's run)",
+                                    value=metrics.scoring.staleness(runtime.now()))
         gauges = {
             "touchpoint_actors": ("Customers with state in memory", runtime.actor_count),
             "touchpoint_pending_timers": ("Timers queued (cancelled ones included)", len(runtime.timers)),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from actors.actor import Actor
 from actors.messages import CHANNELS
+from actors.policy import engagement_rate
 from actors.profile import CLICKED, DELIVERED, LAST_ENGAGED, OPENED, SENDS
+from actors.scores import SCORE_NAMES
+from actors.segments import in_segment
 
 
 def profile_view(actor: Actor) -> dict[str, Any]:
@@ -33,7 +37,13 @@ def profile_view(actor: Actor) -> dict[str, Any]:
         "consented": [ch for ch in CHANNELS if profile.has_consent(ch)],
         "engagement": engagement,
         "purchases": {"count": profile.purchases, "revenue": profile.revenue,
-                      "last_at": profile.last_purchase_at},
+                      "first_at": profile.first_purchase_at, "last_at": profile.last_purchase_at},
+        "segments": sorted(s.id for s in actor.program.segments if in_segment(actor.segments, s.index)),
+        "segment_timer_at": actor.segments.due if actor.segments and actor.segments.due < math.inf else None,
+        "scores": None if profile.scores is None else {
+            "at": profile.scored_at, **{name: profile.score(name) for name in SCORE_NAMES}},
+        "engagement_propensity": {channel: round(engagement_rate(actor.program.policy, profile, channel), 6)
+                                  for channel in CHANNELS if profile.can_reach(channel)},
         "timeline": [
             {"at": at, "kind": kind, "channel": channel, "detail": detail}
             for at, kind, channel, detail in profile.timeline()

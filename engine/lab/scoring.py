@@ -1,13 +1,15 @@
 """The scoring pass: every customer's predictive scores, from the engine's own purchase histories.
 
-A runtime runs a pass every ``[scores] every`` (a day by default) over all its profiles and hands
-each customer's scores to their actor as a ``Scored`` message (``actors.scores`` names them):
+A runtime runs a pass every ``[scores] every`` (a day by default) over the profiles of the
+customers who have bought (BG/NBD describes a customer from their first purchase on; one who has
+not bought keeps no scores, and no condition on a score holds for them) and hands each one's
+scores to their actor as a ``Scored`` message (``actors.scores`` names them):
 
 - RFM quintile scores among the customers who bought (``engine.lab.rfm``); 0 for the others.
 - BG/NBD (``engine.lab.clv``), refitted every ``refit`` on the histories as they then are, in
   days: ``x`` the purchases after the first, ``t_x`` the days from the first purchase to the
-  last, ``T`` the days from the first purchase to now. A customer who never bought scores as a
-  new one (``x = t_x = T = 0``: alive, with the population's prior rate). A fit needs
+  last, ``T`` the days from the first purchase to now (a profile with no purchase given to
+  ``score`` scores as a new customer: ``x = t_x = T = 0``). A fit needs
   ``MIN_REPEAT_BUYERS`` customers who bought again and ``MIN_SPAN_DAYS`` of history; until
   then the BG/NBD scores are NaN, which no condition holds.
 - ``churn_risk``: a buyer whose ``p_alive`` is under ``churn_below``.

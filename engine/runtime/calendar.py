@@ -9,17 +9,33 @@ A program may ask for two kinds of moments no customer causes:
   event ``scheduled:<journey>`` at ``at`` in their own local time; the actor decides whether they
   enter (the segment, ``skip_active``, re-entry).
 
-``engine_wakes`` lists them between two times; a runtime keeps them in its one timer queue.
+Moments count from time 0 (the simulation's start; in real time, 1970-01-01 UTC, a Thursday):
+``first + k every``. ``engine_wakes`` lists them for a simulation, which keeps them in its one
+timer queue. In real time ``keep_calendar`` runs beside the engine: a scoring pass at start and
+at each moment, whose changed scores it submits as ``Scored`` messages (through the write-ahead
+log, so a recovery replays them), and at each entry moment it arms each customer's
+``scheduled:<journey>`` timer in the engine's queue (a restart re-arms those still ahead, from
+the last moment).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+import anyio
+
+from actors.durations import next_local_time
 from actors.journey import Program
+from actors.messages import Scored, Submission, TimerFired
 from actors.segments import SCHEDULED
+
+if TYPE_CHECKING:
+    from engine.lab.scoring import Scoring
+    from engine.runtime.realtime import RealtimeRuntime
+
+BATCH = 5_000  # customers between two yields to the event loop, and Scored messages per submit
 
 SCORE, ENTRY = "score", "entry"
 
@@ -55,3 +71,94 @@ def engine_wakes(program: Program, start: float, until: float) -> Iterator[tuple
         while at < until and every > 0 and math.isfinite(at):
             yield at, EngineWake(ENTRY, journey.id, local_at)
             at += every
+
+
+def next_moments(program: Program, now: float) -> list[tuple[float, EngineWake]]:
+    """Each kind of moment's next one after ``now`` (real time: counted from time 0)."""
+    moments = []
+    if program.scoring is not None:
+        every = program.scoring[0]
+        moments.append(((math.floor(now / every) + 1) * every, EngineWake(SCORE)))
+    for journey in program.journeys:
+        if journey.schedule is not None and journey.enabled:
+            every, first, local_at = journey.schedule
+            k = max(0, math.floor((now - first) / every) + 1)
+            moments.append((first + k * every, EngineWake(ENTRY, journey.id, local_at)))
+    return moments
+
+
+async def keep_calendar(runtime: RealtimeRuntime, scoring: Scoring | None) -> None:
+    """The engine's calendar in real time (see the module's docstring): returns at once when
+    the program has none."""
+    program = runtime.program
+    if not next_moments(program, runtime.now()):
+        return
+    if scoring is not None:
+        await score_all(runtime, scoring)
+    now = runtime.now()
+    for at, wake in next_moments(program, now):  # (re)started: the last moment's timers still ahead
+        schedule = program.by_id[wake.journey].schedule if wake.kind == ENTRY else None
+        if schedule is not None and at - schedule[0] >= schedule[1]:
+            await arm_entries(runtime, wake, at - schedule[0], only_after=now)
+    while True:
+        at, wake = min(next_moments(program, runtime.now()))
+        await anyio.sleep(max(0.0, at - runtime.now()))
+        if wake.kind == SCORE:
+            if scoring is not None:
+                await score_all(runtime, scoring)
+        else:
+            await arm_entries(runtime, wake, at)
+
+
+async def arm_entries(runtime: RealtimeRuntime, wake: EngineWake, at: float,
+                      only_after: float = -math.inf) -> int:
+    """Arm ``scheduled:<journey>`` for every customer at the first ``wake.local_at`` of their
+    local time after ``at`` (only those after ``only_after``); returns how many."""
+    fired = TimerFired(wake.event, 0)
+    items = []
+    for n, customer_id in enumerate(customer_ids(runtime)):
+        actor = runtime.actors.get(customer_id) or runtime.dormant.peek(customer_id)
+        if actor is None:
+            continue
+        due = next_local_time(at, actor.profile.zone, wake.local_at)
+        if due > only_after:
+            items.append((due, customer_id, fired, 0))
+        if n % BATCH == BATCH - 1:
+            await anyio.sleep(0)  # (the engine's loop runs between)
+    runtime.timers.push_many(items)
+    try:
+        runtime.ingest_batch_nowait([])  # wake the engine's loop: its next timer may be sooner now
+    except anyio.WouldBlock:
+        pass  # (a full inbox: the loop is busy and looks at the timers soon anyway)
+    return len(items)
+
+
+async def score_all(runtime: RealtimeRuntime, scoring: Scoring) -> int:
+    """A scoring pass over every customer who has bought; the scores that changed go to their
+    actors as ``Scored`` messages, through the log. Returns how many changed."""
+    now = runtime.now()
+    ids, profiles = [], []
+    for n, customer_id in enumerate(customer_ids(runtime)):
+        actor = runtime.actors.get(customer_id) or runtime.dormant.peek(customer_id)
+        if actor is not None and actor.profile.purchases:  # (scores are a buyer's)
+            ids.append(customer_id)
+            profiles.append(actor.profile)
+        if n % BATCH == BATCH - 1:
+            await anyio.sleep(0)
+    scores = scoring.score(profiles, now)
+    changed = [Submission(customer_id, Scored(values, now))
+               for customer_id, profile, values in zip(ids, profiles, scores, strict=True)
+               if not _same(profile.scores, values)]
+    for start in range(0, len(changed), BATCH):
+        await runtime.submit(changed[start : start + BATCH])
+    return len(changed)
+
+
+def customer_ids(runtime: RealtimeRuntime) -> list[str]:
+    """Every customer the engine holds, awake or dormant."""
+    return [*runtime.actors, *runtime.dormant.records]
+
+
+def _same(old: tuple[float, ...] | None, new: tuple[float, ...]) -> bool:
+    """Whether two score tuples are equal (NaN equal to NaN)."""
+    return old is not None and all(a == b or (a != a and b != b) for a, b in zip(old, new, strict=True))

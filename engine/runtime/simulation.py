@@ -29,7 +29,7 @@ import simpy
 
 from actors.actor import Actor
 from actors.durations import next_local_time
-from actors.messages import DeliveryReceipt, Effect, Escalated, Event, Message, Scored, Send
+from actors.messages import DeliveryReceipt, Effect, Escalated, Message, Scored, Send, TimerFired
 from actors.profile import Profile
 from actors.routing import Aliases, way_in
 from engine.lab.scoring import Scoring
@@ -212,12 +212,12 @@ class Simulation:
         """A scoring pass (every actor is handed its scores), or a scheduled entry (every
         customer is handed its event at the local time it names)."""
         if wake.kind == ENTRY:
-            event, tz, push = Event(wake.event), self.population.tz_offset, self.queue.push
+            fired, tz, push = TimerFired(wake.event, 0), self.population.tz_offset, self.queue.push
             for number in range(len(self.actors)):
-                push(next_local_time(at, float(tz[number]), wake.local_at), number, event)
+                push(next_local_time(at, float(tz[number]), wake.local_at), number, fired)
             return
         assert self.scoring is not None
-        numbers = [n for n, actor in enumerate(self.actors) if actor is not None]
+        numbers = [n for n, actor in enumerate(self.actors) if actor is not None and actor.profile.purchases]
         profiles = [self.actors[n].profile for n in numbers]  # type: ignore[union-attr]
         for number, values in zip(numbers, self.scoring.score(profiles, at), strict=True):
             self.handled += 1
