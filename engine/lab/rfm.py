@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.lab.clv import Floats
-
+Floats = NDArray[np.float64]
 Scores = NDArray[np.int64]
 
 

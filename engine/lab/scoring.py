@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actors.profile import Profile
-from engine.lab.clv import BgNbd, fit_bgnbd
 from engine.lab.rfm import rfm_scores
+
+if TYPE_CHECKING:
+    from engine.lab.clv import BgNbd
 
 DAY = 86400.0
 MIN_REPEAT_BUYERS = 30
@@ -98,6 +101,8 @@ class Scoring:
                                 f" (at least {MIN_REPEAT_BUYERS}), over {big_t.max():.1f} days"
                                 f" (at least {MIN_SPAN_DAYS:.0f})")
             return
+        from engine.lab.clv import fit_bgnbd  # (scipy: loaded by a first fit, not by every run)
+
         try:
             self.model = fit_bgnbd(x, t_x, big_t)
         except (ValueError, FloatingPointError) as exc:
