@@ -217,8 +217,9 @@ class Simulation:
                 push(next_local_time(at, float(tz[number]), wake.local_at), number, fired)
             return
         assert self.scoring is not None
-        numbers = [n for n, actor in enumerate(self.actors) if actor is not None and actor.profile.purchases]
-        profiles = [self.actors[n].profile for n in numbers]  # type: ignore[union-attr]
+        buyers = [(n, actor.profile) for n, actor in enumerate(self.actors)
+                  if actor is not None and actor.profile.purchases]
+        numbers, profiles = [n for n, _ in buyers], [profile for _, profile in buyers]
         for number, values in zip(numbers, self.scoring.score(profiles, at), strict=True):
             self.handled += 1
             number, effects = apply(number, Scored(values, at), at)
