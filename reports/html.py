@@ -91,8 +91,28 @@ def _run(m: dict[str, Any], shown: Shown) -> tuple[str, str]:
               shown("messages_by_channel.png", "suppressions.png", "pressure.png")]
     if m.get("agents"):
         parts += ["<h2>Agent queues</h2>", shown("agents.png")]
+    parts += _segments(m)
     parts.append(attribution_html(m))
     return f"Touchpoint run: {m['scenario']}", "".join(parts)
+
+
+def _segments(m: dict[str, Any]) -> list[str]:
+    """The live segments at the end of the run, and the scoring passes with their BG/NBD fits."""
+    parts = []
+    if m.get("segments"):
+        parts += ["<h2>Segments</h2>", table(
+            ["segment", "members at the end", "entries", "exits"],
+            [[sid, s["members"], s["entered"], s["left"]] for sid, s in m["segments"].items()])]
+    if (scoring := m.get("scoring")) is not None:
+        parts += ["<h2>Scores</h2>", legend(
+            f"{scoring['passes']:,} scoring passes, one every {scoring['every_s'] / 3600:g} h: scores are "
+            "at most that old; BG/NBD refitted on the purchase histories as they then were"
+            + ("" if scoring["fits"] else f" (no fit: {scoring['fit_problem']})"))]
+        if scoring["fits"]:
+            rows = [[f"{f['at'] / 86400:g}", f"{f['customers']:,.0f}",
+                     *(f"{f[k]:.4g}" for k in ("r", "alpha", "a", "b"))] for f in scoring["fits"]]
+            parts.append(table(["day", "buyers", "r", "alpha", "a", "b"], rows))
+    return parts
 
 
 def run_reading(m: dict[str, Any]) -> list[str]:

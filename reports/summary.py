@@ -62,6 +62,21 @@ def print_summary(console: Console, metrics: dict[str, Any]) -> None:
     console.print(f"sends skipped by a rule: {sum(skipped.values()):,} ({_pairs(skipped)}); "
                   f"deferred and tried again later: {sum(deferred.values()):,} ({_pairs(deferred)})")
     console.print(f"opt-outs: {opt_outs['total']:,} ({_pairs(opt_outs['by_channel'])})")
+    for sid, seg in metrics.get("segments", {}).items():
+        console.print(f"segment {sid}: {seg['members']:,} members at the end ({seg['entered']:,} entries, "
+                      f"{seg['left']:,} exits)")
+    if (scoring := metrics.get("scoring")) is not None:
+        fits = scoring["fits"]
+        last = fits[-1] if fits else {}
+        fitted = (", ".join(f"{k} {last[k]:.3g}" for k in ("r", "alpha", "a", "b")) if fits
+                  else f"no fit ({scoring['fit_problem']})")
+        console.print(f"scores: {scoring['passes']:,} passes, at most {scoring['every_s'] / 3600:g} h old; "
+                      f"BG/NBD fitted {len(fits)} times, last {fitted}")
+    for jid, j in metrics["journeys"].items():
+        used = j.get("best_send_time", {})
+        if sum(used.values()):
+            console.print(f"{jid}: best send hour from the customer's own history {used['own_history']:,} "
+                          f"times, the default {used['default']:,} times")
     for name, q in metrics.get("agents", {}).items():
         console.print(
             f"agents ({name}): {q['cases']:,} cases, "

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
+from typer.testing import CliRunner
 
 from actors.messages import Entered, Exited, Segmented, Suppressed
+from engine.cli import app
 from engine.runtime.simulation import Simulation
 from engine.scenario_files import load_scenario
 
@@ -58,3 +60,14 @@ def test_scores_go_to_every_actor_daily_and_segment_sizes_add_up(run):
     members = sum(1 for a in sim.actors if a is not None and a.segments is not None
                   and a.segments.members & sim.scenario.program.segment_bits["likely_buyer"])
     assert metrics["segments"]["likely_buyer"]["members"] == members > 0
+
+
+def test_the_run_says_its_segments_and_scores_in_text_and_in_the_report(tmp_path):
+    out = tmp_path / "run"
+    done = CliRunner().invoke(app, ["run", "broadcast_targeting", "--customers", "2000", "--days", "15",
+                                    "--seed", "3", "--out", str(out)], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert "segment likely_buyer:" in done.output and "segment cart_open:" in done.output
+    assert "scores: 14 passes, at most 24 h old; BG/NBD fitted 1 times, last r " in done.output
+    page = (out / "report.html").read_text()
+    assert "<h2>Segments</h2>" in page and "<h2>Scores</h2>" in page and ">likely_buyer<" in page
