@@ -11,7 +11,7 @@ from harness import DAY, HOUR, T0, ManualClock, compile_toml, make_actor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import Actor, ScenarioError
+from actors import Actor, ScenarioError, compile_scenario
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, to_chunk
 from actors.messages import Event, Exited, Schedule, Scored, Segmented, Send, TimerFired
 from actors.scores import SCORE_NAMES
@@ -265,3 +265,27 @@ def test_a_snapshot_of_the_previous_format_reads_with_no_scores_or_segments():
     back = actor_from(chunk, "ha", chunk.records[0])
     assert version == 8 and back.segments is None and back.profile.first_purchase_at is None
     assert back.runs_by_id() == actor.runs_by_id() and back.profile.timeline() == actor.profile.timeline()
+
+
+JUNK = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=8),
+              st.sampled_from(["session", "72h", "0s", "-1d", "purchase", "scores.likelihood", "segment.x",
+                               "entered:cart_open", "traits.plan", "profile.days_since_purchase", ">", "in"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(
+        st.sampled_from(["event", "count", "sessions", "same", "within", "without", "where", "field", "op",
+                         "value", "behaviour", "description", "schedule", "every", "first", "at", "segment",
+                         "skip_active"]), inner, max_size=4)),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments=st.dictionaries(st.text(max_size=6), JUNK, max_size=3), entry=JUNK, scores=JUNK)
+def test_any_segments_entry_or_scores_table_compiles_or_is_a_located_error(segments, entry, scores):
+    """Whatever a scenario's [segments], [scores] and a journey's entry hold: a program, or a
+    ScenarioError that names where (never another exception)."""
+    document = {"segments": segments, "scores": scores, "journeys": [
+        {"id": "j", "entry": entry, "start": "end", "steps": {"end": {"end": True}}}]}
+    try:
+        compile_scenario(document, "fuzz.toml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("fuzz.toml")
