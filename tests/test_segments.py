@@ -270,7 +270,8 @@ def test_a_snapshot_of_the_previous_format_reads_with_no_scores_or_segments():
 JUNK = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=8),
               st.sampled_from(["session", "72h", "0s", "-1d", "purchase", "scores.likelihood", "segment.x",
-                               "entered:cart_open", "traits.plan", "profile.days_since_purchase", ">", "in"])),
+                               "entered:cart_open", "traits.plan", "profile.days_since_purchase", ">",
+                               "in"])),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(
         st.sampled_from(["event", "count", "sessions", "same", "within", "without", "where", "field", "op",
                          "value", "behaviour", "description", "schedule", "every", "first", "at", "segment",
