@@ -21,6 +21,7 @@ the last moment).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -30,6 +31,7 @@ from actors.durations import next_local_time
 from actors.journey import Program
 from actors.messages import Scored, Submission, TimerFired
 from actors.segments import SCHEDULED
+from engine.runtime.ingest import EngineUnavailable
 
 if TYPE_CHECKING:
     from engine.lab.scoring import Scoring
@@ -94,20 +96,31 @@ async def keep_calendar(runtime: RealtimeRuntime, scoring: Scoring | None) -> No
     if not next_moments(program, runtime.now()):
         return
     if scoring is not None:
-        await score_all(runtime, scoring)
+        await _score(runtime, scoring)
     now = runtime.now()
     for at, wake in next_moments(program, now):  # (re)started: the last moment's timers still ahead
         schedule = program.by_id[wake.journey].schedule if wake.kind == ENTRY else None
         if schedule is not None and at - schedule[0] >= schedule[1]:
             await arm_entries(runtime, wake, at - schedule[0], only_after=now)
+    done = -math.inf  # the last moment handled (a sleep may end a hair before its moment)
     while True:
-        at, wake = min(next_moments(program, runtime.now()))
+        at, wake = min(next_moments(program, max(runtime.now(), done)))
         await anyio.sleep(max(0.0, at - runtime.now()))
+        done = at
         if wake.kind == SCORE:
             if scoring is not None:
-                await score_all(runtime, scoring)
+                await _score(runtime, scoring)
         else:
             await arm_entries(runtime, wake, at)
+
+
+async def _score(runtime: RealtimeRuntime, scoring: Scoring) -> None:
+    """A scoring pass; one the engine cannot take (its log cannot be written, or it is
+    stopping) is left for the next moment, said on stderr."""
+    try:
+        await score_all(runtime, scoring)
+    except EngineUnavailable as exc:
+        print(f"scoring pass left for the next one: {exc}", file=sys.stderr, flush=True)
 
 
 async def arm_entries(runtime: RealtimeRuntime, wake: EngineWake, at: float,
