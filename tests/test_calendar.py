@@ -50,16 +50,30 @@ def test_a_weekly_broadcast_reaches_each_customer_at_ten_local_and_scores_go_thr
             {"type": "track", "userId": "bo", "event": "purchase", "properties": {"value": 20}},
         ]
         assert (await client.post("/v1/batch", json={"writeKey": KEY, "batch": calls})).status_code == 200
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(keep_calendar, runtime, Scoring.of(program.scoring))
+        scoring = Scoring.of(program.scoring)
+        assert scoring is not None
+
+        async def settled() -> None:
+            """Until the pass due by now is done (it is computed in a thread, which the mock
+            clock does not wait for) and the calendar waits again."""
             await trio.testing.wait_all_tasks_blocked()
+            due = max(T0, runtime.now() - runtime.now() % DAY)
+            while scoring.last_pass is None or scoring.last_pass < due:
+                await trio.sleep(0)  # (mock time stands still; the thread runs meanwhile)
+            await trio.testing.wait_all_tasks_blocked()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_calendar, runtime, scoring)
+            await settled()
             for _ in range(4 * 24):  # four days, an hour at a time
                 clock.jump(3600)
-                await trio.testing.wait_all_tasks_blocked()
+                await settled()
             nursery.cancel_scope.cancel()
         sent = {send.customer: at for at, send in runtime.channel.delivered if send.message == "newsletter"}
         assert sent == {"ada": FRIDAY + 3600.0, "bo": FRIDAY + 10 * 3600.0}  # 10:00 JST, 10:00 UTC
         assert runtime.actor("bo").profile.scores is not None
+        # a pass at start and one each midnight, Friday's too (the broadcast's moment as well)
+        assert scoring.passes == 5
 
     runtime = run_against_app(tmp_path, script, clock=clock, program=program)
     logged = [(cid, m) for _, _, cid, m, _ in WriteAheadLog(runtime.log.directory, fsync="none").replay()]

@@ -63,13 +63,13 @@ class Scoring:
 
     def score(self, profiles: Sequence[Profile], now: float) -> list[tuple[float, ...]]:
         """One pass: each profile's scores at ``now``, in ``actors.scores.SCORE_NAMES`` order."""
-        n = len(profiles)
-        purchases = np.fromiter((p.purchases for p in profiles), np.float64, n)
-        revenue = np.fromiter((p.revenue for p in profiles), np.float64, n)
-        first = np.fromiter((p.first_purchase_at if p.first_purchase_at is not None else now
-                             for p in profiles), np.float64, n)
-        last = np.fromiter((p.last_purchase_at if p.last_purchase_at is not None else now
-                            for p in profiles), np.float64, n)
+        return self.score_histories(histories(profiles, now), now)
+
+    def score_histories(self, purchase_histories: Histories, now: float) -> list[tuple[float, ...]]:
+        """``score`` of the histories ``histories`` read (a runtime reads them in its own loop and
+        scores them in a thread: this reads no profile)."""
+        purchases, revenue, first, last = purchase_histories
+        n = len(purchases)
         bought = purchases > 0
         x = np.where(bought, np.maximum(purchases - 1.0, 0.0), 0.0)
         t_x = np.where(bought, np.maximum(last - first, 0.0) / DAY, 0.0)
@@ -123,3 +123,18 @@ class Scoring:
         staleness = None if now is None else self.staleness(now)
         return {"passes": self.passes, "every_s": self.every, "staleness_s": staleness,
                 "fits": self.history, "fit_problem": self.fit_problem}
+
+
+Histories = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # purchases, revenue, first, last
+
+
+def histories(profiles: Sequence[Profile], now: float) -> Histories:
+    """The purchase histories of ``profiles`` as columns: purchases, revenue, and the times of
+    the first and last purchase (``now`` where there was none)."""
+    n = len(profiles)
+    return (np.fromiter((p.purchases for p in profiles), np.float64, n),
+            np.fromiter((p.revenue for p in profiles), np.float64, n),
+            np.fromiter((now if p.first_purchase_at is None else p.first_purchase_at for p in profiles),
+                        np.float64, n),
+            np.fromiter((now if p.last_purchase_at is None else p.last_purchase_at for p in profiles),
+                        np.float64, n))

@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
+import numpy as np
 
 from actors.durations import next_local_time
 from actors.journey import Program
 from actors.messages import Scored, Submission, TimerFired
 from actors.segments import SCHEDULED
+from engine.lab.scoring import histories
 from engine.runtime.ingest import EngineUnavailable
 
 if TYPE_CHECKING:
@@ -102,16 +104,17 @@ async def keep_calendar(runtime: RealtimeRuntime, scoring: Scoring | None) -> No
         schedule = program.by_id[wake.journey].schedule if wake.kind == ENTRY else None
         if schedule is not None and at - schedule[0] >= schedule[1]:
             await arm_entries(runtime, wake, at - schedule[0], only_after=now)
-    done = -math.inf  # the last moment handled (a sleep may end a hair before its moment)
-    while True:
-        at, wake = min(next_moments(program, max(runtime.now(), done)))
+    pending = {wake: at for at, wake in next_moments(program, now)}  # each kind's next moment
+    while True:  # (each kind is counted on from its own last moment: none is skipped when two
+        # coincide, or a pass ran past the next one, which is then handled late)
+        at, wake = min((at, wake) for wake, at in pending.items())
         await anyio.sleep(max(0.0, at - runtime.now()))
-        done = at
         if wake.kind == SCORE:
             if scoring is not None:
                 await _score(runtime, scoring)
         else:
             await arm_entries(runtime, wake, at)
+        pending[wake] = next(later for later, other in next_moments(program, at) if other == wake)
 
 
 async def _score(runtime: RealtimeRuntime, scoring: Scoring) -> None:
@@ -148,20 +151,30 @@ async def arm_entries(runtime: RealtimeRuntime, wake: EngineWake, at: float,
 
 async def score_all(runtime: RealtimeRuntime, scoring: Scoring) -> int:
     """A scoring pass over every customer who has bought; the scores that changed go to their
-    actors as ``Scored`` messages, through the log. Returns how many changed."""
+    actors as ``Scored`` messages, through the log. Returns how many changed. The histories are
+    read in the engine's loop, a batch at a time; the fit and the scores are computed in a
+    thread, so the engine goes on meanwhile."""
     now = runtime.now()
-    ids, profiles = [], []
+    ids, profiles, columns, start = [], [], [], 0
     for n, customer_id in enumerate(customer_ids(runtime)):
         actor = runtime.actors.get(customer_id) or runtime.dormant.peek(customer_id)
         if actor is not None and actor.profile.purchases:  # (scores are a buyer's)
             ids.append(customer_id)
             profiles.append(actor.profile)
         if n % BATCH == BATCH - 1:
+            columns.append(histories(profiles[start:], now))
+            start = len(profiles)
             await anyio.sleep(0)
-    scores = scoring.score(profiles, now)
-    changed = [Submission(customer_id, Scored(values, now))
-               for customer_id, profile, values in zip(ids, profiles, scores, strict=True)
-               if not _same(profile.scores, values)]
+    columns.append(histories(profiles[start:], now))
+    purchases, revenue, first, last = (np.concatenate([column[i] for column in columns]) for i in range(4))
+    scores = await anyio.to_thread.run_sync(scoring.score_histories, (purchases, revenue, first, last), now)
+    changed = []
+    for start in range(0, len(ids), BATCH):
+        changed += [Submission(customer_id, Scored(values, now)) for customer_id, profile, values
+                    in zip(ids[start : start + BATCH], profiles[start : start + BATCH],
+                           scores[start : start + BATCH], strict=True)
+                    if not _same(profile.scores, values)]
+        await anyio.sleep(0)
     for start in range(0, len(changed), BATCH):
         await runtime.submit(changed[start : start + BATCH])
     return len(changed)
