@@ -71,3 +71,12 @@ def test_the_run_says_its_segments_and_scores_in_text_and_in_the_report(tmp_path
     assert "scores: 14 passes, at most 24 h old; BG/NBD fitted 1 times, last r " in done.output
     page = (out / "report.html").read_text()
     assert "<h2>Segments</h2>" in page and "<h2>Scores</h2>" in page and ">likely_buyer<" in page
+
+
+def test_validate_names_the_switched_off_journeys_the_segments_and_the_variants():
+    done = CliRunner().invoke(app, ["validate", "broadcast_targeting"], env={"COLUMNS": "300"})
+    assert done.exit_code == 0, done.output
+    assert "weekly_all (2 steps, switched off)" in done.output
+    said = done.output.replace("\n", "")
+    assert "segments likely_buyer, cart_open;" in said
+    assert "variants broadcast_all, broadcast_likely, triggered_and_likely" in said

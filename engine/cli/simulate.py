@@ -128,8 +128,12 @@ def validate(
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
         raise refuse_scenario(exc) from None
-    journeys = ", ".join(f"{j.id} ({len(j.steps)} steps)" for j in loaded.program.journeys)
-    console.print(f"[green]valid[/] {loaded.source}: {journeys}", highlight=False)
+    program = loaded.program
+    journeys = ", ".join(f"{j.id} ({len(j.steps)} steps{'' if j.enabled else ', switched off'})"
+                         for j in program.journeys)
+    extra = f"; segments {', '.join(s.id for s in program.segments)}" if program.segments else ""
+    variants = f"; variants {', '.join(loaded.variants)}" if loaded.variants else ""
+    console.print(f"[green]valid[/] {loaded.source}: {journeys}{extra}{variants}", highlight=False)
 
 
 def scenarios() -> None:
