@@ -73,7 +73,7 @@ from actors.messages import (
 from actors.policy import wait_until
 from actors.profile import Profile
 from actors.runs import JourneyRun, active_elsewhere, merge_runs, run_timers
-from actors.segments import SCHEDULED, SEGMENT_TIMER, SegmentState, fired, in_segment, regroup
+from actors.segments import SCHEDULED, SEGMENT_TIMER, SegmentState, fired, in_segment, regroup, stale
 from actors.segments import slots as segment_slots
 from actors.sending import deliver, escalation, note, still_relevant, take_receipt, try_send
 
@@ -107,14 +107,12 @@ class Actor:
 
     def runs_by_id(self) -> dict[str, JourneyRun]:
         """The customer's journey runs by journey id (journeys never entered are left out)."""
-        if self.runs is None:
-            return {}
-        pairs = zip(self.program.journeys, self.runs, strict=True)
+        pairs = zip(self.program.journeys, self.runs or (), strict=False)
         return {journey.id: run for journey, run in pairs if run is not None}
 
     def live_timers(self) -> list[Schedule]:
-        """The one live timer of each active run, as the ``Schedule`` that asked for it: a runtime
-        restoring the actor re-arms these (one that came due meanwhile fires once, at restart)."""
+        """The one live timer of each active run, and the segment timer, as the ``Schedule`` that
+        asked for it: a runtime restoring the actor re-arms these (overdue: fired at restart)."""
         timers = run_timers(self.program.journeys, self.runs)
         if self.segments is not None and self.segments.due < math.inf:
             timers.append(self.segments.timer())
@@ -141,6 +139,7 @@ class Actor:
             EngineInternalError: the message is of no known kind.
         """
         effects: list[Effect] = []
+        read = 0  # how many effects there were once the segments were current
         times = self.profile.timeline_at
         if times and now < times[-1]:  # an event stamped earlier than the customer's latest
             now = times[-1]  # interaction (real time): their history stays in order
@@ -148,7 +147,7 @@ class Actor:
             target = self.program.event_names.get(message.name)
             if target is not None:  # (a tracking plan's name for something journeys know)
                 message = translate(message, target)
-            self._on_event(message.name, message.properties, now, effects)
+            read = self._on_event(message.name, message.properties, now, effects)
         elif isinstance(message, TimerFired):
             if message.journey == SEGMENT_TIMER:  # a window lets an event go: re-read membership
                 if not fired(self.segments, message.version):
@@ -166,13 +165,14 @@ class Actor:
             self.profile.scores, self.profile.scored_at = message.values, message.at
         else:  # (a Merged message needs the other actor: runtimes apply it with ``absorb``)
             raise EngineInternalError(f"actor {self.customer_id!r}: unknown message {message!r}")
-        if self.program.segments:  # (what the message and the walks changed)
+        if self.program.segments and stale(self.program, self.segments, message, read, len(effects)):
             self._regroup(now, effects)
         return effects
 
     # -- messages --------------------------------------------------------------------------------
 
-    def _on_event(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
+    def _on_event(self, name: str, props: Properties, now: float, effects: list[Effect]) -> int:
+        """Apply an event; returns how many effects there were once its segments were current."""
         program, profile = self.program, self.profile
         if name == "purchase":
             profile.record_purchase(value := number(props.get("value")), now)
@@ -188,13 +188,16 @@ class Actor:
             if profile.can_reach("in_app") and profile.has_consent("in_app"):  # may be withdrawn
                 effects.extend(send for send in self.in_app if still_relevant(self, send))
             self.in_app = None
-        if program.segments:  # membership first: everything after reads it as it now is
-            if name in program.segment_events:
-                if self.segments is None:
-                    self.segments = SegmentState(segment_slots(program.segments))
-                self.segments.record(program.segments, name, props, now)
+        if name in program.segment_events:  # membership first: what follows reads it as it now is
+            if self.segments is None:
+                self.segments = SegmentState(segment_slots(program.segments))
+            self.segments.record(program.segments, name, props, now)
             self._regroup(now, effects)
+        elif name == "purchase" and "profile" in program.segment_reads:  # (purchases, revenue)
+            self._regroup(now, effects)
+        read = len(effects)  # (no other event changes what a segment reads)
         self._journeys_on(name, props, now, effects)
+        return read
 
     def _journeys_on(self, name: str, props: Properties, now: float, effects: list[Effect]) -> None:
         """What an event does to the journeys: goals, exits, waits, then entries."""
@@ -244,11 +247,10 @@ class Actor:
         """Take over the history of ``other``, found to be the same person (identify or alias).
 
         The profiles fold together (``Profile.absorb``), and the runs (``merge_runs``: this
-        actor's active run stays, else ``other``'s moves over). Every active run afterwards gets a new timer
-        version and is scheduled again at its due time, so the timers still queued for
-        ``other`` (a runtime routes them here) are stale and ignored. Pending in-app messages
-        join this actor's. ``other`` is not used again.
-        """
+        actor's active run stays, else ``other``'s moves over). Every active run afterwards gets
+        a new timer version and is scheduled again at its due time, so the timers still queued
+        for ``other`` (a runtime routes them here) are stale and ignored. Pending in-app
+        messages join this actor's. ``other`` is not used again."""
         effects: list[Effect] = []
         self.profile.absorb(other.profile, keep_sends_after=now - self.program.send_horizon)
         self.runs = merge_runs(self.program.journeys, self.runs, other.runs, effects)
@@ -381,11 +383,9 @@ class Actor:
         run.due_at = at
         effects.append(Schedule(at, journey.id, run.version, journey.priority))
 
-    # -- segments --------------------------------------------------------------------------------
-
     def _regroup(self, now: float, effects: list[Effect]) -> None:
-        """Re-read segment membership; each change is said (``Segmented``) and walks the journeys
-        as the event ``entered:<id>`` or ``left:<id>``."""
+        """Re-read the segments; a change is said (``Segmented``) and walks the journeys as the
+        event ``entered:<id>`` or ``left:<id>``."""
         self.segments, changed = regroup(self.program, self.profile, self.segments, now, effects)
         for name, segment in changed:
             self._journeys_on(name, {"segment": segment}, now, effects)

@@ -292,6 +292,7 @@ class Program(_Frozen, frozen=True):
     segments: tuple[Segment, ...] = ()  # the live segments (``actors.segments``)
     segment_bits: dict[str, int] = msgspec.field(default_factory=dict)  # segment id -> its bit
     segment_events: frozenset[str] = frozenset()  # events some segment's window records
+    segment_reads: frozenset[str] = frozenset()  # the condition sources segments read
     scoring: tuple[float, float, float, float] | None = None  # ``[scores]``: every, refit, horizon,
     # churn_below (in seconds, and a probability); None: the scenario reads no score
 
@@ -325,7 +326,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         | wait_events
     )
     cooldown_events = frozenset(c.event for c in policy.cooldowns)
-    from actors.segments import watched_events  # (segments are made of this module's records)
+    from actors.segments import segment_reads, watched_events  # (made of this module's records)
 
     segment_events = watched_events(segments)
     return Program(
@@ -346,6 +347,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         segments=segments,
         segment_bits={s.id: 1 << s.index for s in segments},
         segment_events=segment_events,
+        segment_reads=segment_reads(segments),
         scoring=scoring,
     )
 

@@ -56,7 +56,20 @@ from actors.journey import (
     all_hold,
     properties_match,
 )
-from actors.messages import Effect, Properties, Scalar, Schedule, Segmented
+from actors.messages import (
+    DeliveryReceipt,
+    Effect,
+    Event,
+    Identified,
+    Message,
+    Properties,
+    Recorded,
+    Scalar,
+    Schedule,
+    Scored,
+    Segmented,
+    TimerFired,
+)
 from actors.profile import Profile
 from actors.specs import ConditionSpec, ScoresSpec
 from actors.validation import constraint, convert_part
@@ -119,6 +132,34 @@ def watched_events(segments: tuple[Segment, ...]) -> frozenset[str]:
     if any(b.window is None or b.sessions for s in segments for b in s.behaviour):
         names.add("session_start")
     return frozenset(names)
+
+
+def segment_reads(segments: tuple[Segment, ...]) -> frozenset[str]:
+    """The condition sources the segments' ``where`` read (``traits``, ``profile``,
+    ``engagement``, ``scores``): a message that changes none of them leaves membership as it was;
+    and ``everyone`` when a segment has no condition at all (each customer is in it from the first)."""
+    everyone = {"everyone"} if any(not s.where and not s.behaviour for s in segments) else set()
+    return frozenset({c.source for s in segments for c in s.where} | everyone)
+
+
+_WALKED = frozenset({"traits", "engagement"})  # what a journey's walk may change (update, send)
+_CHANGED_BY: dict[type, frozenset[str]] = {
+    DeliveryReceipt: frozenset({"engagement"}), Identified: frozenset({"traits"}),
+    Recorded: frozenset({"profile"}), Scored: frozenset({"scores"}), TimerFired: frozenset(),
+}
+
+
+def stale(program: Program, state: SegmentState | None, message: Message, read: int, effects: int) -> bool:
+    """Whether membership must be re-read after ``message`` (applied; ``effects`` since, of
+    which the first ``read`` came before membership was last current): a segment timer; a
+    walk that may have changed what a segment reads; a message that changes it itself; or a
+    customer not yet in a segment that holds everyone."""
+    reads = program.segment_reads
+    if (effects > read and reads & _WALKED) or (state is None and "everyone" in reads):
+        return True
+    if type(message) is TimerFired:
+        return message.journey == SEGMENT_TIMER
+    return type(message) is not Event and bool(reads & _CHANGED_BY.get(type(message), reads))
 
 
 def check_behaviour_event(name: str, field: str) -> None:
@@ -193,23 +234,29 @@ class SegmentState:
         self.seen[b.slot] = keep
 
     def holds(self, b: Behaviour, now: float) -> bool:
-        """Whether a behaviour window holds at ``now``."""
-        live = self._live(b, now)
-        if b.without is not None and (w := self.without[b.slot]) is not None and self._inside(b, w, now):
+        """Whether a behaviour window holds at ``now``: an event counts while ``at + window >
+        now`` (the very sum its timer is due at: no rounding between), or, for the current
+        session, while it is open."""
+        window, seen, without = b.window, self.seen[b.slot], self.without[b.slot]
+        if window is None:
+            if now - self.last_at > SESSION_GAP:
+                return False  # (the session is over: nothing of it counts)
+            session = self.session
+            if without is not None and without[1] == session:
+                return False
+            live = [s[2] for s in seen or () if s[1] == session]
+        else:
+            if without is not None and without[0] + window > now:
+                return False
+            live = [s[2] for s in seen or () if s[0] + window > now]
+        if len(live) < b.count:
             return False
+        if b.same is None and not b.sessions:
+            return True  # (one value for all, and no two events alike: enough of them)
         counts: dict[Scalar, int] = {}
-        for _, _, value in live:
+        for value in live:
             counts[value] = counts.get(value, 0) + 1
         return any(n >= b.count for n in counts.values())
-
-    def _inside(self, b: Behaviour, seen: tuple[float, int] | Seen, now: float) -> bool:
-        at, session = seen[0], seen[1]
-        if b.window is None:
-            return session == self.session and now - self.last_at <= SESSION_GAP
-        return at + b.window > now  # (the very sum the timer is due at: no rounding between)
-
-    def _live(self, b: Behaviour, now: float) -> list[Seen]:
-        return [s for s in self.seen[b.slot] or () if self._inside(b, s, now)]
 
     def next_change(self, segments: tuple[Segment, ...], now: float) -> float:
         """The next moment a window lets an event go (after ``now``; infinite: none)."""
@@ -231,15 +278,17 @@ class SegmentState:
         return due
 
 
-def membership(segments: tuple[Segment, ...], state: SegmentState | None, lookup: dict[str, object],
+def membership(segments: tuple[Segment, ...], state: SegmentState | None, profile: Profile,
                now: float) -> int:
     """The bit set of the segments whose conditions all hold at ``now``."""
-    members = 0
+    members, lookup = 0, None
     for segment in segments:
         if segment.behaviour and state is None:
             continue
-        if segment.where and not all_hold(segment.where, lookup):
-            continue
+        if segment.where:
+            lookup = lookup or sources(profile, now)
+            if not all_hold(segment.where, lookup):
+                continue
         if all(state.holds(b, now) for b in segment.behaviour):  # type: ignore[union-attr]
             members |= 1 << segment.index
     return members
@@ -337,7 +386,7 @@ def regroup(program: Program, profile: Profile, state: SegmentState | None, now:
     ``effects`` as ``Segmented``, with the segment timer asked for anew when a window lets an
     event go sooner than the live timer would fire."""
     segments = program.segments
-    members = membership(segments, state, sources(profile, now), now)
+    members = membership(segments, state, profile, now)
     if state is None:
         if not members:
             return None, []

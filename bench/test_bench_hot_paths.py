@@ -18,7 +18,7 @@ import trio
 from actors.actor import Actor
 from actors.codec import actors_of, encode_chunk, read_chunk, to_chunk
 from actors.journey import SendStep
-from actors.messages import DeliveryReceipt, Event, Identified, Send, TimerFired
+from actors.messages import DeliveryReceipt, Event, Identified, Scored, Send, TimerFired
 from actors.policy import decide, rank_channels
 from actors.profile import CHANNEL_BIT, OPENED, SENDS, Profile
 from bench.ceiling import bare_loop_events_per_second
@@ -101,6 +101,41 @@ def test_actor_purchase_ending_a_run(benchmark: Any, program: Any) -> None:
         actor.handle(bought, 37000.0)
 
     benchmark(enter_then_buy)
+
+
+CART_OPEN = {"segments": {"cart_open": {"behaviour": [
+    {"event": "cart_add", "within": "3d", "without": "purchase"}]}}}
+
+
+def test_actor_purchase_ending_a_run_with_a_live_segment(benchmark: Any) -> None:
+    """The same design with one live segment beside it (a cart in the last 3 days and no
+    purchase since), entered and left by the two events: what keeping it costs."""
+    segmented = load_scenario("cart_abandonment", CART_OPEN).program
+    cart, bought = Event("cart_add", {"value": 50.0}), Event("purchase", {"value": 50.0})
+    state = {"n": 0}
+
+    def enter_then_buy() -> None:
+        state["n"] += 1
+        actor = Actor(segmented, Profile(f"c{state['n']}", reach=REACH))
+        actor.handle(cart, 36000.0)
+        actor.handle(bought, 37000.0)
+
+    benchmark(enter_then_buy)
+
+
+def test_actor_scored(benchmark: Any) -> None:
+    """A scoring pass's message to one actor: its scores kept, its segments re-read."""
+    segmented = load_scenario("broadcast_targeting").program
+    actor = Actor(segmented, Profile("c1", reach=REACH))
+    actor.handle(Event("purchase", {"value": 50.0}), 1000.0)
+    values = [(3.0, 2.0, 4.0, 0.9, 1.2, 0.7, 0.0), (3.0, 2.0, 4.0, 0.9, 1.2, 0.5, 0.0)]
+    state = {"n": 0}
+
+    def scored() -> None:  # (in and out of likely_buyer by turns)
+        state["n"] += 1
+        actor.handle(Scored(values[state["n"] % 2], 2000.0), 2000.0 + state["n"])
+
+    benchmark(scored)
 
 
 # -- the policy and the channel ranking --------------------------------------------------------------

@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 
 from actors import Actor, ScenarioError, compile_scenario
 from actors.codec import actor_from, decode, encode, encode_chunk, read_chunk, to_chunk
-from actors.messages import Event, Exited, Schedule, Scored, Segmented, Send, TimerFired
+from actors.messages import (
+    DeliveryReceipt,
+    Event,
+    Exited,
+    Identified,
+    Schedule,
+    Scored,
+    Segmented,
+    Send,
+    TimerFired,
+)
 from actors.scores import SCORE_NAMES
 from actors.segments import SESSION_GAP
 
@@ -167,6 +177,20 @@ EVENTS = ("cart_add", "purchase", "product_viewed", "loan_compared", "loan_appli
           "page_view")
 
 
+MORE_SEGMENTS = """
+[segments.vip]
+where = [{ field = "traits.plan", value = "vip" }]
+
+[segments.repeat_buyer]
+where = [{ field = "profile.purchases", op = ">=", value = 2 }]
+
+[segments.email_clicker]
+where = [{ field = "engagement.email.clicked", op = ">=", value = 1 }]
+
+[segments.everyone]
+"""
+
+
 def from_scratch(history: list[tuple[float, str, dict]], now: float, likelihood: float | None) -> set[str]:
     """The segments of ``SEGMENTS`` a customer with this whole history is in at ``now``, by
     their definitions (sessions: a start, or a gap over SESSION_GAP, among the watched events)."""
@@ -204,7 +228,14 @@ def from_scratch(history: list[tuple[float, str, dict]], now: float, likelihood:
         members.add("recent_buyer")
     if likelihood is not None and likelihood > 0.4:
         members.add("likely_buyer")
-    return members
+    plans = [props["plan"] for _, name, props in history if name == "identify"]
+    if plans and plans[-1] == "vip":
+        members.add("vip")
+    if sum(name == "purchase" for _, name, _ in history) >= 2:
+        members.add("repeat_buyer")
+    if any(name == "clicked" for _, name, _ in history):
+        members.add("email_clicker")
+    return members | {"everyone"}
 
 
 def members_of(actor: Actor) -> set[str]:
@@ -215,7 +246,7 @@ def members_of(actor: Actor) -> set[str]:
 steps = st.lists(st.tuples(
     st.sampled_from([60.0, 600.0, 1500.0, 2400.0, 6 * HOUR, 2 * DAY, 4 * DAY, 12 * DAY, 0.0732003439,
                      DAY + 0.1, 2 * DAY + 1e-7]),
-    st.sampled_from(EVENTS + ("scored",)),
+    st.sampled_from(EVENTS + ("scored", "identify", "clicked")),
     st.sampled_from(["a", "b", "c"]),
     st.floats(0.0, 1.0),
 ), max_size=40)
@@ -224,7 +255,7 @@ steps = st.lists(st.tuples(
 @settings(max_examples=150, deadline=None)
 @given(steps)
 def test_membership_after_any_events_equals_membership_recomputed_from_scratch(script):
-    actor = make_actor(program(), "gu", channels=("email", "push"))
+    actor = make_actor(program(MORE_SEGMENTS), "gu", channels=("email", "push"))
     timers: list[tuple[float, int, TimerFired]] = []
     history: list[tuple[float, str, dict]] = []
     likelihood = None
@@ -247,6 +278,12 @@ def test_membership_after_any_events_equals_membership_recomputed_from_scratch(s
         if name == "scored":
             likelihood = value
             apply(scored(value, now), now)
+        elif name == "identify":
+            history.append((now, name, {"plan": "basic" if category == "b" else "vip"}))
+            apply(Identified(history[-1][2]), now)
+        elif name == "clicked":
+            history.append((now, name, {}))
+            apply(DeliveryReceipt("cart_rescue", 1, "email", "cart_reminder", "clicked"), now)
         else:
             props = {"category": category} if name == "product_viewed" else {"value": 1.0}
             history.append((now, name, props))
