@@ -43,7 +43,8 @@ from actors.messages import CHANNELS, Scalar
 from actors.policy import rank_channels
 from actors.profile import Profile
 from actors.scores import SCORE_NAMES
-from actors.segments import SCHEDULED, Segment, check_segment_references, compile_scoring, compile_segments
+from actors.segment_compiler import check_segment_references, compile_scoring, compile_segments
+from actors.segments import SCHEDULED, Segment
 from actors.specs import (
     ConditionSpec,
     EventName,
@@ -55,7 +56,6 @@ from actors.specs import (
 )
 from actors.validation import convert_part
 
-BEST_HOUR = "best_hour"  # ``wait = "best_hour"``
 STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update", "escalate", "end")
 SOURCES = {
     "event": None,
@@ -234,7 +234,7 @@ def _compile_step(step_id: str, raw: object) -> Step:
         )
     kind = kinds[0]
     if kind == "wait":
-        if spec.wait == BEST_HOUR:  # the hour the customer most often engages at
+        if spec.wait == "best_hour":  # the hour the customer most often engages at
             return WaitStep(step_id, _need(spec.next, "next"), best_hour=True)
         if isinstance(spec.wait, str):
             return WaitStep(step_id, _need(spec.next, "next"), seconds=_duration(spec.wait, "wait"))

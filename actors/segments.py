@@ -39,19 +39,11 @@ values of ``same`` (those seen last), and the time of the latest ``without`` eve
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
-
-import msgspec
 
 from actors.conditions import sources
-from actors.durations import parse_duration
-from actors.errors import ScenarioError
 from actors.journey import (
-    BranchStep,
     Condition,
-    Journey,
     Program,
-    WaitForStep,
     _Frozen,
     all_hold,
     properties_match,
@@ -71,8 +63,6 @@ from actors.messages import (
     TimerFired,
 )
 from actors.profile import Profile
-from actors.specs import ConditionSpec, ScoresSpec
-from actors.validation import constraint, convert_part
 
 SEGMENT_TIMER = ":segments"  # the id of an actor's segment timer (no journey id holds a ':')
 SEGMENT_TIMER_PRIORITY = 1 << 20  # before any journey's timer due at the same moment
@@ -80,25 +70,6 @@ SESSION_GAP = 1800.0
 VALUES_KEPT = 16
 ENTERED, LEFT = "entered:", "left:"
 SCHEDULED = "scheduled:"  # + a journey's id: the entry event of a journey entered on a schedule
-
-# -- the file's shape ------------------------------------------------------------------------------
-
-
-class BehaviourSpec(msgspec.Struct, forbid_unknown_fields=True):
-    event: str
-    where: list[ConditionSpec] = []
-    count: Annotated[int, constraint("a count is at least 1", ge=1)] = 1
-    sessions: Annotated[int, constraint("a count of sessions is at least 1", ge=1)] | None = None
-    same: str | None = None
-    within: str = "session"
-    without: str | None = None
-
-
-class SegmentSpec(msgspec.Struct, forbid_unknown_fields=True):
-    where: list[ConditionSpec] = []
-    behaviour: list[BehaviourSpec] = []
-    description: str = ""
-
 
 # -- compiled ----------------------------------------------------------------------------------------
 
@@ -160,12 +131,6 @@ def stale(program: Program, state: SegmentState | None, message: Message, read: 
     if type(message) is TimerFired:
         return message.journey == SEGMENT_TIMER
     return type(message) is not Event and bool(reads & _CHANGED_BY.get(type(message), reads))
-
-
-def check_behaviour_event(name: str, field: str) -> None:
-    """A window may not watch the segments' own events (membership would feed on itself)."""
-    if name.startswith((ENTERED, LEFT)):
-        raise ScenarioError(f"{name!r}: a segment's window cannot watch segment changes", field=field)
 
 
 # -- an actor's state --------------------------------------------------------------------------------
@@ -294,89 +259,9 @@ def membership(segments: tuple[Segment, ...], state: SegmentState | None, profil
     return members
 
 
-# -- compiling ---------------------------------------------------------------------------------------
-
-Conditions = Any  # the compiler's condition reader: (specs, field) -> tuple[Condition, ...]
-_TIMELESS = "profile.days_since_purchase"  # changes with time alone: a window says it instead
-
-
-def compile_segments(raw: object, conditions: Conditions) -> tuple[Segment, ...]:
-    """``[segments]``: each segment's conditions compiled, its windows given slots.
-
-    Raises:
-        ScenarioError: a malformed segment, naming it and the field.
-    """
-    tables = convert_part(raw, dict[str, SegmentSpec], "segments")
-    segments, slot = [], 0
-    for index, (segment_id, spec) in enumerate(tables.items()):
-        where = f"segments.{segment_id}"
-        if ":" in segment_id or not segment_id:
-            raise ScenarioError(f"{segment_id!r}: a segment id is not empty and holds no ':'", field=where)
-        for i, cond in enumerate(spec.where):
-            name = cond.field
-            if (name.startswith(("event.", "segment.")) or name == _TIMELESS):
-                hint = ('say "purchased within 3 days" as behaviour = [{ event = "purchase", within = "3d" }]'
-                        if name == _TIMELESS else "a segment reads traits, profile, engagement and scores")
-                raise ScenarioError(f"{name!r}: {hint}", field=f"{where}.where[{i}].field")
-        behaviours = []
-        for i, b in enumerate(spec.behaviour):
-            field = f"{where}.behaviour[{i}]"
-            check_behaviour_event(b.event, f"{field}.event")
-            window = None if b.within == "session" else _window(b.within, f"{field}.within")
-            behaviours.append(Behaviour(
-                b.event, slot, b.sessions or b.count, b.sessions is not None, b.same, window, b.without,
-                conditions(b.where, f"{field}.where", True),
-            ))
-            slot += 1
-        segments.append(Segment(segment_id, index, conditions(spec.where, f"{where}.where", False),
-                                tuple(behaviours)))
-    if len(segments) > 62:
-        raise ScenarioError("at most 62 segments", field="segments")
-    return tuple(segments)
-
-
-def _window(text: str, field: str) -> float:
-    try:
-        return parse_duration(text)
-    except ScenarioError:
-        raise ScenarioError(f"{text!r}: expected \"session\" or a duration such as \"72h\" or \"30d\"",
-                            field=field) from None
-
-
 def slots(segments: tuple[Segment, ...]) -> int:
     """How many behaviour windows the segments have (an actor's ``SegmentState`` size)."""
     return sum(len(s.behaviour) for s in segments)
-
-
-def check_segment_references(journey: Journey, segments: tuple[Segment, ...]) -> None:
-    """Every segment a journey names (in a branch's ``segment.<id>``, or an ``entered:<id>`` or
-    ``left:<id>`` event) is declared.
-
-    Raises:
-        ScenarioError: naming the step or field and the segments there are.
-    """
-    known = {s.id for s in segments}
-
-    def check(segment_id: str, step: str | None, field: str) -> None:
-        if segment_id not in known:
-            raise ScenarioError(f"unknown segment {segment_id!r}; the scenario's segments are "
-                                f"{sorted(known)}", step=step, field=field)
-
-    events: list[tuple[str, str | None, str]] = [
-        (journey.entry_event, None, "entry.event"), (journey.goal_event, None, "goal.event"),
-        *((e, None, "exit.events") for e in journey.exit_events)]
-    for step in journey.steps.values():
-        if isinstance(step, WaitForStep):
-            events.append((step.event, step.id, "wait_for.event"))
-        if isinstance(step, BranchStep):
-            for i, (conditions, _) in enumerate(step.rules):
-                for cond in conditions:
-                    if cond.source == "segment":
-                        check(cond.path[0], step.id, f"branch[{i}].if")
-    for name, step_id, field in events:
-        for prefix in (ENTERED, LEFT):
-            if name.startswith(prefix):
-                check(name[len(prefix):], step_id, field)
 
 
 def regroup(program: Program, profile: Profile, state: SegmentState | None, now: float,
@@ -419,16 +304,3 @@ def fired(state: SegmentState | None, version: int) -> bool:
 def in_segment(state: SegmentState | None, index: int) -> bool:
     """Whether a customer with segment ``state`` is in the segment of ``index``."""
     return state is not None and bool(state.members >> index & 1)
-
-
-def compile_scoring(raw: object, segments: tuple[Segment, ...],
-                    journeys: list[Journey]) -> tuple[float, float, float, float] | None:
-    """``[scores]`` as ``(every, refit, horizon, churn_below)``: its defaults when the table is
-    absent but a segment or a branch reads a score; None when nothing does."""
-    reads = any(c.source == "scores" for s in segments for c in s.where) or any(
-        c.source == "scores" for j in journeys for step in j.steps.values() if isinstance(step, BranchStep)
-        for conditions, _ in step.rules for c in conditions)
-    if raw is None and not reads:
-        return None
-    spec = convert_part({} if raw is None else raw, ScoresSpec, "scores")
-    return float(spec.every), float(spec.refit), float(spec.horizon), spec.churn_below
