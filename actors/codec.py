@@ -73,7 +73,7 @@ from actors.journey import Program
 from actors.messages import Properties, Send
 from actors.profile import Profile
 from actors.runs import JourneyRun
-from actors.segments import SEGMENT_TIMER, SegmentState
+from actors.segments import SEGMENT_TIMER, SEGMENT_TIMER_PRIORITY, SegmentState
 from actors.segments import slots as segment_slots
 
 FORMAT_VERSION = 8
@@ -163,6 +163,12 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def priorities(self) -> list[int]:
+        """The priority of the timers of each position in ``journeys`` (a journey's, or, past
+        the program's journeys, the segment timers')."""
+        by_id = self.program.by_id
+        return [by_id[j].priority if j in by_id else SEGMENT_TIMER_PRIORITY for j in self.journeys]
 
     def timer_columns(self) -> tuple[array[int], array[int], array[int], array[float]]:
         """The live timers as columns: positions of the actors, positions in ``journeys``,

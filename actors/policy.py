@@ -148,17 +148,20 @@ def best_time(policy: Policy, profile: Profile, now: float) -> tuple[float, bool
 def engagement_rate(policy: Policy, profile: Profile, channel: str) -> float:
     """The customer's per-channel engagement propensity: the smoothed click rate by which
     ``rank_channels`` chooses the ``best`` channel."""
-    prior = policy.channel_priors.get(channel, DEFAULT_CHANNEL_PRIORS.get(channel, 0.0))
     stats = profile.channel_stats(channel)
-    return (stats[CLICKED] + prior * policy.prior_weight) / (stats[DELIVERED] + policy.prior_weight)
+    prior = policy.channel_priors.get(channel, DEFAULT_CHANNEL_PRIORS[channel])
+    return smoothed_rate(stats[CLICKED], stats[DELIVERED], prior, policy.prior_weight)
+
+
+def smoothed_rate(clicked: float, delivered: float, prior: float, weight: float) -> float:
+    """(clicks + prior * w) / (delivered + w): the prior for a new customer, and observed
+    engagement taking over as deliveries accumulate."""
+    return (clicked + prior * weight) / (delivered + weight)
 
 
 def rank_channels(policy: Policy, profile: Profile, candidates: tuple[str, ...]) -> tuple[str, ...]:
-    """Candidates by the customer's smoothed click rate, best first; ties keep file order.
-
-    score = (clicks + prior * w) / (delivered + w): a new customer ranks by the prior, and
-    observed engagement takes over as deliveries accumulate.
-    """
+    """Candidates by the customer's smoothed click rate (``smoothed_rate``), best first; ties
+    keep file order."""
     weight, priors, engagement = policy.prior_weight, policy.channel_priors, profile.engagement
     size = 0 if engagement is None else len(engagement)
     scores = []
@@ -170,7 +173,7 @@ def rank_channels(policy: Policy, profile: Profile, candidates: tuple[str, ...])
         clicked = delivered = 0.0
         if start < size:
             clicked, delivered = engagement[start + CLICKED], engagement[start + DELIVERED]  # type: ignore[index]
-        scores.append((clicked + prior * weight) / (delivered + weight))
+        scores.append(smoothed_rate(clicked, delivered, prior, weight))
     if len(scores) == 2:  # the usual case, without a sort
         return candidates if scores[0] >= scores[1] else (candidates[1], candidates[0])
     order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep file order

@@ -20,11 +20,13 @@ least ``count`` times, or in at least ``sessions`` distinct sessions, within a d
 current session, all with one value of the property ``same`` when given, and no ``without``
 event in that same window. A segment with no conditions holds everyone.
 
-The actor re-checks membership after every message, and at the moments a window lets an event
-go (one timer per actor, ``SEGMENT_TIMER``; membership only changes at those moments between
-messages). A change is the event ``entered:<id>`` or ``left:<id>``, which journeys use as entry,
-exit, wait_for and goal events, and the effect ``Segmented``; a branch reads membership as
-``segment.<id>``, a journey's entry may require it (``entry.segment``).
+The actor re-reads membership after each message that can change it (``stale``: a watched
+event, a change to what a segment's conditions read, a customer's first message where a segment
+holds everyone) and at the moments a window lets an event go (one timer per actor,
+``SEGMENT_TIMER``; between messages, membership changes only then). A change is the event
+``entered:<id>`` or ``left:<id>``, which journeys use as entry, exit, wait_for and goal events,
+and the effect ``Segmented``; a branch reads membership as ``segment.<id>``, a journey's entry
+may require it (``entry.segment``).
 
 Sessions: one starts with ``session_start``, or with any event more than ``SESSION_GAP`` after
 the previous one (web analytics' 30 minutes); it ends at the next start or ``SESSION_GAP`` after

@@ -56,6 +56,11 @@ class Scoring:
     fit_problem: str = ""  # why the last fit failed, if it did
     history: list[dict[str, float]] = field(default_factory=list)  # each fit: when, and its parameters
 
+    @staticmethod
+    def scored(profile: Profile) -> bool:
+        """Whether a pass scores this customer: one who has bought (BG/NBD's customer)."""
+        return profile.purchases > 0
+
     @classmethod
     def of(cls, settings: tuple[float, float, float, float] | None) -> Scoring | None:
         """The scoring a program asks for (``Program.scoring``), or None."""

@@ -32,11 +32,10 @@ from actors.durations import next_local_time
 from actors.journey import Program
 from actors.messages import Scored, Submission, TimerFired
 from actors.segments import SCHEDULED
-from engine.lab.scoring import histories
+from engine.lab.scoring import Scoring, histories
 from engine.runtime.ingest import EngineUnavailable
 
 if TYPE_CHECKING:
-    from engine.lab.scoring import Scoring
     from engine.runtime.realtime import RealtimeRuntime
 
 BATCH = 5_000  # customers between two yields to the event loop, and Scored messages per submit
@@ -158,7 +157,7 @@ async def score_all(runtime: RealtimeRuntime, scoring: Scoring) -> int:
     ids, profiles, columns, start = [], [], [], 0
     for n, customer_id in enumerate(customer_ids(runtime)):
         actor = runtime.actors.get(customer_id) or runtime.dormant.peek(customer_id)
-        if actor is not None and actor.profile.purchases:  # (scores are a buyer's)
+        if actor is not None and Scoring.scored(actor.profile):
             ids.append(customer_id)
             profiles.append(actor.profile)
         if n % BATCH == BATCH - 1:

@@ -209,8 +209,8 @@ class Simulation:
                     paths.lapsed(journey.id, run.null_path(actor.profile, journey.goal_within))
 
     def _on_engine_wake(self, wake: EngineWake, at: float, apply: Apply, route: Route) -> None:
-        """A scoring pass (every actor is handed its scores), or a scheduled entry (every
-        customer is handed its event at the local time it names)."""
+        """A scoring pass (each actor the pass scores is handed its scores), or a scheduled entry
+        (every customer is handed its event at the local time it names)."""
         if wake.kind == ENTRY:
             fired, tz, push = TimerFired(wake.event, 0), self.population.tz_offset, self.queue.push
             for number in range(len(self.actors)):
@@ -218,7 +218,7 @@ class Simulation:
             return
         assert self.scoring is not None
         buyers = [(n, actor.profile) for n, actor in enumerate(self.actors)
-                  if actor is not None and actor.profile.purchases]
+                  if actor is not None and Scoring.scored(actor.profile)]
         numbers, profiles = [n for n, _ in buyers], [profile for _, profile in buyers]
         for number, values in zip(numbers, self.scoring.score(profiles, at), strict=True):
             self.handled += 1

@@ -19,7 +19,6 @@ import msgspec
 from actors.actor import Actor
 from actors.codec import Chunk, actor_from, actors_of, rewrite_chunk, to_chunk
 from actors.messages import TimerFired
-from actors.segments import SEGMENT_TIMER_PRIORITY
 
 
 class Dormant:
@@ -84,9 +83,7 @@ class Dormant:
         records, items = self.records, []
         messages: dict[tuple[str, int], TimerFired] = {}
         for chunk in self.chunks:
-            ids, journeys, by_id = chunk.ids, chunk.journeys, chunk.program.by_id
-            priorities = [by_id[journey].priority if journey in by_id else SEGMENT_TIMER_PRIORITY
-                          for journey in journeys]  # (one not a journey: the segment timers')
+            ids, journeys, priorities = chunk.ids, chunk.journeys, chunk.priorities()
             actor_at, journey_at, versions, due = chunk.timer_columns()
             for position, journey, version, at in zip(actor_at, journey_at, versions, due, strict=True):
                 customer_id = ids[position]
