@@ -20,7 +20,8 @@ import numpy as np
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter
 
-from reports.figures import HIGH, WIDE, Figures, legend_outside, png, rate_so_far, shade_open_windows
+from reports.figure_facts import Figures
+from reports.figures import HIGH, WIDE, legend_outside, png, rate_so_far, shade_open_windows
 
 Run = tuple[str, dict[str, Any]]  # (design name, its first replication's run metrics)
 HOLDOUT = "#444444"

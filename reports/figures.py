@@ -4,7 +4,8 @@ Each function takes the plain data of a run, compare or sweep and returns ``{fil
 bytes}``: nothing but metrics.json is needed, so ``touchpoint report DIR`` can draw them again.
 Every figure has a title, axes with units and, where it shows more than one series, a legend
 outside the data; every axis that counts starts at zero. Figures are drawn at ``DPI`` dots per
-inch and shown at ``SHOWN_DPI`` CSS pixels per inch, so they stay sharp on dense screens.
+inch and shown at ``SHOWN_DPI`` CSS pixels per inch, so they stay sharp on dense screens (both in
+``reports.figure_facts``, which the pages read without loading matplotlib).
 ``captions`` says, for each figure, what it shows and how to read it. A compare's and a sweep's
 figures are in ``reports.lab_figures``, drawn with the helpers at the end of this module.
 """
@@ -23,8 +24,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter  # noqa: E402
 
-Figures = dict[str, bytes]
-DPI, SHOWN_DPI = 200, 100
+from reports.figure_facts import DPI, Figures, step_label  # noqa: E402
+
 WIDE, HIGH = 8.0, 4.2
 COLOURS = {"treated": "#1f77b4", "holdout": "#ff7f0e"}
 _FUNNEL = (("reached", "reached"), ("sent", "sent"), ("skipped", "skipped"), ("deferred", "deferred"),
@@ -52,21 +53,6 @@ def run_figures(metrics: dict[str, Any]) -> Figures:
     if metrics.get("agents"):
         figures["agents.png"] = _agents(metrics["agents"])
     return figures
-
-
-def sends_by(row: dict[str, Any]) -> str:
-    """What a funnel step sends by (``email``, ``best of push/email``), or "" when it sends nothing
-    (or metrics.json is older than the channels in its funnel)."""
-    channels = row.get("channels") or []
-    if row.get("best") and len(channels) > 1:
-        return "best of " + "/".join(channels)
-    return "/".join(channels)
-
-
-def step_label(row: dict[str, Any]) -> str:
-    """A funnel step's name, with its channel when it sends: ``push (sends email)``."""
-    channel = sends_by(row)
-    return f"{row['step']} (sends {channel})" if channel else str(row["step"])
 
 
 # -- a run ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from html import escape
 from typing import Any
 
 from reports.attribution_view import attribution_html
-from reports.figures import Figures
+from reports.figure_facts import Figures
 from reports.lab_html import compare_captions, compare_page, sweep_captions, sweep_page
 from reports.markup import Shown, bullet_list, counts_table, funnel_table, legend, lift_cell, meta, pct, table
 from reports.paired import interval, signed

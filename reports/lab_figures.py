@@ -10,16 +10,8 @@ import numpy as np
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
 from reports.compare_figures import HOLDOUT, design_colour, over_time_figures
-from reports.figures import (
-    HIGH,
-    WIDE,
-    Figures,
-    error_bars,
-    legend_outside,
-    png,
-    sends_by,
-    step_label,
-)
+from reports.figure_facts import Figures, sends_by, step_label
+from reports.figures import HIGH, WIDE, error_bars, legend_outside, png
 
 
 def compare_figures(result: dict[str, Any]) -> Figures:

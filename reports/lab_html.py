@@ -8,7 +8,7 @@ from typing import Any
 
 from reports.attribution_view import compare_attribution_html
 from reports.compare_figures import holdout_drawn
-from reports.figures import sends_by
+from reports.figure_facts import sends_by
 from reports.markup import Group, Markup, Shown, bullet_list, legend, lift_cell, meta, num, pairs, pct, table
 from reports.paired import interval, signed
 

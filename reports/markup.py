@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any, NamedTuple
 
-from reports.figures import DPI, SHOWN_DPI, Figures, step_label
+from reports.figure_facts import DPI, SHOWN_DPI, Figures, step_label
 from reports.paired import interval, signed
 
 

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from reports.compare_figures import design_colour
-from reports.figures import HIGH, WIDE, Figures, legend_outside, png
+from reports.figure_facts import Figures
+from reports.figures import HIGH, WIDE, legend_outside, png
 from reports.markup import Shown, bullet_list, counts_table, funnel_table, legend, pairs, table
 
 

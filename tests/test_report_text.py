@@ -24,7 +24,8 @@ from engine.lab.runs import Design, Job, simulate
 from reports.bundle import rebuild, write_bundle
 from reports.compare_figures import holdout_drawn
 from reports.comparison import DesignResult, compare
-from reports.figures import run_figures, step_label
+from reports.figure_facts import step_label
+from reports.figures import run_figures
 from reports.html import blocked_words, lift_words, report_html, run_reading
 from reports.lab_figures import compare_figures
 from reports.paired import Difference, phrase, signed

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from actors.messages import Converted, Send, Suppressed
 from engine.edge.archive import OnError, SegmentLog, Shard
+from engine.runtime.memory import collecting_rarely
 from engine.runtime.replay import REORDER_WINDOW, Replay, in_time_order
 from engine.scenario_files import Scenario
 from reports.metrics import RunMetrics
@@ -134,9 +135,10 @@ def replay_shard(scenario: Scenario, log_file: Path, folder: Path, on_error: OnE
 
         replay = Replay(program, on_send=on_send, on_suppressed=on_suppressed, on_converted=on_converted)
         log = SegmentLog(stream, on_error, shard)
-        replay.feed(in_time_order(_reporting(log, on_progress), reorder))
-        until = until_of(replay.now)
-        pending = replay.finish(until) if math.isfinite(until) else 0
+        with collecting_rarely():
+            replay.feed(in_time_order(_reporting(log, on_progress), reorder))
+            until = until_of(replay.now)
+            pending = replay.finish(until) if math.isfinite(until) else 0
     return Tally(replay.metrics.state(), dict(replay.messaged), len(replay.actors), replay.first, until,
                  pending,
                  log.lines, log.calls, log.malformed, [(e.number, e.reason) for e in log.errors],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,3 +44,22 @@ def freeze_long_lived() -> None:
     # collect the young generation every 20,000 allocations instead of 700: a batch of events
     # allocates thousands of short-lived records, and each collection has its fixed cost
     gc.set_threshold(20_000, 20, 20)
+
+
+@contextmanager
+def collecting_rarely() -> Iterator[None]:
+    """For a batch run (a simulation, a replay): freeze what is already there, and collect the
+    young generation every 100,000 allocations, the older ones almost never; restored after.
+
+    Such a run allocates millions of short-lived records and keeps every actor it makes, which
+    hold no reference cycles: the default thresholds would rescan the growing population again
+    and again (measured: about 7% of a simulation, 15% of a replay).
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
