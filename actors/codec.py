@@ -3,13 +3,17 @@
 A chunk is one MessagePack array, positional throughout (array-like records are both smaller and
 faster than maps):
 
-    [version, ids, doubles, timelines, journeys, records, timers]
+    [version, ids, doubles, timelines, journeys, records, timers, segments]
 
     ids:       the customer ids, one per record, in order
     doubles:   every ``array('d')`` column of the chunk's profiles (engagement, timeline_at,
                cooldowns, actor after actor), end to end, as one bin of little-endian doubles
     timelines: the chunk's distinct ``timeline_what`` label sequences, each a list of labels
     journeys:  the ids of the journeys of the program that wrote the chunk, in its order
+    segments:  [ids, windows] of that program's segments: the segment ids in its order (a
+               membership bit's position) and each window's key (a window's slot), so a state
+               restored under a changed scenario follows them by id (format 9; earlier formats
+               are read as written by the restoring program's own)
     records:   one per actor:
 
     [tz_offset, reach, consent, traits, at, engagement, purchases, revenue, last_purchase_at,
@@ -53,7 +57,8 @@ in place), labels and step ids come back interned and empty contexts share one d
 context is replaced, never mutated), so a restored actor is as compact as a live one.
 
 The compiled ``Program`` is not part of a snapshot: it comes from the scenario on restore, and runs
-are matched to its journeys by id. ``decode(encode(actor), program) == actor`` holds for every
+are matched to its journeys by id, a segment state's membership and windows to its segments and
+windows by the chunk's ``segments`` table. ``decode(encode(actor), program) == actor`` holds for every
 state the core can reach.
 """
 
@@ -73,18 +78,24 @@ from actors.journey import Program
 from actors.messages import Properties, Send
 from actors.profile import Profile
 from actors.runs import JourneyRun
-from actors.segments import SEGMENT_TIMER, SEGMENT_TIMER_PRIORITY, SegmentState
-from actors.segments import slots as segment_slots
+from actors.segments import (
+    SEGMENT_TIMER,
+    SEGMENT_TIMER_PRIORITY,
+    restored_state,
+    segment_maps,
+    segment_table,
+    state_record,
+)
 
-FORMAT_VERSION = 8
-_READS = (6, 7, 8)  # 6: runs without ``passed``; 6 and 7: records without ``later``
+FORMAT_VERSION = 9
+_READS = (6, 7, 8, 9)  # 6: runs without ``passed``; 6 and 7: records without ``later``; 6-8: no ``segments``
 _READ = " and ".join(map(str, _READS))
 
 _EMPTY_CONTEXT: Properties = {}  # shared by every restored run without a context; never mutated
 _LITTLE_ENDIAN = sys.byteorder == "little"
 # The positions of the fields this module reads out of a record without decoding all of it, named
 # after the layouts in the docstring above (which are the format: positional, no names on disk).
-CHUNK_FIELDS = ("version", "ids", "doubles", "timelines", "journeys", "records", "timers")
+CHUNK_FIELDS = ("version", "ids", "doubles", "timelines", "journeys", "records", "timers", "segments")
 RECORD_FIELDS = ("tz_offset", "reach", "consent", "traits", "at", "engagement", "purchases",
                  "revenue", "last_purchase_at", "timeline_at", "timeline_what", "cooldowns", "runs",
                  "in_app", "later")
@@ -96,11 +107,14 @@ _RUN_JOURNEY = RUN_FIELDS.index("journey")
 
 _encoder = msgspec.msgpack.Encoder()
 _Timers = tuple[bytes, bytes, bytes, bytes]
+_Segments = tuple[list[str], list[str]]
 _chunk_decoder = msgspec.msgpack.Decoder(  # (records stay views of the buffer: no copy)
+    tuple[int, list[str], memoryview, list[list[str]], list[str], list[msgspec.Raw], _Timers, _Segments]
+)
+_chunk_decoder_8 = msgspec.msgpack.Decoder(  # (formats 6 to 8: no segments table)
     tuple[int, list[str], memoryview, list[list[str]], list[str], list[msgspec.Raw], _Timers]
 )
 _record_decoder = msgspec.msgpack.Decoder()
-_records_decoder = msgspec.msgpack.Decoder(tuple[int, Any, Any, Any, Any, list[Any], Any])
 
 
 def _bytes(values: array[Any]) -> bytes:
@@ -130,15 +144,10 @@ class Chunk:
     """
 
     __slots__ = ("data", "ids", "doubles", "patterns", "timelines", "journeys", "records", "timers",
-                 "program")
+                 "program", "segments", "members_map", "slots_map")
 
     def __init__(self, data: bytes, program: Program) -> None:
-        try:
-            version, ids, doubles, patterns, journeys, records, timers = _chunk_decoder.decode(data)
-        except msgspec.DecodeError:
-            decoded = _record_decoder.decode(data)  # another format? say which
-            found = decoded[_CHUNK_VERSION] if isinstance(decoded, list) and decoded else None
-            raise EngineInternalError(f"snapshot chunk format {found!r}; this engine reads {_READ}") from None
+        version, ids, doubles, patterns, journeys, records, timers, segments = _decoded(data, program)
         if version not in _READS:
             raise EngineInternalError(f"snapshot chunk format {version!r}; this engine reads {_READ}")
         for position, journey_id in enumerate(journeys):
@@ -160,6 +169,8 @@ class Chunk:
         self.records: list[msgspec.Raw] = records
         self.timers = timers
         self.program = program
+        self.segments = segments
+        self.members_map, self.slots_map = segment_maps(segments, program)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -175,6 +186,19 @@ class Chunk:
         versions and due times."""
         actor_at, journey_at, versions, due = self.timers
         return _array("I", actor_at), _array("H", journey_at), _array("q", versions), _array("d", due)
+
+
+def _decoded(data: bytes, program: Program) -> tuple[Any, ...]:
+    """A chunk's fields; one of formats 6 to 8 (no ``segments``) with the program's own table."""
+    for decoder in (_chunk_decoder, _chunk_decoder_8):
+        try:
+            fields: tuple[Any, ...] = decoder.decode(data)
+        except msgspec.DecodeError:
+            continue
+        return fields if len(fields) == len(CHUNK_FIELDS) else (*fields, segment_table(program))
+    decoded = _record_decoder.decode(data)  # another format? say which
+    found = decoded[_CHUNK_VERSION] if isinstance(decoded, list) and decoded else None
+    raise EngineInternalError(f"snapshot chunk format {found!r}; this engine reads {_READ}")
 
 
 def _run_journeys(records: list[msgspec.Raw]) -> Iterator[tuple[int, int]]:
@@ -229,7 +253,7 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
         later = None
         if (p.first_purchase_at is not None or p.scores is not None or actor.segments is not None
                 or p.engaged_hours is not None):
-            later = (p.first_purchase_at, p.scores, p.scored_at, _segments_record(actor.segments),
+            later = (p.first_purchase_at, p.scores, p.scored_at, state_record(actor.segments),
                      None if p.engaged_hours is None else p.engaged_hours.tolist())
             state = actor.segments
             if state is not None and state.due < math.inf:
@@ -247,8 +271,9 @@ def to_chunk(actors: Iterable[Actor]) -> tuple[Any, ...]:
         ))
     if segment_timer in timers[1::4]:
         journey_ids.append(SEGMENT_TIMER)
+    segments = segment_table(actors[0].program) if actors else ([], [])
     return (FORMAT_VERSION, ids, _bytes(doubles), list(timelines), journey_ids, records,
-            _timer_columns(timers))
+            _timer_columns(timers), segments)
 
 
 def _timer_columns(timers: list[Any]) -> tuple[bytes, bytes, bytes, bytes]:
@@ -266,7 +291,7 @@ def rewrite_chunk(chunk: Chunk, keep: Sequence[int]) -> tuple[Any, ...]:
         if position in renumbered:
             timers += (renumbered[position], journey, version, due_at)
     return (FORMAT_VERSION, [chunk.ids[i] for i in keep], _bytes(chunk.doubles), chunk.patterns,
-            chunk.journeys, [chunk.records[i] for i in keep], _timer_columns(timers))
+            chunk.journeys, [chunk.records[i] for i in keep], _timer_columns(timers), chunk.segments)
 
 
 def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:
@@ -276,7 +301,7 @@ def actor_from(chunk: Chunk, customer_id: str, raw: msgspec.Raw) -> Actor:
 
 def actors_of(chunk: Chunk) -> dict[str, Actor]:
     """Every actor of ``chunk``, by customer id (its records decoded in one call)."""
-    _, _, _, _, _, records, _ = _records_decoder.decode(chunk.data)  # (only the records decoded)
+    records = _record_decoder.decode(chunk.data)[CHUNK_FIELDS.index("records")]
     return {cid: _actor(chunk, cid, record) for cid, record in zip(chunk.ids, records, strict=True)}
 
 
@@ -310,7 +335,7 @@ def _actor(chunk: Chunk, customer_id: str, record: Sequence[Any]) -> Actor:
         p.engaged_hours = None if hours is None else array("I", hours)
         p.first_purchase_at, p.scored_at = first, scored_at
         p.scores = None if scores is None else tuple(scores)
-        actor.segments = _segment_state(segments, program)
+        actor.segments = restored_state(segments, chunk.members_map, chunk.slots_map, program)
     if runs is None:
         actor.runs = None
         return actor
@@ -352,26 +377,3 @@ def decode(data: bytes, program: Program) -> Actor:
 def send_record(send: Send) -> list[Any]:
     """A send's fields as a list (``Send(*record)`` rebuilds it)."""
     return [getattr(send, name) for name in send.__struct_fields__]
-
-
-def _segments_record(state: SegmentState | None) -> list[Any] | None:
-    """A ``SegmentState`` as the record of the module's docstring."""
-    if state is None:
-        return None
-    return [state.members, state.version, state.due, state.session, state.last_at, state.seen,
-            state.without]
-
-
-def _segment_state(record: Sequence[Any] | None, program: Program) -> SegmentState | None:
-    """A ``SegmentState`` from its record, its windows fitted to the program's (a window the
-    scenario no longer has is dropped; a new one starts empty)."""
-    if record is None:
-        return None
-    members, version, due, session, last_at, seen, without = record
-    state = SegmentState(segment_slots(program.segments))
-    state.members = members & ((1 << len(program.segments)) - 1)
-    state.version, state.due, state.session, state.last_at = version, due, session, last_at
-    for slot in range(min(len(seen), len(state.seen))):
-        state.seen[slot] = None if seen[slot] is None else [tuple(s) for s in seen[slot]]
-        state.without[slot] = None if without[slot] is None else (without[slot][0], without[slot][1])
-    return state

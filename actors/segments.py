@@ -41,6 +41,10 @@ values of ``same`` (those seen last), and the time of the latest ``without`` eve
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from actors.conditions import sources
 from actors.journey import (
@@ -65,6 +69,8 @@ from actors.messages import (
     TimerFired,
 )
 from actors.profile import Profile
+
+_encode = msgspec.msgpack.Encoder().encode
 
 SEGMENT_TIMER = ":segments"  # the id of an actor's segment timer (no journey id holds a ':')
 SEGMENT_TIMER_PRIORITY = 1 << 20  # before any journey's timer due at the same moment
@@ -306,3 +312,53 @@ def fired(state: SegmentState | None, version: int) -> bool:
 def in_segment(state: SegmentState | None, index: int) -> bool:
     """Whether a customer with segment ``state`` is in the segment of ``index``."""
     return state is not None and bool(state.members >> index & 1)
+
+
+# -- in a snapshot ----------------------------------------------------------------------------------
+
+
+def state_record(state: SegmentState | None) -> list[Any] | None:
+    """A ``SegmentState`` as a snapshot keeps it (``actors.codec``)."""
+    if state is None:
+        return None
+    return [state.members, state.version, state.due, state.session, state.last_at, state.seen,
+            state.without]
+
+
+def segment_table(program: Program) -> tuple[list[str], list[str]]:
+    """The chunk's ``segments`` field: the segment ids in order, and each window's key (its
+    segment, and what it watches: a window whose count or length changed keeps its events)."""
+    keys = [""] * slots(program.segments)
+    for segment in program.segments:
+        for b in segment.behaviour:
+            watched = (segment.id, b.event, b.without, b.same, b.sessions, b.where)
+            keys[b.slot] = _encode(watched).hex()
+    return [segment.id for segment in program.segments], keys
+
+
+def segment_maps(table: tuple[list[str], list[str]], program: Program) -> tuple[list[int], list[int]]:
+    """For each membership bit and each window slot of a chunk's table, the program's own (-1:
+    the scenario no longer has it)."""
+    ids, keys = segment_table(program)
+    bit, slot = {s: i for i, s in enumerate(ids)}, {k: i for i, k in enumerate(keys)}
+    return [bit.get(s, -1) for s in table[0]], [slot.get(k, -1) for k in table[1]]
+
+
+def restored_state(record: Sequence[Any] | None, members_map: list[int], slots_map: list[int],
+                   program: Program) -> SegmentState | None:
+    """A ``SegmentState`` from ``state_record``'s record, its membership bits and windows put
+    where ``segment_maps`` says (one the scenario no longer has is dropped; a new one starts
+    empty)."""
+    if record is None:
+        return None
+    members, version, due, session, last_at, seen, without = record
+    state = SegmentState(slots(program.segments))
+    for old, new in enumerate(members_map):
+        if new >= 0 and members >> old & 1:
+            state.members |= 1 << new
+    state.version, state.due, state.session, state.last_at = version, due, session, last_at
+    for old, new in enumerate(slots_map[:len(seen)]):
+        if new >= 0:
+            state.seen[new] = None if seen[old] is None else [tuple(s) for s in seen[old]]
+            state.without[new] = None if without[old] is None else (without[old][0], without[old][1])
+    return state

@@ -549,7 +549,7 @@ def test_a_chunk_of_format_6_reads_with_no_step_reached():
     actor = make_actor(program, "ada")
     actor.handle(Event("cart_add", {"value": 60}), T0)
     assert actor.runs_by_id()["cart_abandonment"].passed != 0
-    version, ids, doubles, timelines, journeys, records, timers = to_chunk([actor])
+    version, ids, doubles, timelines, journeys, records, timers, _ = to_chunk([actor])
     older = [(*record[:12], [run[:10] for run in record[12]], record[13]) for record in records]
     chunk = read_chunk(encode_chunk((6, ids, doubles, timelines, journeys, older, timers)), program)
     restored = actor_from(chunk, "ada", chunk.records[0])

@@ -156,6 +156,32 @@ def test_segment_state_and_its_timer_survive_a_snapshot():
     assert back == actor
     assert [t for t in back.live_timers() if t.journey == ":segments"] == [
         t for t in actor.live_timers() if t.journey == ":segments"] != []
+    # format 8 had no table of segments: read as the restoring program's own, position by position
+    chunk = read_chunk(encode_chunk((8, *to_chunk([actor])[1:-1])), prog)
+    assert actor_from(chunk, "fa", chunk.records[0]) == actor
+
+
+def test_a_restored_state_follows_its_segments_and_windows_by_id_when_the_scenario_changed():
+    actor = make_actor(program(), "fb")
+    actor.handle(Event("session_start"), T0)
+    actor.handle(Event("cart_add", {"value": 5}), T0 + 1)
+    actor.handle(Event("loan_compared"), T0 + 2)
+    assert members_of(actor) == {"cart_open"}
+    # the same segments in another order, a new one first, one gone, one window changed in kind
+    changed = compile_toml(
+        '[segments.fresh]\nbehaviour = [{ event = "loan_applied", within = "1d" }]\n'
+        + "\n".join(SEGMENTS.split("\n\n")[::-1]).replace('event = "purchase", within = "72h"',
+                                                          'event = "refund", within = "72h"')
+        .replace("[segments.category_twice]", "[segments.category_twice_renamed]") + JOURNEY)
+    back = decode(encode(actor), changed)
+    assert members_of(back) == {"cart_open"}
+    slot = {b.event: b.slot for s in changed.segments for b in s.behaviour}
+    assert back.segments.seen[slot["cart_add"]] == actor.segments.seen[0]
+    assert back.segments.seen[slot["loan_compared"]] == actor.segments.seen[2]
+    assert back.segments.seen[slot["loan_applied"]] is None and back.segments.seen[slot["refund"]] is None
+    # and the cart window still lets the customer go three days on
+    assert changes(back.handle(TimerFired(":segments", back.segments.version), T0 + 1 + 3 * DAY)) == [
+        ("cart_open", False)]
 
 
 @pytest.mark.parametrize(("extra", "words"), [
@@ -295,12 +321,12 @@ def test_a_snapshot_of_the_previous_format_reads_with_no_scores_or_segments():
     prog = program()
     actor = make_actor(prog, "ha")
     actor.handle(Event("cart_add", {"value": 5}), T0)
-    version, ids, doubles, timelines, journeys, records, timers = to_chunk([actor])
+    version, ids, doubles, timelines, journeys, records, timers, _ = to_chunk([actor])
     old = encode_chunk((7, ids, doubles, timelines, journeys[:1], [records[0][:-1]],
                         (timers[0][:4], timers[1][:2], timers[2][:8], timers[3][:8])))
     chunk = read_chunk(old, prog)
     back = actor_from(chunk, "ha", chunk.records[0])
-    assert version == 8 and back.segments is None and back.profile.first_purchase_at is None
+    assert version == 9 and back.segments is None and back.profile.first_purchase_at is None
     assert back.runs_by_id() == actor.runs_by_id() and back.profile.timeline() == actor.profile.timeline()
 
 
