@@ -293,6 +293,7 @@ class Program(_Frozen, frozen=True):
     segment_bits: dict[str, int] = msgspec.field(default_factory=dict)  # segment id -> its bit
     segment_events: frozenset[str] = frozenset()  # events some segment's window records
     segment_reads: frozenset[str] = frozenset()  # the condition sources segments read
+    segment_everyone: bool = False  # a segment has no condition: each customer is in it from the first
     scoring: tuple[float, float, float, float] | None = None  # ``[scores]``: every, refit, horizon,
     # churn_below (in seconds, and a probability); None: the scenario reads no score
 
@@ -348,6 +349,7 @@ def build_program(name: str, journeys: list[Journey], policy: Policy,
         segment_bits={s.id: 1 << s.index for s in segments},
         segment_events=segment_events,
         segment_reads=segment_reads(segments),
+        segment_everyone=any(not s.where and not s.behaviour for s in segments),
         scoring=scoring,
     )
 

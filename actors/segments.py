@@ -115,10 +115,8 @@ def watched_events(segments: tuple[Segment, ...]) -> frozenset[str]:
 
 def segment_reads(segments: tuple[Segment, ...]) -> frozenset[str]:
     """The condition sources the segments' ``where`` read (``traits``, ``profile``,
-    ``engagement``, ``scores``): a message that changes none of them leaves membership as it was;
-    and ``everyone`` when a segment has no condition at all (each customer is in it from the first)."""
-    everyone = {"everyone"} if any(not s.where and not s.behaviour for s in segments) else set()
-    return frozenset({c.source for s in segments for c in s.where} | everyone)
+    ``engagement``, ``scores``): a message that changes none of them leaves membership as it was."""
+    return frozenset(c.source for s in segments for c in s.where)
 
 
 _WALKED = frozenset({"traits", "engagement"})  # what a journey's walk may change (update, send)
@@ -134,7 +132,7 @@ def stale(program: Program, state: SegmentState | None, message: Message, read: 
     walk that may have changed what a segment reads; a message that changes it itself; or a
     customer not yet in a segment that holds everyone."""
     reads = program.segment_reads
-    if (effects > read and reads & _WALKED) or (state is None and "everyone" in reads):
+    if (effects > read and reads & _WALKED) or (state is None and program.segment_everyone):
         return True
     if type(message) is TimerFired:
         return message.journey == SEGMENT_TIMER
