@@ -168,29 +168,45 @@ class SegmentLog:
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[Record]:
+        # (the hot loop of a replay: a line of one call, the common case, is taken here, without
+        # a list made and unpacked for it)
+        shard, reports_lines = self.shard, self.reports_lines
         for raw in self._lines():
             self.lines += 1
             if raw is None:
-                if self.reports_lines:
+                if reports_lines:
                     self._malformed(f"longer than {MAX_LINE_BYTES:,} bytes")
                 continue
             if not raw or raw.isspace():
                 continue
             try:
                 line: Line = decode_body(_line, raw, "line")
-                if line.batch is None and len(raw) > MAX_LOGGED_CALL_BYTES:
-                    raise IngestError(f"call of {len(raw):,} bytes; the limit is {MAX_LOGGED_CALL_BYTES:,}",
-                                      field="line")
                 if line.batch is not None:
                     _batch_limits(raw)
+                elif len(raw) > MAX_LOGGED_CALL_BYTES:
+                    raise IngestError(f"call of {len(raw):,} bytes; the limit is {MAX_LOGGED_CALL_BYTES:,}",
+                                      field="line")
             except IngestError as exc:
-                if self.reports_lines:
+                if reports_lines:
                     self._malformed(str(exc))
                 continue
+            if line.batch is None:  # one call
+                if shard is not None and not shard.owns(line):
+                    continue  # (another shard's customer: that shard reads and checks the call)
+                try:
+                    if not line.type:
+                        raise IngestError("a logged call needs its type (track, identify, ...)", field="type")
+                    record = _record(line)
+                except IngestError as exc:
+                    self._malformed(str(exc))
+                    continue
+                self.calls += 1
+                yield record
+                continue
             try:
-                records = self._records(line)
+                records = self._batch(line)
             except IngestError as exc:
-                if line.batch is None or self.reports_lines:
+                if reports_lines:
                     self._malformed(str(exc))
                 continue
             self.calls += len(records)
@@ -219,15 +235,10 @@ class SegmentLog:
         if overlong or rest:
             yield None if overlong else rest
 
-    def _records(self, line: Line) -> list[Record]:
-        shard = self.shard
-        if line.batch is None:
-            if shard is not None and not shard.owns(line):
-                return []  # (another shard's customer: that shard reads and checks the call)
-            if not line.type:
-                raise IngestError("a logged call needs its type (track, identify, ...)", field="type")
-            return [_record(line)]
-        records = []
+    def _batch(self, line: Line) -> list[Record]:
+        """The records of a batch's calls (of this shard's customers)."""
+        assert line.batch is not None
+        shard, records = self.shard, []
         for i, call in enumerate(line.batch):
             call.sentAt = call.sentAt or line.sentAt
             call.receivedAt = call.receivedAt or line.receivedAt
