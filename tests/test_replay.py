@@ -285,6 +285,7 @@ def test_the_command_writes_the_bundle_and_compares_two_designs_over_the_same_hi
     (["LOG", "--scenario", "cart_abandonment", "--malformed", "maybe"], "--malformed"),
     (["LOG", "--scenario", "cart_abandonment", "--after", "soon"], "--after"),
     (["LOG", "--scenario", "cart_abandonment", "--malformed", "refuse"], "line 2"),
+    (["LOG", "--scenario", "cart_abandonment", "--malformed", "refuse", "--workers", "2"], "line 2"),
     (["LOG", "--scenario", "nonesuch"], "invalid scenario"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, arguments, words):

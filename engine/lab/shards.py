@@ -59,13 +59,17 @@ def replay_in_shards(source: str, log_file: Path, folder: Path, workers: int, af
         for pipe in pipes:
             pipe.send(until)
         tallies: list[Tally] = [_answer(pipe, on_progress) for pipe in pipes]
+        for pipe, tables in zip(pipes, _shares(folder, workers), strict=True):
+            pipe.send(tables)  # each worker merges its share of the tables: in parallel
+        for pipe in pipes:
+            _answer(pipe, None)
     finally:
+        for pipe in pipes:
+            pipe.close()  # (a worker still waiting for a word from here is told there is none)
         for process in processes:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
-    for name in TABLES:
-        _merge_table([folder / f".shard-{n}" / name for n in range(workers)], folder / name)
     for number in range(workers):
         shutil.rmtree(folder / f".shard-{number}", ignore_errors=True)
     return _added(tallies, until)
@@ -90,10 +94,23 @@ def _worker(source: str, log_file: Path, folder: Path, number: int, of: int, on_
         tally = replay_shard(load_scenario(source), log_file, folder, on_error, reorder, shard, until_of,
                              progress if number == 0 else None)
         pipe.send(("tally", tally))
+        for name in pipe.recv():  # (the tables the parent gives this worker to merge)
+            _merge_table([folder.parent / f".shard-{n}" / name for n in range(of)], folder.parent / name)
+        pipe.send(("merged", None))
     except LogError as exc:
-        pipe.send(("refused", (exc.number, exc.reason)))
+        _tell(pipe, ("refused", (exc.number, exc.reason)))
+    except (EOFError, BrokenPipeError):
+        return  # the parent stopped listening (another worker refused the log): nothing to say
     except BaseException:  # (reported to the parent, which raises it: nothing is lost silently)
-        pipe.send(("failed", traceback.format_exc()))
+        _tell(pipe, ("failed", traceback.format_exc()))
+
+
+def _tell(pipe: Any, message: tuple[str, Any]) -> None:
+    """Send ``message`` to the parent, unless it has stopped listening."""
+    try:
+        pipe.send(message)
+    except OSError:
+        pass
 
 
 def _answer(pipe: Any, on_progress: Callable[[int], None] | None) -> Any:
@@ -127,6 +144,25 @@ def _added(tallies: list[Tally], until: float) -> Tally:
         sum(t.calls for t in tallies), sum(t.malformed for t in tallies), errors[:KEPT_ERRORS],
         sum(t.late for t in tallies), sum(t.duplicates for t in tallies), sum(t.receipts for t in tallies),
     )
+
+
+def _shares(folder: Path, workers: int) -> list[list[str]]:
+    """The tables each worker merges, the largest first to the least loaded (by bytes)."""
+    sizes = {name: sum(_size(folder / f".shard-{n}" / name) for n in range(workers)) for name in TABLES}
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for name in sorted(TABLES, key=lambda name: -sizes[name]):
+        least = loads.index(min(loads))
+        shares[least].append(name)
+        loads[least] += sizes[name]
+    return shares
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _merge_table(parts: list[Path], into: Path) -> None:
