@@ -37,7 +37,6 @@ class SegmentSpec(msgspec.Struct, forbid_unknown_fields=True):
     description: str = ""
 
 
-
 def check_behaviour_event(name: str, field: str) -> None:
     """A window may not watch the segments' own events (membership would feed on itself)."""
     if name.startswith((ENTERED, LEFT)):

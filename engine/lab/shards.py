@@ -148,7 +148,8 @@ def _added(tallies: list[Tally], until: float) -> Tally:
 
 def _shares(folder: Path, workers: int) -> list[list[str]]:
     """The tables each worker merges, the largest first to the least loaded (by bytes)."""
-    sizes = {name: sum(_size(folder / f".shard-{n}" / name) for n in range(workers)) for name in TABLES}
+    sizes = {name: sum((folder / f".shard-{n}" / name).stat().st_size for n in range(workers))
+             for name in TABLES}  # (each worker wrote each table, its header at least)
     shares: list[list[str]] = [[] for _ in range(workers)]
     loads = [0] * workers
     for name in sorted(TABLES, key=lambda name: -sizes[name]):
@@ -156,13 +157,6 @@ def _shares(folder: Path, workers: int) -> list[list[str]]:
         shares[least].append(name)
         loads[least] += sizes[name]
     return shares
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _merge_table(parts: list[Path], into: Path) -> None:
